@@ -1,0 +1,522 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync, createWriteStream, type WriteStream } from 'node:fs';
+import { createServer, type Server } from 'node:https';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { EventEmitter } from 'node:events';
+import * as k8s from '@kubernetes/client-node';
+import { sleep } from '../../src/wait.js';
+import type { Pki } from './pki.js';
+
+/**
+ * Image → argv prefix (the image's ENTRYPOINT). An empty prefix means the pod must give
+ * `command`, which then runs as a local program (busybox-style images in tests).
+ * Images match by their name without registry, tag or digest, or by a `/`-suffix of it.
+ */
+export type ImageTable = Record<string, string[]>;
+
+const MERGE = k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch);
+const NODE_IP = '127.0.0.1';
+
+interface ContainerRun {
+  name: string;
+  image: string;
+  child?: ChildProcess;
+  startedAt?: string;
+  finishedAt?: string;
+  exitCode?: number;
+  reason?: string;
+  message?: string;
+  logFile: string;
+  termFile: string;
+  log?: WriteStream;
+  lines: EventEmitter;
+}
+
+interface PodRun {
+  uid: string;
+  namespace: string;
+  name: string;
+  dir: string;
+  containers: ContainerRun[];
+  deleting: boolean;
+  done: boolean;
+}
+
+/** Strips registry host, tag and digest: `reg:5000/a/b:1.2@sha256:…` → `a/b`. */
+export function imageName(image: string): string {
+  let name = image.split('@')[0] ?? image;
+  const lastSlash = name.lastIndexOf('/');
+  const colon = name.lastIndexOf(':');
+  if (colon > lastSlash) name = name.slice(0, colon);
+  const parts = name.split('/');
+  if (parts.length > 1 && /[.:]|^localhost$/.test(parts[0] ?? '')) parts.shift();
+  return parts.join('/');
+}
+
+function lookupImage(table: ImageTable, image: string): string[] | undefined {
+  const name = imageName(image);
+  for (const [key, argv] of Object.entries(table)) {
+    if (name === key || name.endsWith(`/${key}`)) return argv;
+  }
+  return undefined;
+}
+
+/**
+ * A Node whose pods run as local processes, the way virtual-kubelet providers work: it
+ * registers a Ready Node and renews its Lease, runs each pod bound to it, reports Running
+ * and then Succeeded/Failed with the exit code and termination message (what the Job
+ * controller's podFailurePolicy reads), kills the process when the pod is deleted, and
+ * serves the kubelet log endpoint so `kubectl logs` works through the API server.
+ */
+export class NodeAgent {
+  private readonly core: k8s.CoreV1Api;
+  private readonly coordination: k8s.CoordinationV1Api;
+  private readonly pods = new Map<string, PodRun>();
+  private informer?: k8s.ListWatch<k8s.V1Pod>;
+  private server?: Server;
+  private port = 0;
+  private stopped = false;
+  private timers: NodeJS.Timeout[] = [];
+
+  constructor(
+    private readonly kc: k8s.KubeConfig,
+    private readonly pki: Pki,
+    private readonly dir: string,
+    private readonly images: ImageTable,
+    readonly nodeName = 'testbed-node',
+  ) {
+    this.core = kc.makeApiClient(k8s.CoreV1Api);
+    this.coordination = kc.makeApiClient(k8s.CoordinationV1Api);
+  }
+
+  async start(): Promise<void> {
+    mkdirSync(this.dir, { recursive: true });
+    await this.serveLogs();
+    await this.register();
+    await this.renewLease();
+    this.timers.push(setInterval(() => void this.renewLease().catch(() => undefined), 10_000));
+    this.timers.push(setInterval(() => void this.reportNodeStatus().catch(() => undefined), 30_000));
+    await this.watchPods();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    for (const t of this.timers) clearInterval(t);
+    await this.informer?.stop();
+    for (const run of this.pods.values()) for (const c of run.containers) c.child?.kill('SIGKILL');
+    await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
+  }
+
+  /** Live local processes, for tests that check nothing is left behind. */
+  get runningPids(): number[] {
+    const pids: number[] = [];
+    for (const run of this.pods.values()) for (const c of run.containers) if (c.child?.pid && c.exitCode === undefined) pids.push(c.child.pid);
+    return pids;
+  }
+
+  // ---- Node and Lease ----
+
+  /** Plain JSON (a merge-patch body), so times are ISO strings. */
+  private nodeStatus(): Record<string, unknown> {
+    const now = new Date().toISOString();
+    const cond = (type: string, status: string, reason: string) => ({
+      type, status, reason, message: reason, lastHeartbeatTime: now, lastTransitionTime: now,
+    });
+    const resources = { cpu: '256', memory: '1Ti', pods: '5000', 'ephemeral-storage': '1Ti' };
+    return {
+      capacity: resources,
+      allocatable: resources,
+      conditions: [
+        cond('Ready', 'True', 'KubeletReady'),
+        cond('MemoryPressure', 'False', 'KubeletHasSufficientMemory'),
+        cond('DiskPressure', 'False', 'KubeletHasNoDiskPressure'),
+        cond('PIDPressure', 'False', 'KubeletHasSufficientPID'),
+      ],
+      addresses: [{ type: 'InternalIP', address: NODE_IP }, { type: 'Hostname', address: this.nodeName }],
+      daemonEndpoints: { kubeletEndpoint: { Port: this.port } },
+      nodeInfo: {
+        architecture: process.arch === 'x64' ? 'amd64' : process.arch, bootID: '', containerRuntimeVersion: 'testbed://local-process',
+        kernelVersion: '', kubeProxyVersion: '', kubeletVersion: 'testbed', machineID: '', operatingSystem: 'linux', osImage: 'testbed', systemUUID: '',
+      },
+    };
+  }
+
+  private async register(): Promise<void> {
+    const body: k8s.V1Node = {
+      metadata: {
+        name: this.nodeName,
+        labels: { 'kubernetes.io/hostname': this.nodeName, 'kubernetes.io/os': 'linux', 'kubernetes.io/arch': 'amd64', 'node.kubernetes.io/instance-type': 'testbed' },
+      },
+      spec: {},
+    };
+    try {
+      await this.core.createNode({ body });
+    } catch (err) {
+      if ((err as k8s.ApiException<unknown>).code !== 409) throw err;
+    }
+    await this.reportNodeStatus();
+  }
+
+  private async reportNodeStatus(): Promise<void> {
+    await this.core.patchNodeStatus({ name: this.nodeName, body: { status: this.nodeStatus() } }, MERGE);
+  }
+
+  private async renewLease(): Promise<void> {
+    const renewTime = new Date().toISOString().replace('Z', '000Z');
+    const spec = { holderIdentity: this.nodeName, leaseDurationSeconds: 40, renewTime };
+    try {
+      await this.coordination.patchNamespacedLease({ name: this.nodeName, namespace: 'kube-node-lease', body: { spec } }, MERGE);
+    } catch (err) {
+      if ((err as k8s.ApiException<unknown>).code !== 404) throw err;
+      // client-node writes Dates with milliseconds, but a Lease wants MicroTime: create, then patch.
+      await this.coordination.createNamespacedLease({
+        namespace: 'kube-node-lease',
+        body: { metadata: { name: this.nodeName }, spec: { holderIdentity: this.nodeName, leaseDurationSeconds: 40 } },
+      });
+      await this.coordination.patchNamespacedLease({ name: this.nodeName, namespace: 'kube-node-lease', body: { spec } }, MERGE);
+    }
+  }
+
+  // ---- Pods ----
+
+  private async watchPods(): Promise<void> {
+    const fieldSelector = `spec.nodeName=${this.nodeName}`;
+    const informer = new k8s.ListWatch<k8s.V1Pod>(
+      '/api/v1/pods',
+      new k8s.Watch(this.kc),
+      () => this.core.listPodForAllNamespaces({ fieldSelector }),
+      false,
+      undefined,
+      fieldSelector,
+    );
+    const onPod = (pod: k8s.V1Pod) => void this.reconcile(pod).catch((err) => process.stderr.write(`testbed node: ${pod.metadata?.namespace}/${pod.metadata?.name}: ${String(err)}\n`));
+    informer.on('add', onPod);
+    informer.on('update', onPod);
+    informer.on('delete', (pod) => this.forget(pod.metadata?.uid ?? ''));
+    // The informer does not restart itself after errors other than 410 Gone.
+    informer.on('error', () => {
+      if (!this.stopped) setTimeout(() => void informer.start().catch(() => undefined), 1000);
+    });
+    this.informer = informer;
+    await informer.start();
+  }
+
+  private async reconcile(pod: k8s.V1Pod): Promise<void> {
+    const uid = pod.metadata?.uid ?? '';
+    let run = this.pods.get(uid);
+    if (pod.metadata?.deletionTimestamp) {
+      if (run?.deleting) return;
+      if (run) run.deleting = true;
+      await this.terminate(pod, run);
+      return;
+    }
+    if (run) return;
+    const phase = pod.status?.phase;
+    if (phase === 'Succeeded' || phase === 'Failed') return;
+    run = this.prepare(pod);
+    this.pods.set(uid, run);
+    await this.launch(pod, run);
+  }
+
+  private forget(uid: string): void {
+    const run = this.pods.get(uid);
+    if (!run) return;
+    for (const c of run.containers) c.child?.kill('SIGKILL');
+    this.pods.delete(uid);
+    // Keep the folder briefly so a late `kubectl logs` still finds the output.
+    setTimeout(() => rmSync(run.dir, { recursive: true, force: true }), 60_000).unref();
+  }
+
+  private prepare(pod: k8s.V1Pod): PodRun {
+    const ns = pod.metadata?.namespace ?? 'default';
+    const name = pod.metadata?.name ?? '';
+    const dir = join(this.dir, `${ns}_${name}_${pod.metadata?.uid}`);
+    mkdirSync(join(dir, 'tmp'), { recursive: true });
+    mkdirSync(join(dir, 'home'), { recursive: true });
+    return {
+      uid: pod.metadata?.uid ?? '', namespace: ns, name, dir, deleting: false, done: false,
+      containers: (pod.spec?.containers ?? []).map((c) => ({
+        name: c.name, image: c.image ?? '', logFile: join(dir, `${c.name}.log`), termFile: join(dir, `${c.name}.termination-log`), lines: new EventEmitter(),
+      })),
+    };
+  }
+
+  /** Secret, ConfigMap and emptyDir volumes become folders; returns mountPath → folder. */
+  private async mountVolumes(pod: k8s.V1Pod, run: PodRun, container: k8s.V1Container): Promise<[string, string][]> {
+    const ns = run.namespace;
+    const mounts: [string, string][] = [];
+    for (const vm of container.volumeMounts ?? []) {
+      const vol = pod.spec?.volumes?.find((v) => v.name === vm.name);
+      const local = join(run.dir, 'volumes', vm.name);
+      mkdirSync(local, { recursive: true });
+      const write = (data: Record<string, Buffer>, items?: k8s.V1KeyToPath[]) => {
+        for (const [key, value] of Object.entries(data)) {
+          const item = items?.find((i) => i.key === key);
+          if (items && !item) continue;
+          const target = join(local, item?.path ?? key);
+          mkdirSync(join(target, '..'), { recursive: true });
+          writeFileSync(target, value, { mode: 0o600 });
+        }
+      };
+      if (vol?.secret?.secretName) {
+        const s = await this.core.readNamespacedSecret({ name: vol.secret.secretName, namespace: ns });
+        write(Object.fromEntries(Object.entries(s.data ?? {}).map(([k, v]) => [k, Buffer.from(v, 'base64')])), vol.secret.items);
+      } else if (vol?.configMap?.name) {
+        const cm = await this.core.readNamespacedConfigMap({ name: vol.configMap.name, namespace: ns });
+        write(Object.fromEntries(Object.entries(cm.data ?? {}).map(([k, v]) => [k, Buffer.from(v)])), vol.configMap.items);
+      }
+      mounts.push([vm.mountPath, vm.subPath ? join(local, vm.subPath) : local]);
+    }
+    return mounts.sort((a, b) => b[0].length - a[0].length);
+  }
+
+  private async resolveEnv(pod: k8s.V1Pod, ns: string, container: k8s.V1Container): Promise<Record<string, string>> {
+    const env: Record<string, string> = {};
+    for (const from of container.envFrom ?? []) {
+      const prefix = from.prefix ?? '';
+      if (from.secretRef?.name) {
+        const s = await this.core.readNamespacedSecret({ name: from.secretRef.name, namespace: ns });
+        for (const [k, v] of Object.entries(s.data ?? {})) env[prefix + k] = Buffer.from(v, 'base64').toString('utf8');
+      }
+      if (from.configMapRef?.name) {
+        const cm = await this.core.readNamespacedConfigMap({ name: from.configMapRef.name, namespace: ns });
+        for (const [k, v] of Object.entries(cm.data ?? {})) env[prefix + k] = v;
+      }
+    }
+    for (const e of container.env ?? []) {
+      if (e.value !== undefined) env[e.name] = e.value.replace(/\$\(([A-Za-z_][A-Za-z0-9_]*)\)/g, (m, n: string) => env[n] ?? m);
+      else if (e.valueFrom?.fieldRef) env[e.name] = fieldValue(pod, e.valueFrom.fieldRef.fieldPath);
+      else if (e.valueFrom?.secretKeyRef) {
+        const s = await this.core.readNamespacedSecret({ name: e.valueFrom.secretKeyRef.name ?? '', namespace: ns });
+        const v = s.data?.[e.valueFrom.secretKeyRef.key];
+        if (v !== undefined) env[e.name] = Buffer.from(v, 'base64').toString('utf8');
+      } else if (e.valueFrom?.configMapKeyRef) {
+        const cm = await this.core.readNamespacedConfigMap({ name: e.valueFrom.configMapKeyRef.name ?? '', namespace: ns });
+        const v = cm.data?.[e.valueFrom.configMapKeyRef.key];
+        if (v !== undefined) env[e.name] = v;
+      }
+    }
+    return env;
+  }
+
+  private async launch(pod: k8s.V1Pod, run: PodRun): Promise<void> {
+    const specs = pod.spec?.containers ?? [];
+    const starts: Promise<void>[] = [];
+    for (const [i, c] of run.containers.entries()) {
+      const spec = specs[i]!;
+      starts.push(this.startContainer(pod, run, c, spec).catch((err) => {
+        c.exitCode = 128;
+        c.reason = 'StartError';
+        c.message = err instanceof Error ? err.message : String(err);
+        c.finishedAt = new Date().toISOString();
+      }));
+    }
+    await Promise.all(starts);
+    if (run.containers.every((c) => c.exitCode !== undefined)) {
+      await this.finish(run);
+      return;
+    }
+    await this.patchStatus(run, 'Running');
+  }
+
+  private async startContainer(pod: k8s.V1Pod, run: PodRun, c: ContainerRun, spec: k8s.V1Container): Promise<void> {
+    const entry = lookupImage(this.images, c.image);
+    if (entry === undefined) throw new Error(`image ${c.image} is not in the test bed's image table`);
+    const argv = [...(spec.command ?? entry), ...(spec.args ?? [])];
+    if (argv.length === 0) throw new Error(`image ${c.image} needs a command`);
+    const mounts = await this.mountVolumes(pod, run, spec);
+    const termPath = spec.terminationMessagePath ?? '/dev/termination-log';
+    mounts.push([termPath, c.termFile]);
+    // Containers see paths of their own filesystem; here they are rewritten to the pod's folder.
+    const rewrite = (s: string) => {
+      for (const [from, to] of mounts) if (s === from || s.startsWith(`${from}/`)) return to + s.slice(from.length);
+      return s;
+    };
+    const env = await this.resolveEnv(pod, run.namespace, spec);
+    const procEnv: Record<string, string> = {
+      PATH: process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin',
+      HOME: join(run.dir, 'home'),
+      TMPDIR: join(run.dir, 'tmp'),
+      HOSTNAME: run.name,
+      KUBERNETES_SERVICE_HOST: '127.0.0.1',
+    };
+    for (const [k, v] of Object.entries(env)) procEnv[k] = rewrite(v);
+    const log = createWriteStream(c.logFile, { flags: 'a' });
+    c.log = log;
+    c.startedAt = new Date().toISOString();
+    const child = spawn(argv[0]!, argv.slice(1).map(rewrite), {
+      cwd: spec.workingDir ? rewrite(spec.workingDir) : join(run.dir, 'tmp'),
+      env: procEnv,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    c.child = child;
+    const pump = (stream: NodeJS.ReadableStream | null, tag: string) => {
+      if (!stream) return Promise.resolve();
+      const rl = createInterface({ input: stream });
+      rl.on('line', (line) => {
+        const entryLine = `${new Date().toISOString()} ${tag} ${line}\n`;
+        log.write(entryLine);
+        c.lines.emit('line', entryLine);
+      });
+      return new Promise<void>((resolve) => rl.once('close', resolve));
+    };
+    const drained = Promise.all([pump(child.stdout, 'stdout'), pump(child.stderr, 'stderr')]);
+    await new Promise<void>((resolve, reject) => {
+      child.once('spawn', resolve);
+      child.once('error', reject);
+    });
+    child.once('exit', (code, signal) => {
+      void drained.then(() => {
+        c.exitCode = code ?? (signal ? 128 + (signal === 'SIGKILL' ? 9 : 15) : 1);
+        c.reason = c.exitCode === 0 ? 'Completed' : 'Error';
+        c.finishedAt = new Date().toISOString();
+        c.message = readTerminationMessage(c, spec);
+        log.end();
+        c.lines.emit('end');
+        if (run.containers.every((x) => x.exitCode !== undefined)) void this.finish(run).catch(() => undefined);
+      });
+    });
+  }
+
+  private async finish(run: PodRun): Promise<void> {
+    if (run.done) return;
+    run.done = true;
+    if (run.deleting) return;
+    const phase = run.containers.every((c) => c.exitCode === 0) ? 'Succeeded' : 'Failed';
+    await this.patchStatus(run, phase);
+  }
+
+  private async patchStatus(run: PodRun, phase: 'Running' | 'Succeeded' | 'Failed'): Promise<void> {
+    const now = new Date().toISOString();
+    const running = phase === 'Running';
+    const cond = (type: string, ok: boolean) => ({ type, status: ok ? 'True' : 'False', lastTransitionTime: now, ...(ok ? {} : { reason: 'PodCompleted' }) });
+    const status = {
+      phase,
+      hostIP: NODE_IP, hostIPs: [{ ip: NODE_IP }], podIP: NODE_IP, podIPs: [{ ip: NODE_IP }],
+      startTime: run.containers[0]?.startedAt ?? now,
+      conditions: [cond('PodScheduled', true), cond('Initialized', true), cond('ContainersReady', running), cond('Ready', running)],
+      containerStatuses: run.containers.map((c) => ({
+        name: c.name, image: c.image, imageID: `testbed://${imageName(c.image)}`, containerID: `testbed://${run.uid}/${c.name}`,
+        ready: c.exitCode === undefined && running, started: c.exitCode === undefined, restartCount: 0,
+        state: c.exitCode === undefined
+          ? { running: { startedAt: c.startedAt ?? now } }
+          : { terminated: { exitCode: c.exitCode, reason: c.reason, message: c.message || undefined, startedAt: c.startedAt ?? now, finishedAt: c.finishedAt ?? now, containerID: `testbed://${run.uid}/${c.name}` } },
+      })),
+    };
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await this.core.patchNamespacedPodStatus({ name: run.name, namespace: run.namespace, body: { status } }, MERGE);
+        return;
+      } catch (err) {
+        const code = (err as k8s.ApiException<unknown>).code;
+        if (code === 404 || this.stopped || attempt >= 20) return;
+        await sleep(Math.min(200 * 2 ** attempt, 5000));
+      }
+    }
+  }
+
+  private async terminate(pod: k8s.V1Pod, run: PodRun | undefined): Promise<void> {
+    const grace = Math.max(0, Math.min(pod.metadata?.deletionGracePeriodSeconds ?? 30, 30));
+    if (run) {
+      await Promise.all(run.containers.map(async (c) => {
+        const child = c.child;
+        if (!child || c.exitCode !== undefined) return;
+        const exited = new Promise((r) => child.once('exit', r));
+        child.kill('SIGTERM');
+        const t = setTimeout(() => child.kill('SIGKILL'), grace * 1000);
+        await exited;
+        clearTimeout(t);
+      }));
+    }
+    try {
+      await this.core.deleteNamespacedPod({
+        name: pod.metadata?.name ?? '', namespace: pod.metadata?.namespace ?? '', gracePeriodSeconds: 0,
+        body: { gracePeriodSeconds: 0, preconditions: { uid: pod.metadata?.uid } },
+      });
+    } catch (err) {
+      if (![404, 409].includes((err as k8s.ApiException<unknown>).code)) throw err;
+    }
+  }
+
+  // ---- kubelet log endpoint ----
+
+  private async serveLogs(): Promise<void> {
+    this.server = createServer({
+      cert: readFileSync(this.pki.kubeletCert),
+      key: readFileSync(this.pki.kubeletKey),
+      ca: readFileSync(this.pki.caCert),
+      requestCert: true,
+      rejectUnauthorized: true,
+    }, (req, res) => {
+      const url = new URL(req.url ?? '/', 'https://node');
+      const m = /^\/containerLogs\/([^/]+)\/([^/]+)\/([^/]+)$/.exec(url.pathname);
+      if (!m) {
+        res.writeHead(404).end('not found\n');
+        return;
+      }
+      const [, ns, pod, container] = m.map((s) => decodeURIComponent(s ?? ''));
+      const run = [...this.pods.values()].find((r) => r.namespace === ns && r.name === pod);
+      const c = run?.containers.find((x) => x.name === container);
+      if (!c || !existsSync(c.logFile)) {
+        res.writeHead(404).end(`container ${container} of pod ${ns}/${pod} has no logs on this node\n`);
+        return;
+      }
+      const timestamps = url.searchParams.get('timestamps') === 'true';
+      const follow = url.searchParams.get('follow') === 'true';
+      const tail = url.searchParams.has('tailLines') ? Number(url.searchParams.get('tailLines')) : undefined;
+      const format = (line: string) => {
+        const [ts, , ...rest] = line.split(' ');
+        return timestamps ? `${ts} ${rest.join(' ')}` : rest.join(' ');
+      };
+      res.writeHead(200, { 'Content-Type': 'text/plain' });
+      const lines = readFileSync(c.logFile, 'utf8').split('\n').filter(Boolean);
+      for (const line of tail === undefined ? lines : lines.slice(-tail)) res.write(`${format(line)}\n`);
+      if (!follow || c.exitCode !== undefined) {
+        res.end();
+        return;
+      }
+      const onLine = (line: string) => res.write(format(line.trimEnd()) + '\n');
+      const onEnd = () => res.end();
+      c.lines.on('line', onLine);
+      c.lines.once('end', onEnd);
+      res.on('close', () => {
+        c.lines.off('line', onLine);
+        c.lines.off('end', onEnd);
+      });
+    });
+    await new Promise<void>((resolve) => this.server!.listen(0, NODE_IP, resolve));
+    const addr = this.server.address();
+    this.port = typeof addr === 'object' && addr ? addr.port : 0;
+  }
+}
+
+function fieldValue(pod: k8s.V1Pod, path: string): string {
+  const m = /^metadata\.(labels|annotations)\['(.+)'\]$/.exec(path);
+  if (m) return (m[1] === 'labels' ? pod.metadata?.labels : pod.metadata?.annotations)?.[m[2]!] ?? '';
+  const simple: Record<string, string | undefined> = {
+    'metadata.name': pod.metadata?.name, 'metadata.namespace': pod.metadata?.namespace, 'metadata.uid': pod.metadata?.uid,
+    'spec.nodeName': pod.spec?.nodeName, 'spec.serviceAccountName': pod.spec?.serviceAccountName,
+    'status.podIP': NODE_IP, 'status.hostIP': NODE_IP,
+  };
+  return simple[path] ?? '';
+}
+
+/** The termination message file, or the log's tail under FallbackToLogsOnError, capped like the kubelet. */
+function readTerminationMessage(c: ContainerRun, spec: k8s.V1Container): string {
+  let msg = '';
+  try {
+    msg = readFileSync(c.termFile, 'utf8').slice(0, 4096);
+  } catch {
+    /* no message written */
+  }
+  if (!msg && c.exitCode !== 0 && spec.terminationMessagePolicy === 'FallbackToLogsOnError') {
+    try {
+      const lines = readFileSync(c.logFile, 'utf8').split('\n').filter(Boolean).slice(-80);
+      msg = lines.map((l) => l.split(' ').slice(2).join(' ')).join('\n').slice(-2048);
+    } catch {
+      /* no log */
+    }
+  }
+  return msg;
+}
