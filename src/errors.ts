@@ -24,7 +24,7 @@ export type TerminalReason =
   | 'message-gone'
   | 'checksum-mismatch'
   | 'invalid-job'
-  | 'forbidden';
+  | 'job-name-conflict';
 
 export class TerminalError extends Error {
   override readonly name: string = 'TerminalError';

@@ -1,0 +1,97 @@
+#!/usr/bin/env node
+/** The controller's entrypoint: parse settings, build clients, run, map the outcome to an exit code. */
+import { readFileSync } from 'node:fs';
+import * as k8s from '@kubernetes/client-node';
+import { Kafka } from 'kafkajs';
+import yargs from 'yargs';
+import { hideBin } from 'yargs/helpers';
+import { ConfigError, ControllerConfigSchema, parseConfig, type ControllerConfig } from '../src/config.js';
+import { runController } from '../src/controller.js';
+import { describeError, TerminalError } from '../src/errors.js';
+import { startHttp } from '../src/http.js';
+import { buildJob } from '../src/job-builder.js';
+import { loadJobTemplate, loadKubeConfig } from '../src/kube.js';
+import { createLogger, kafkaLevel, kafkaLogCreator } from '../src/logger.js';
+import { parseMessage } from '../src/message.js';
+import { createMetrics } from '../src/metrics.js';
+import { CONTROLLER_SETTINGS, settingsInput, yargsOptions } from '../src/options.js';
+
+function config(argv: Record<string, unknown>, overrides: Record<string, unknown> = {}): ControllerConfig {
+  return parseConfig(ControllerConfigSchema, { ...settingsInput(CONTROLLER_SETTINGS, argv, process.env), ...overrides });
+}
+
+async function run(argv: Record<string, unknown>): Promise<void> {
+  const cfg = config(argv);
+  const log = createLogger({ level: cfg.LOG_LEVEL, name: 'mcp-job-controller' });
+  const kc = loadKubeConfig();
+  const template = loadJobTemplate(cfg.JOB_TEMPLATE);
+  const metrics = createMetrics();
+  const kafka = new Kafka({ clientId: cfg.KAFKA_CLIENT_ID, brokers: cfg.KAFKA_BROKERS, logLevel: kafkaLevel(cfg.LOG_LEVEL), logCreator: kafkaLogCreator(log) });
+  const batch = kc.makeApiClient(k8s.BatchV1Api);
+  let ready = () => false;
+  const server = cfg.METRICS_PORT > 0 ? await startHttp(cfg.METRICS_PORT, metrics.registry, () => ready()) : undefined;
+  const handle = await runController({ config: cfg, kafka, kc, batch, template, log, metrics });
+  ready = handle.isReady;
+  const shutdown = async (signal: string) => {
+    log.info({ signal }, 'shutdown requested');
+    const timer = setTimeout(() => {
+      log.error({ timeoutMs: cfg.SHUTDOWN_TIMEOUT_MS }, 'shutdown timed out');
+      process.exit(1);
+    }, cfg.SHUTDOWN_TIMEOUT_MS);
+    await handle.stop();
+    server?.close();
+    clearTimeout(timer);
+    process.exit(0);
+  };
+  process.once('SIGTERM', () => void shutdown('SIGTERM'));
+  process.once('SIGINT', () => void shutdown('SIGINT'));
+  try {
+    await handle.done;
+  } catch (err) {
+    log.fatal({ err: describeError(err) }, 'consumer stopped for good');
+    process.exit(1);
+  }
+}
+
+/** Prints the Job a message would become, without creating it (like kubectl --dry-run). */
+function render(argv: Record<string, unknown>): void {
+  const cfg = config(argv, { KAFKA_BROKERS: (argv['kafka-brokers'] as string) ?? process.env.KAFKA_BROKERS ?? 'kafka:9092' });
+  const file = argv.message as string;
+  const value = readFileSync(file === '-' ? 0 : file);
+  try {
+    const msg = parseMessage(value, { allowedCommands: cfg.ALLOWED_COMMANDS, secretsDir: cfg.SECRETS_DIR, maxMessageBytes: cfg.MAX_MESSAGE_BYTES });
+    const job = buildJob({ topic: cfg.KAFKA_TOPIC, partition: Number(argv.partition), offset: String(argv.offset) }, msg, cfg, loadJobTemplate(cfg.JOB_TEMPLATE));
+    process.stdout.write(argv.output === 'json' ? `${JSON.stringify(job, null, 2)}\n` : k8s.dumpYaml(job));
+  } catch (err) {
+    if (err instanceof TerminalError) {
+      process.stderr.write(`message would be dead-lettered: ${err.reason}: ${err.message}\n`);
+      process.exit(65);
+    }
+    throw err;
+  }
+}
+
+const cli = yargs(hideBin(process.argv))
+  .scriptName('mcp-job-controller')
+  .usage('$0 [command] [options]\n\nOne Kubernetes Job per Kafka message. Every option can also be set by the environment variable in brackets.')
+  .options(yargsOptions(CONTROLLER_SETTINGS))
+  .command(['run', '$0'], 'Consume the topic and create one Job per message', () => undefined, (argv) => run(argv))
+  .command('render', 'Print the Job a message would become, without creating it', (y) => y
+    .option('message', { type: 'string', demandOption: true, describe: 'File holding the message value (- for stdin)' })
+    .option('partition', { type: 'number', default: 0 })
+    .option('offset', { type: 'string', default: '0' })
+    .option('output', { choices: ['yaml', 'json'] as const, default: 'yaml' }), (argv) => render(argv))
+  .strict()
+  .help()
+  .version(false)
+  .fail((msg, err) => {
+    process.stderr.write(`${err instanceof ConfigError ? err.message : msg ?? describeError(err)}\n`);
+    process.exit(2);
+  });
+
+try {
+  await cli.parseAsync();
+} catch (err) {
+  process.stderr.write(`${err instanceof ConfigError ? err.message : describeError(err)}\n`);
+  process.exit(2);
+}

@@ -1,0 +1,234 @@
+import type * as k8s from '@kubernetes/client-node';
+import type { Consumer, EachBatchPayload, Kafka, KafkaMessage, Producer } from 'kafkajs';
+import { ActiveJobs } from './active-jobs.js';
+import type { ControllerConfig } from './config.js';
+import { buildDeadLetter } from './dead-letter.js';
+import { describeError, TerminalError } from './errors.js';
+import { buildJob, isSameMessage, jobSelector, type Coordinates } from './job-builder.js';
+import { classifyApiError } from './k8s-errors.js';
+import type { Logger } from './logger.js';
+import { parseMessage } from './message.js';
+import type { Metrics } from './metrics.js';
+import { AbortedError, retryForever } from './retry.js';
+
+/** Everything the controller talks to, passed in so nothing connects at import time. */
+export interface ControllerDeps {
+  config: ControllerConfig;
+  kafka: Kafka;
+  kc: k8s.KubeConfig;
+  batch: k8s.BatchV1Api;
+  template?: k8s.V1Job;
+  log: Logger;
+  metrics: Metrics;
+  now?: () => Date;
+}
+
+export interface ControllerHandle {
+  /** Resolves once the consumer has joined its group and the Job watch has listed. */
+  ready: Promise<void>;
+  /** True while the consumer is in its group (for /readyz). */
+  isReady: () => boolean;
+  /** Stop fetching, let in-flight creates finish, commit, disconnect. */
+  stop: () => Promise<void>;
+  /** Rejects if the consumer crashes for good. */
+  done: Promise<void>;
+}
+
+type Outcome = { kind: 'job'; name: string; existed: boolean } | { kind: 'dead-lettered'; reason: string };
+
+/**
+ * Runs the controller: for each message, a Job (or a dead-letter record), and the offset
+ * committed only once every earlier message of its partition has its Job or record.
+ */
+export async function runController(deps: ControllerDeps): Promise<ControllerHandle> {
+  const { config: cfg, kafka, batch, log, metrics } = deps;
+  const now = deps.now ?? (() => new Date());
+  const stopping = new AbortController();
+  const policy = { allowedCommands: cfg.ALLOWED_COMMANDS, secretsDir: cfg.SECRETS_DIR, maxMessageBytes: cfg.MAX_MESSAGE_BYTES };
+  metrics.activeJobsCap.set(cfg.MAX_ACTIVE_JOBS);
+
+  const jobs = new ActiveJobs({
+    kc: deps.kc, namespace: cfg.JOB_NAMESPACE, labelSelector: jobSelector(cfg.KAFKA_CONSUMER_GROUP), cap: cfg.MAX_ACTIVE_JOBS, log: log.child({ component: 'job-watch' }), metrics,
+    onFinished: (job) => {
+      const failed = (job.status?.conditions ?? []).some((c) => c.type === 'Failed' && c.status === 'True');
+      metrics.jobOutcomes.inc({ outcome: failed ? 'failed' : 'succeeded' });
+      log.info({ job: job.metadata?.name, outcome: failed ? 'failed' : 'succeeded' }, 'job finished');
+    },
+  });
+
+  const producer: Producer = kafka.producer({ allowAutoTopicCreation: true, idempotent: false });
+  const consumer: Consumer = kafka.consumer({
+    groupId: cfg.KAFKA_CONSUMER_GROUP,
+    sessionTimeout: 30_000,
+    heartbeatInterval: 3_000,
+    retry: { retries: 10 },
+  });
+
+  const retryOpts = (op: string, heartbeat: () => Promise<void>, at: Coordinates) => ({
+    signal: stopping.signal,
+    onRetry: async (err: unknown, attempt: number, delayMs: number) => {
+      metrics.retries.inc({ op });
+      (attempt < 3 ? log.warn.bind(log) : log.error.bind(log))({ op, ...at, attempt, delayMs, err: describeError(err) }, 'retrying after a retriable failure');
+      await heartbeat().catch(() => undefined);
+    },
+  });
+
+  async function deadLetter(m: KafkaMessage, at: Coordinates, err: TerminalError, heartbeat: () => Promise<void>): Promise<Outcome> {
+    const record = buildDeadLetter(m, at, err.reason, err.message, now());
+    await retryForever(async () => {
+      try {
+        await producer.send({ topic: cfg.DLQ_TOPIC, acks: -1, messages: [record] });
+      } catch (e) {
+        throw Object.assign(new Error(`dead-letter produce failed: ${describeError(e)}`, { cause: e }), { retriable: true });
+      }
+    }, retryOpts('dead-letter', heartbeat, at));
+    metrics.deadLettered.inc({ reason: err.reason });
+    log.warn({ ...at, reason: err.reason, error: err.message, dlq: cfg.DLQ_TOPIC }, 'message dead-lettered');
+    return { kind: 'dead-lettered', reason: err.reason };
+  }
+
+  async function createJob(job: k8s.V1Job, at: Coordinates, checksum: string): Promise<{ existed: boolean }> {
+    const name = job.metadata!.name!;
+    const t0 = performance.now();
+    try {
+      await batch.createNamespacedJob({ namespace: cfg.JOB_NAMESPACE, body: job });
+      metrics.createSeconds.observe((performance.now() - t0) / 1000);
+      return { existed: false };
+    } catch (err) {
+      if ((err as { code?: number }).code !== 409) throw classifyApiError(err, `create Job ${name}`);
+    }
+    // A redelivered message finds the Job it made before: that is success, not a duplicate.
+    let existing: k8s.V1Job;
+    try {
+      existing = await batch.readNamespacedJob({ name, namespace: cfg.JOB_NAMESPACE });
+    } catch (err) {
+      throw classifyApiError(err, `read existing Job ${name}`);
+    }
+    if (isSameMessage(existing, at, checksum)) return { existed: true };
+    throw new TerminalError('job-name-conflict', `Job ${name} exists but was made for another message (topic recreated?)`);
+  }
+
+  async function handle(m: KafkaMessage, at: Coordinates, heartbeat: () => Promise<void>): Promise<Outcome> {
+    let job: k8s.V1Job;
+    let checksum: string;
+    try {
+      const msg = parseMessage(m.value, policy);
+      checksum = msg.checksum;
+      job = buildJob(at, msg, cfg, deps.template);
+    } catch (err) {
+      if (err instanceof TerminalError) return deadLetter(m, at, err, heartbeat);
+      throw err;
+    }
+    if (!(await jobs.acquire(stopping.signal))) throw new AbortedError('stopped while waiting for the active-job cap');
+    let created: string | undefined;
+    try {
+      const r = await retryForever(() => createJob(job, at, checksum), retryOpts('create-job', heartbeat, at));
+      created = job.metadata!.name!;
+      metrics.jobsCreated.inc({ result: r.existed ? 'existed' : 'created' });
+      log.info({ job: created, ...at, existed: r.existed }, r.existed ? 'job already existed' : 'job created');
+      return { kind: 'job', name: created, existed: r.existed };
+    } catch (err) {
+      if (err instanceof TerminalError) return deadLetter(m, at, err, heartbeat);
+      throw err;
+    } finally {
+      jobs.settle(created);
+    }
+  }
+
+  async function commit(topic: string, partition: number, next: string): Promise<void> {
+    try {
+      await consumer.commitOffsets([{ topic, partition, offset: next }]);
+      metrics.committedOffset.set({ topic, partition: String(partition) }, Number(next));
+      log.debug({ topic, partition, offset: next }, 'offset committed');
+    } catch (err) {
+      // The Jobs exist; a lost commit only means a redelivery, which the 409 path absorbs.
+      log.warn({ topic, partition, offset: next, err: describeError(err) }, 'offset commit failed; messages will be redelivered');
+    }
+  }
+
+  async function eachBatch({ batch: b, resolveOffset, heartbeat, isRunning, isStale }: EachBatchPayload): Promise<void> {
+    const { topic, partition } = b;
+    const msgs = b.messages;
+    const chunkSize = cfg.MAX_ACTIVE_JOBS > 0 ? Math.min(cfg.MAX_IN_FLIGHT, cfg.MAX_ACTIVE_JOBS) : cfg.MAX_IN_FLIGHT;
+    for (let i = 0; i < msgs.length; i += chunkSize) {
+      if (!isRunning() || isStale() || stopping.signal.aborted) return;
+      const chunk = msgs.slice(i, i + chunkSize);
+      const results = await Promise.allSettled(chunk.map((m) => handle(m, { topic, partition, offset: m.offset }, heartbeat)));
+      // Commit the longest finished prefix only: nothing after a message still owed a Job.
+      let done = 0;
+      while (done < results.length && results[done]!.status === 'fulfilled') done++;
+      for (const [j, r] of results.entries()) {
+        const m = chunk[j]!;
+        if (r.status === 'fulfilled') metrics.messagesConsumed.inc({ result: r.value.kind });
+        else if (!(r.reason instanceof AbortedError)) log.error({ topic, partition, offset: m.offset, err: describeError(r.reason) }, 'message handling failed; it will be redelivered');
+      }
+      if (done > 0) {
+        const last = chunk[done - 1]!.offset;
+        resolveOffset(last);
+        await commit(topic, partition, (BigInt(last) + 1n).toString());
+        const high = BigInt(b.highWatermark);
+        metrics.lag.set({ topic, partition: String(partition) }, Number(high - BigInt(last) - 1n));
+      }
+      if (done < results.length) {
+        const failed = results[done] as PromiseRejectedResult;
+        if (failed.reason instanceof AbortedError || stopping.signal.aborted) return;
+        // A bug, not a retriable error: stop here so the message is redelivered, never skipped.
+        throw failed.reason;
+      }
+      await heartbeat();
+    }
+  }
+
+  let joined = false;
+  const events = consumer.events;
+  consumer.on(events.GROUP_JOIN, (e) => {
+    joined = true;
+    log.info({ group: cfg.KAFKA_CONSUMER_GROUP, memberId: e.payload.memberId, assigned: e.payload.memberAssignment }, 'joined consumer group');
+  });
+  consumer.on(events.STOP, () => (joined = false));
+  let crashed: (err: unknown) => void = () => undefined;
+  const done = new Promise<void>((resolve, reject) => {
+    crashed = reject;
+    consumer.on(events.DISCONNECT, () => resolve());
+  });
+  consumer.on(events.CRASH, (e) => {
+    joined = false;
+    log.error({ err: describeError(e.payload.error), restart: e.payload.restart }, 'consumer crashed');
+    if (!e.payload.restart) crashed(e.payload.error);
+  });
+
+  await jobs.start();
+  await producer.connect();
+  await consumer.connect();
+  await consumer.subscribe({ topics: [cfg.KAFKA_TOPIC], fromBeginning: true });
+  await consumer.run({
+    autoCommit: false,
+    eachBatchAutoResolve: false,
+    partitionsConsumedConcurrently: 8,
+    eachBatch,
+  });
+  log.info({ topic: cfg.KAFKA_TOPIC, group: cfg.KAFKA_CONSUMER_GROUP, namespace: cfg.JOB_NAMESPACE, dlq: cfg.DLQ_TOPIC, cap: cfg.MAX_ACTIVE_JOBS }, 'controller started');
+
+  const ready = (async () => {
+    await jobs.ready;
+    const { waitFor } = await import('./wait.js');
+    await waitFor(() => joined, { timeoutMs: 120_000, description: 'consumer group join' });
+  })();
+  ready.catch(() => undefined);
+
+  let stopped: Promise<void> | undefined;
+  const stop = () => {
+    stopped ??= (async () => {
+      log.info({}, 'stopping: finishing in-flight creates');
+      stopping.abort();
+      // consumer.stop() waits for the running eachBatch calls, which commit what they finished.
+      await consumer.stop();
+      await consumer.disconnect();
+      await producer.disconnect();
+      await jobs.stop();
+      log.info({}, 'stopped');
+    })();
+    return stopped;
+  };
+  return { ready, isReady: () => joined, stop, done };
+}
