@@ -50,6 +50,8 @@ class ObservingTransport implements Transport {
   onerror?: Transport['onerror'];
   onmessage?: Transport['onmessage'];
   protocolVersion?: string;
+  /** The stdio child's pid, kept so the job can make sure it is gone before exiting. */
+  pid?: number;
   constructor(readonly inner: Transport) {
     inner.onmessage = (m, extra) => {
       const r = (m as { result?: { protocolVersion?: unknown } }).result;
@@ -62,8 +64,9 @@ class ObservingTransport implements Transport {
   get sessionId() {
     return this.inner.sessionId;
   }
-  start() {
-    return this.inner.start();
+  async start() {
+    await this.inner.start();
+    this.pid = (this.inner as { pid?: number | null }).pid ?? undefined;
   }
   send(...args: Parameters<Transport['send']>) {
     return this.inner.send(...args);
@@ -180,6 +183,39 @@ export async function initializeServer(name: string, cfg: ServerConfig, opts: In
   } finally {
     await client.close().catch(() => undefined);
     await transport?.close().catch(() => undefined);
+    if (transport?.pid) await reap(transport.pid);
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The SDK's Client closes a failed connection without awaiting it, and its transport's own
+ * SIGTERM/SIGKILL timers do not hold the process open; so a server that ignores stdin closing
+ * would outlive the job. Make sure the child is gone: SIGTERM, then SIGKILL.
+ */
+async function reap(pid: number): Promise<void> {
+  if (!alive(pid)) return;
+  const { sleep } = await import('./wait.js');
+  try {
+    process.kill(pid, 'SIGTERM');
+  } catch {
+    return;
+  }
+  for (let i = 0; i < 20 && alive(pid); i++) await sleep(100);
+  if (alive(pid)) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      /* gone */
+    }
   }
 }
 
