@@ -127,8 +127,12 @@ export class ActiveJobs {
     for (const f of w) f();
   }
 
-  /** Waits for a slot under the cap (no cap when 0); false if `signal` fired first. */
-  async acquire(signal?: AbortSignal): Promise<boolean> {
+  /**
+   * Waits for a slot under the cap (no cap when 0); false if `signal` fired first. `heartbeat`
+   * runs while waiting: a consumer that stops heartbeating is evicted from its group and its
+   * messages are redelivered.
+   */
+  async acquire(signal?: AbortSignal, heartbeat?: () => Promise<void>): Promise<boolean> {
     if (this.o.cap > 0) {
       let paused = false;
       while (this.count >= this.o.cap) {
@@ -139,10 +143,16 @@ export class ActiveJobs {
           this.o.log.info({ active: this.count, cap: this.o.cap }, 'active job cap reached; waiting');
         }
         await new Promise<void>((resolve) => {
-          this.waiters.push(resolve);
-          setTimeout(resolve, 1000);
-          signal?.addEventListener('abort', () => resolve(), { once: true });
+          const done = () => {
+            clearTimeout(timer);
+            signal?.removeEventListener('abort', done);
+            resolve();
+          };
+          const timer = setTimeout(done, 1000);
+          this.waiters.push(done);
+          signal?.addEventListener('abort', done, { once: true });
         });
+        await heartbeat?.().catch(() => undefined);
       }
       if (paused) this.o.metrics?.paused.set(0);
     }

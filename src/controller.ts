@@ -1,5 +1,5 @@
 import type * as k8s from '@kubernetes/client-node';
-import type { Consumer, EachBatchPayload, Kafka, KafkaMessage, Producer } from 'kafkajs';
+import { Partitioners, type Consumer, type EachBatchPayload, type Kafka, type KafkaMessage, type Producer } from 'kafkajs';
 import { ActiveJobs } from './active-jobs.js';
 import type { ControllerConfig } from './config.js';
 import { buildDeadLetter } from './dead-letter.js';
@@ -56,7 +56,7 @@ export async function runController(deps: ControllerDeps): Promise<ControllerHan
     },
   });
 
-  const producer: Producer = kafka.producer({ allowAutoTopicCreation: true, idempotent: false });
+  const producer: Producer = kafka.producer({ allowAutoTopicCreation: true, idempotent: false, createPartitioner: Partitioners.DefaultPartitioner });
   const consumer: Consumer = kafka.consumer({
     groupId: cfg.KAFKA_CONSUMER_GROUP,
     sessionTimeout: 30_000,
@@ -119,7 +119,7 @@ export async function runController(deps: ControllerDeps): Promise<ControllerHan
       if (err instanceof TerminalError) return deadLetter(m, at, err, heartbeat);
       throw err;
     }
-    if (!(await jobs.acquire(stopping.signal))) throw new AbortedError('stopped while waiting for the active-job cap');
+    if (!(await jobs.acquire(stopping.signal, heartbeat))) throw new AbortedError('stopped while waiting for the active-job cap');
     let created: string | undefined;
     try {
       const r = await retryForever(() => createJob(job, at, checksum), retryOpts('create-job', heartbeat, at));
@@ -179,6 +179,23 @@ export async function runController(deps: ControllerDeps): Promise<ControllerHan
     }
   }
 
+  /** The dead-letter topic gets the source's partition count, so records spread the same way. */
+  async function ensureDeadLetterTopic(): Promise<void> {
+    const admin = kafka.admin();
+    try {
+      await admin.connect();
+      const meta = await admin.fetchTopicMetadata({ topics: [cfg.KAFKA_TOPIC] }).catch(() => undefined);
+      const partitions = meta?.topics[0]?.partitions.length ?? 1;
+      const created = await admin.createTopics({ topics: [{ topic: cfg.DLQ_TOPIC, numPartitions: partitions }], waitForLeaders: true });
+      if (created) log.info({ topic: cfg.DLQ_TOPIC, partitions }, 'dead-letter topic created');
+    } catch (err) {
+      // Without the right to create topics, the first dead-letter send finds out.
+      log.warn({ topic: cfg.DLQ_TOPIC, err: describeError(err) }, 'could not make sure the dead-letter topic exists');
+    } finally {
+      await admin.disconnect().catch(() => undefined);
+    }
+  }
+
   let joined = false;
   const events = consumer.events;
   consumer.on(events.GROUP_JOIN, (e) => {
@@ -198,6 +215,7 @@ export async function runController(deps: ControllerDeps): Promise<ControllerHan
   });
 
   await jobs.start();
+  await ensureDeadLetterTopic();
   await producer.connect();
   await consumer.connect();
   await consumer.subscribe({ topics: [cfg.KAFKA_TOPIC], fromBeginning: true });

@@ -1,0 +1,90 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as k8s from '@kubernetes/client-node';
+import { repoRoot } from './testbed/cache.js';
+import { waitFor } from './helpers.js';
+
+export const CONTROLLER = join(repoRoot, 'dist', 'controller', 'main.js');
+export const FIXTURE = join(repoRoot, 'dist', 'test', 'fixtures', 'mcp-server.js');
+
+/** Creates the ServiceAccount, Role and RoleBinding of k8s/ in `namespace`, as kustomize would. */
+export async function applyControllerRbac(kc: k8s.KubeConfig, namespace: string): Promise<void> {
+  const client = k8s.KubernetesObjectApi.makeApiClient(kc);
+  for (const file of ['serviceaccount.yaml', 'role.yaml', 'rolebinding.yaml']) {
+    for (const obj of k8s.loadAllYaml(readFileSync(join(repoRoot, 'k8s', file), 'utf8')) as k8s.KubernetesObject[]) {
+      obj.metadata = { ...obj.metadata, namespace };
+      const rb = obj as k8s.V1RoleBinding;
+      if (obj.kind === 'RoleBinding') rb.subjects = rb.subjects?.map((s) => ({ ...s, namespace }));
+      await client.create(obj);
+    }
+  }
+}
+
+/** A kubeconfig that authenticates as a ServiceAccount with a TokenRequest token, never as admin. */
+export async function serviceAccountKubeconfig(kc: k8s.KubeConfig, namespace: string, name: string): Promise<string> {
+  const core = kc.makeApiClient(k8s.CoreV1Api);
+  const tr = await core.createNamespacedServiceAccountToken({ name, namespace, body: { spec: { audiences: [], expirationSeconds: 3600 } } });
+  const cluster = kc.getCurrentCluster()!;
+  const ca = cluster.caFile ? readFileSync(cluster.caFile).toString('base64') : cluster.caData;
+  const file = join(mkdtempSync(join(tmpdir(), 'sa-kubeconfig-')), 'config');
+  writeFileSync(file, k8s.dumpYaml({
+    apiVersion: 'v1', kind: 'Config', 'current-context': 'sa',
+    clusters: [{ name: 'c', cluster: { server: cluster.server, 'certificate-authority-data': ca } }],
+    users: [{ name: name, user: { token: tr.status!.token } }],
+    contexts: [{ name: 'sa', context: { cluster: 'c', user: name, namespace } }],
+  }));
+  return file;
+}
+
+/** The controller binary as a local process, its JSON logs collected for assertions. */
+export class ControllerProcess {
+  child?: ChildProcess;
+  logs: Record<string, any>[] = [];
+  private exited?: Promise<number | null>;
+
+  constructor(readonly env: Record<string, string>) {}
+
+  start(): this {
+    const child = spawn(process.execPath, [CONTROLLER], { env: { PATH: process.env.PATH, HOME: process.env.HOME, LOG_LEVEL: 'info', ...this.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let buf = '';
+    const onData = (c: Buffer) => {
+      buf += c.toString();
+      let i: number;
+      while ((i = buf.indexOf('\n')) >= 0) {
+        const line = buf.slice(0, i);
+        buf = buf.slice(i + 1);
+        try {
+          this.logs.push(JSON.parse(line));
+        } catch {
+          this.logs.push({ msg: line, raw: true });
+        }
+      }
+    };
+    child.stdout!.on('data', onData);
+    child.stderr!.on('data', onData);
+    this.exited = new Promise((resolve) => child.on('exit', (code) => resolve(code)));
+    this.child = child;
+    return this;
+  }
+
+  async ready(timeoutMs = 60_000): Promise<void> {
+    await waitFor(() => this.logs.some((l) => l.msg === 'joined consumer group'), { timeoutMs, description: `controller to join its group; logs: ${this.tail()}` });
+  }
+
+  tail(n = 10): string {
+    return this.logs.slice(-n).map((l) => JSON.stringify(l)).join('\n');
+  }
+
+  /** SIGTERM and wait; resolves the exit code. */
+  async stop(): Promise<number | null> {
+    this.child?.kill('SIGTERM');
+    return this.exited!;
+  }
+
+  async kill(): Promise<void> {
+    this.child?.kill('SIGKILL');
+    await this.exited;
+  }
+}
