@@ -93,7 +93,11 @@ describe('the controller on the test bed', () => {
       }, { timeoutMs: 300_000, intervalMs: 1000, description: `${VALID} Jobs finished; controller: ${controller.tail(3)}` });
 
       assert.equal(jobs.length, VALID, 'exactly one Job per valid message');
-      assert.deepEqual(jobs.filter((j) => jobOutcome(j) !== 'Complete').map((j) => j.metadata?.name), []);
+      const notComplete = jobs.filter((j) => jobOutcome(j) !== 'Complete').map((j) => j.metadata!.name!);
+      if (notComplete.length) {
+        const pods = await core.listNamespacedPod({ namespace: ns.name, labelSelector: `job-name=${notComplete[0]}` });
+        assert.fail(`${notComplete.length} Jobs did not complete, e.g. ${notComplete[0]}: ${JSON.stringify(pods.items[0]?.status?.containerStatuses?.[0]?.state)}`);
+      }
       const ids = new Set(jobs.map((j) => j.metadata!.annotations![Annotation.jobID]));
       assert.equal(ids.size, VALID);
 

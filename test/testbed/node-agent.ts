@@ -323,8 +323,7 @@ export class NodeAgent {
   private async startContainer(pod: k8s.V1Pod, run: PodRun, c: ContainerRun, spec: k8s.V1Container): Promise<void> {
     const entry = lookupImage(this.images, c.image);
     if (entry === undefined) throw new Error(`image ${c.image} is not in the test bed's image table`);
-    const argv = [...(spec.command ?? entry), ...(spec.args ?? [])];
-    if (argv.length === 0) throw new Error(`image ${c.image} needs a command`);
+    if ((spec.command ?? entry).length === 0) throw new Error(`image ${c.image} needs a command`);
     const mounts = await this.mountVolumes(pod, run, spec);
     const termPath = spec.terminationMessagePath ?? '/dev/termination-log';
     mounts.push([termPath, c.termFile]);
@@ -345,7 +344,9 @@ export class NodeAgent {
     const log = createWriteStream(c.logFile, { flags: 'a' });
     c.log = log;
     c.startedAt = new Date().toISOString();
-    const child = spawn(argv[0]!, argv.slice(1).map(rewrite), {
+    // The image's entrypoint is a host path already; only what the pod spec says is rewritten.
+    const argv = [...(spec.command?.map(rewrite) ?? entry), ...(spec.args ?? []).map(rewrite)];
+    const child = spawn(argv[0]!, argv.slice(1), {
       cwd: spec.workingDir ? rewrite(spec.workingDir) : join(run.dir, 'tmp'),
       env: procEnv,
       stdio: ['ignore', 'pipe', 'pipe'],
