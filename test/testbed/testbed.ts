@@ -1,4 +1,4 @@
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as k8s from '@kubernetes/client-node';
 import { cacheRoot, repoRoot, versions } from './cache.js';
@@ -51,6 +51,7 @@ export class Testbed {
     const log = opts.log ?? ((l: string) => process.stderr.write(`${l}\n`));
     const kafkaHome = ensureKafka(versions.kafka);
     const kubeBin = ensureKubeBinaries(versions.kubernetes, versions.etcd);
+    pruneOldRuns(join(cacheRoot, 'run'));
     const dir = join(cacheRoot, 'run', `${new Date().toISOString().replace(/[:.]/g, '-')}-${process.pid}`);
     mkdirSync(dir, { recursive: true });
     const kafka = await KafkaBroker.create(kafkaHome, join(dir, 'kafka'), opts.initialRebalanceDelayMs ?? 0);
@@ -90,5 +91,24 @@ export class Testbed {
     await this.node.stop();
     await Promise.all([this.kafka.stop(), this.control.stop()]);
     if (!keepState) rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+/** A failed start keeps its folder (the logs say why); a day later it is only clutter. */
+function pruneOldRuns(runRoot: string): void {
+  let entries: string[] = [];
+  try {
+    entries = readdirSync(runRoot);
+  } catch {
+    return;
+  }
+  const dayAgo = Date.now() - 24 * 3600 * 1000;
+  for (const e of entries) {
+    const p = join(runRoot, e);
+    try {
+      if (statSync(p).isDirectory() && statSync(p).mtimeMs < dayAgo) rmSync(p, { recursive: true, force: true });
+    } catch {
+      /* raced with another run */
+    }
   }
 }
