@@ -13,6 +13,7 @@ import { buildJob } from '../src/job-builder.js';
 import { loadJobTemplate, loadKubeConfig } from '../src/kube.js';
 import { createLogger, kafkaLevel, kafkaLogCreator } from '../src/logger.js';
 import { parseMessage } from '../src/message.js';
+import { checkLines, produceLines, readLines } from '../src/produce.js';
 import { createMetrics } from '../src/metrics.js';
 import { CONTROLLER_SETTINGS, settingsInput, yargsOptions } from '../src/options.js';
 
@@ -71,6 +72,27 @@ function render(argv: Record<string, unknown>): void {
   }
 }
 
+/** Sends a message, or a JSON Lines file of them, after checking each against the schema. */
+async function produce(argv: Record<string, unknown>): Promise<void> {
+  const brokers = String(argv['kafka-brokers'] ?? process.env.KAFKA_BROKERS ?? '');
+  const cfg = config(argv, { KAFKA_BROKERS: brokers });
+  const lines = argv.file !== undefined ? readLines(String(argv.file)) : [String(argv.message)];
+  const policy = { allowedCommands: cfg.ALLOWED_COMMANDS, secretsDir: cfg.SECRETS_DIR, maxMessageBytes: cfg.MAX_MESSAGE_BYTES };
+  const problems = checkLines({ lines, validate: argv.validate !== false, policy });
+  if (problems.length) {
+    for (const p of problems.slice(0, 20)) process.stderr.write(`line ${p.line}: ${p.reason}: ${p.error}\n`);
+    process.stderr.write(`${problems.length} invalid message(s); nothing sent (--no-validate sends them anyway, to exercise the dead-letter topic)\n`);
+    process.exit(65);
+  }
+  const log = createLogger({ level: 'warn', name: 'mcp-job-controller-produce' });
+  const kafka = new Kafka({ clientId: `${cfg.KAFKA_CLIENT_ID}-produce`, brokers: cfg.KAFKA_BROKERS, logLevel: kafkaLevel('warn'), logCreator: kafkaLogCreator(log) });
+  const total = lines.filter((l) => l.trim()).length;
+  const progress = total >= 1000 ? (sent: number, all: number) => process.stderr.write(`sent ${sent}/${all}\n`) : undefined;
+  const res = await produceLines(kafka, cfg.KAFKA_TOPIC, lines, progress);
+  if (total === 1) process.stdout.write(`sent to ${cfg.KAFKA_TOPIC} partition ${res[0]?.partition} offset ${res[0]?.offset}\n`);
+  else process.stdout.write(`sent ${total} messages to ${cfg.KAFKA_TOPIC}\n`);
+}
+
 const cli = yargs(hideBin(process.argv))
   .scriptName('mcp-job-controller')
   .usage('$0 [command] [options]\n\nOne Kubernetes Job per Kafka message. Every option can also be set by the environment variable in brackets.')
@@ -81,6 +103,11 @@ const cli = yargs(hideBin(process.argv))
     .option('partition', { type: 'number', default: 0 })
     .option('offset', { type: 'string', default: '0' })
     .option('output', { choices: ['yaml', 'json'] as const, default: 'yaml' }), (argv) => render(argv))
+  .command('produce', 'Send a message (or a JSON Lines file of messages) to the topic, checked against the schema first', (y) => y
+    .option('message', { type: 'string', describe: 'One message value' })
+    .option('file', { type: 'string', describe: 'A JSON Lines file, one message per line (- for stdin)' })
+    .option('validate', { type: 'boolean', default: true, describe: 'Check each message first (--no-validate sends invalid ones too)' })
+    .check((a) => (a.message === undefined) !== (a.file === undefined) || 'give exactly one of --message and --file'), (argv) => produce(argv))
   .strict()
   .help()
   .version(false)

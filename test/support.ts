@@ -13,7 +13,7 @@ export const FIXTURE = join(repoRoot, 'dist', 'test', 'fixtures', 'mcp-server.js
 export async function applyControllerRbac(kc: k8s.KubeConfig, namespace: string): Promise<void> {
   const client = k8s.KubernetesObjectApi.makeApiClient(kc);
   for (const file of ['serviceaccount.yaml', 'role.yaml', 'rolebinding.yaml']) {
-    for (const obj of k8s.loadAllYaml(readFileSync(join(repoRoot, 'k8s', file), 'utf8')) as k8s.KubernetesObject[]) {
+    for (const obj of k8s.loadAllYaml(readFileSync(join(repoRoot, 'k8s', 'base', file), 'utf8')) as k8s.KubernetesObject[]) {
       obj.metadata = { ...obj.metadata, namespace };
       const rb = obj as k8s.V1RoleBinding;
       if (obj.kind === 'RoleBinding') rb.subjects = rb.subjects?.map((s) => ({ ...s, namespace }));
