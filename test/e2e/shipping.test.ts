@@ -1,0 +1,192 @@
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, relative } from 'node:path';
+import { promisify } from 'node:util';
+import { after, before, describe, it } from 'node:test';
+import * as k8s from '@kubernetes/client-node';
+import type { Admin, Producer } from 'kafkajs';
+import { ControllerConfigSchema, parseConfig } from '../../src/config.js';
+import { buildJob, jobSelector } from '../../src/job-builder.js';
+import { loadJobTemplate } from '../../src/kube.js';
+import { parseMessage } from '../../src/message.js';
+import { repoRoot } from '../testbed/cache.js';
+import { freePort } from '../testbed/proc.js';
+import { brokers, freshNamespace, freshTopic, jobOutcome, kubeConfig, kubectl, testKafka, uniqueName, waitFor } from '../helpers.js';
+import { applyControllerRbac, CONTROLLER, ControllerProcess, FIXTURE, serviceAccountKubeconfig } from '../support.js';
+
+const run = promisify(execFile);
+
+/** A throwaway overlay (under dist/, inside the repo so kustomize may load the base) over `base`. */
+function overlay(base: string, body: string): string {
+  const dir = join(repoRoot, 'dist', 'test-overlays', uniqueName('o'));
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, 'kustomization.yaml'), `apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - ${relative(dir, join(repoRoot, base))}\n${body}`);
+  return dir;
+}
+
+/** Fields the controller sent must all be in what the API server stored (which adds defaults). */
+function assertSubset(sent: unknown, stored: unknown, path = '$'): void {
+  if (Array.isArray(sent)) {
+    assert.ok(Array.isArray(stored), `${path} is an array`);
+    assert.equal((stored as unknown[]).length, sent.length, `${path} length`);
+    sent.forEach((v, i) => assertSubset(v, (stored as unknown[])[i], `${path}[${i}]`));
+  } else if (sent && typeof sent === 'object') {
+    for (const [k, v] of Object.entries(sent)) assertSubset(v, (stored as Record<string, unknown>)?.[k], `${path}.${k}`);
+  } else {
+    assert.deepEqual(stored, sent, path);
+  }
+}
+
+async function scrape(port: number): Promise<Map<string, number>> {
+  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+  const m = new Map<string, number>();
+  for (const line of text.split('\n')) {
+    const hit = /^(mcp_job_controller_[a-z_]+(?:\{[^}]*\})?) (\S+)$/.exec(line);
+    if (hit) m.set(hit[1]!, Number(hit[2]));
+  }
+  return m;
+}
+
+describe('shipping: manifests, render, metrics, produce and npm run dev', () => {
+  const kc = kubeConfig();
+  const core = kc.makeApiClient(k8s.CoreV1Api);
+  const batch = kc.makeApiClient(k8s.BatchV1Api);
+  const kafka = testKafka();
+  let admin: Admin;
+  let producer: Producer;
+  before(async () => {
+    admin = kafka.admin();
+    producer = kafka.producer();
+    await Promise.all([admin.connect(), producer.connect()]);
+  });
+  after(async () => {
+    await Promise.all([admin.disconnect(), producer.disconnect()]);
+  });
+
+  it('applies the k8s/ base with a stock kubectl, and its controller pod passes PodSecurity restricted', async () => {
+    const ns = uniqueName('base');
+    const dir = overlay('k8s', `namespace: ${ns}\npatches:\n  - target: { kind: Deployment, name: mcp-job-controller }\n    patch: '[{"op": "replace", "path": "/spec/replicas", "value": 0}]'\n`);
+    try {
+      const out = kubectl(['apply', '-k', dir]);
+      for (const obj of ['namespace/', 'serviceaccount/mcp-job-controller', 'role.rbac.authorization.k8s.io/mcp-job-controller', 'rolebinding.rbac.authorization.k8s.io/mcp-job-controller', 'configmap/mcp-job-template-', 'deployment.apps/mcp-job-controller']) {
+        assert.match(out, new RegExp(obj.replace(/[.]/g, '\\.')), `${obj} applied`);
+      }
+      const nsObj = await core.readNamespace({ name: ns });
+      assert.equal(nsObj.metadata?.labels?.['pod-security.kubernetes.io/enforce'], 'restricted');
+      const apps = kc.makeApiClient(k8s.AppsV1Api);
+      const dep = await apps.readNamespacedDeployment({ name: 'mcp-job-controller', namespace: ns });
+      assert.equal(dep.spec?.strategy?.type, 'Recreate');
+      // PodSecurity enforces on pods, so submit the Deployment's pod as one (server-side dry run).
+      await core.createNamespacedPod({ namespace: ns, dryRun: 'All', body: { metadata: { name: 'controller-check' }, spec: dep.spec!.template.spec! } });
+      // And the check can fail: the same pod made privileged is refused.
+      const bad = structuredClone(dep.spec!.template.spec!);
+      bad.containers[0]!.securityContext = { ...bad.containers[0]!.securityContext, privileged: true, allowPrivilegeEscalation: true };
+      await assert.rejects(core.createNamespacedPod({ namespace: ns, dryRun: 'All', body: { metadata: { name: 'bad' }, spec: bad } }), (e: k8s.ApiException<string>) => e.code === 403);
+
+      // The Job every message becomes, from the ConfigMap's template, passes restricted too.
+      const cm = await core.listNamespacedConfigMap({ namespace: ns });
+      const tmplText = cm.items.find((c) => c.metadata?.name?.startsWith('mcp-job-template'))!.data!['job-template.yaml']!;
+      const file = join(mkdtempSync(join(tmpdir(), 'tmpl-')), 'job-template.yaml');
+      writeFileSync(file, tmplText);
+      const cfg = parseConfig(ControllerConfigSchema, { KAFKA_BROKERS: 'kafka:9092', KAFKA_TOPIC: 'mcp-jobs', JOB_NAMESPACE: ns, JOB_SECRET_NAME: 'mcp-secrets' });
+      const msg = parseMessage(Buffer.from(JSON.stringify({ jobID: 'j', jobType: 'server-init', payload: { mcpServers: { a: { command: 'npx', args: ['-y', 'x'] } } } })), { allowedCommands: cfg.ALLOWED_COMMANDS, secretsDir: cfg.SECRETS_DIR, maxMessageBytes: cfg.MAX_MESSAGE_BYTES });
+      const job = buildJob({ topic: 'mcp-jobs', partition: 0, offset: '0' }, msg, cfg, loadJobTemplate(file));
+      await core.createNamespacedPod({ namespace: ns, dryRun: 'All', body: { metadata: { name: 'job-check' }, spec: job.spec!.template.spec! } });
+      await batch.createNamespacedJob({ namespace: ns, dryRun: 'All', body: job });
+    } finally {
+      await core.deleteNamespace({ name: ns }).catch(() => undefined);
+    }
+  });
+
+  it('applies the kind overlay with its Kafka removed and the controller pointed at the test bed broker', async () => {
+    const ns = uniqueName('kind');
+    const dir = overlay('k8s/overlays/kind', `namespace: ${ns}\npatches:
+  - patch: |-
+      $patch: delete
+      apiVersion: apps/v1
+      kind: Deployment
+      metadata: { name: kafka }
+  - patch: |-
+      $patch: delete
+      apiVersion: v1
+      kind: Service
+      metadata: { name: kafka }
+  - target: { kind: Deployment, name: mcp-job-controller }
+    patch: '[{"op": "replace", "path": "/spec/replicas", "value": 0}, {"op": "replace", "path": "/spec/template/spec/containers/0/env/0/value", "value": "${brokers().join(',')}"}]'
+  - target: { kind: Service, name: mcp-job-controller-metrics }
+    patch: '[{"op": "remove", "path": "/spec/ports/0/nodePort"}]'
+`);
+    try {
+      const out = kubectl(['apply', '-k', dir]);
+      assert.match(out, /deployment\.apps\/mcp-job-controller (created|configured)/);
+      assert.match(out, /service\/mcp-job-controller-metrics created/);
+      assert.doesNotMatch(out, /deployment\.apps\/kafka/);
+      const rendered = kubectl(['kustomize', join(repoRoot, 'k8s', 'overlays', 'kind')]);
+      assert.match(rendered, /image: apache\/kafka:/, 'the overlay itself runs a Kafka');
+    } finally {
+      await core.deleteNamespace({ name: ns }).catch(() => undefined);
+    }
+  });
+
+  it('renders exactly the Job the controller creates, and its metrics move as messages flow', async () => {
+    const ns = await freshNamespace(kc, { 'pod-security.kubernetes.io/enforce': 'restricted' }, 'ship');
+    const topic = await freshTopic(admin, 1, 'ship');
+    const group = uniqueName('g');
+    await applyControllerRbac(kc, ns.name);
+    const port = await freePort();
+    const env = {
+      KUBECONFIG: await serviceAccountKubeconfig(kc, ns.name, 'mcp-job-controller'),
+      KAFKA_BROKERS: brokers().join(','), KAFKA_TOPIC: topic, KAFKA_CONSUMER_GROUP: group, JOB_NAMESPACE: ns.name,
+      METRICS_PORT: String(port), JOB_TEMPLATE: join(repoRoot, 'k8s', 'base', 'job-template.yaml'),
+    };
+    const controller = new ControllerProcess(env).start();
+    try {
+      await controller.ready();
+      await waitFor(async () => (await fetch(`http://127.0.0.1:${port}/readyz`)).status === 200, { description: '/readyz 200' });
+      assert.equal((await fetch(`http://127.0.0.1:${port}/healthz`)).status, 200);
+      const before = await scrape(port);
+      const value = JSON.stringify({ jobID: 'render-me', jobType: 'server-init', payload: JSON.stringify({ mcpServers: { f: { command: 'node', args: [FIXTURE] } } }) });
+      const sent = [];
+      for (let i = 0; i < 5; i++) sent.push((await producer.send({ topic, messages: [{ value }] }))[0]!.baseOffset!);
+      await producer.send({ topic, messages: [{ value: 'garbage' }] });
+      await waitFor(async () => {
+        const m = await scrape(port);
+        return m.get('mcp_job_controller_messages_consumed_total{result="job"}') === 5 && m.get('mcp_job_controller_dead_lettered_total{reason="invalid-json"}') === 1 ? m : undefined;
+      }, { timeoutMs: 60_000, description: 'metrics to count 5 Jobs and 1 dead letter' });
+      const jobs = await waitFor(async () => {
+        const l = await batch.listNamespacedJob({ namespace: ns.name, labelSelector: jobSelector(group) });
+        return l.items.length === 5 && l.items.every((j) => jobOutcome(j)) ? l.items : undefined;
+      }, { timeoutMs: 60_000, description: '5 Jobs finished' });
+      const after = await waitFor(async () => {
+        const m = await scrape(port);
+        return m.get('mcp_job_controller_job_outcomes_total{outcome="succeeded"}') === 5 ? m : undefined;
+      }, { timeoutMs: 30_000, description: 'outcomes metric' });
+      assert.equal(before.get('mcp_job_controller_jobs_created_total{result="created"}') ?? 0, 0);
+      assert.equal(after.get('mcp_job_controller_jobs_created_total{result="created"}'), 5);
+      assert.equal(after.get('mcp_job_controller_active_jobs'), 0);
+      assert.equal(after.get(`mcp_job_controller_committed_offset{topic="${topic}",partition="0"}`), 6);
+      assert.ok((after.get('mcp_job_controller_job_create_duration_seconds_count') ?? 0) >= 5);
+
+      const file = join(mkdtempSync(join(tmpdir(), 'render-')), 'm.json');
+      writeFileSync(file, value);
+      const { stdout } = await run(process.execPath, [CONTROLLER, 'render', '--message', file, '--partition', '0', '--offset', sent[2]!, '--output', 'json'], { env: { ...process.env, ...env } });
+      const rendered = JSON.parse(stdout) as k8s.V1Job;
+      const created = jobs.find((j) => j.metadata?.name === rendered.metadata?.name);
+      assert.ok(created, `a Job named ${rendered.metadata?.name} exists`);
+      const stored = await batch.readNamespacedJob({ name: created.metadata!.name!, namespace: ns.name });
+      assertSubset(JSON.parse(JSON.stringify(rendered)), JSON.parse(JSON.stringify(stored)));
+    } finally {
+      await controller.kill();
+      await ns.remove();
+    }
+  });
+
+  it('shows newcomers the product working with npm run dev', async () => {
+    const { stdout } = await run(process.execPath, [join(repoRoot, 'dist', 'test', 'dev.js'), '--once'], { env: { ...process.env, KUBECONFIG: '', KAFKA_BROKERS: '', METRICS_PORT: '0' }, timeout: 240_000 });
+    assert.equal((stdout.match(/ Complete /g) ?? []).length, 5, stdout);
+    assert.match(stdout, /server demo initialized: fixture-server 1\.2\.3, 2 tools/);
+    assert.match(stdout, /dead-lettered: .* reason invalid-payload/);
+  });
+});

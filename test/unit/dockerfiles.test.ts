@@ -1,0 +1,97 @@
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { repoRoot } from '../testbed/cache.js';
+
+/** The few Dockerfile facts we check, parsed from the file (no Docker engine here to build it). */
+interface Stage {
+  name?: string;
+  from: string;
+  copies: { from?: string; src: string[]; dest: string }[];
+  runs: string[];
+  user?: string;
+  entrypoint?: string[];
+  workdir?: string;
+}
+
+function parseDockerfile(text: string): Stage[] {
+  const stages: Stage[] = [];
+  const lines = text.replace(/\\\n/g, ' ').split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#'));
+  for (const line of lines) {
+    const [instr, ...rest] = line.split(/\s+/);
+    const args = rest.join(' ');
+    const cur = stages.at(-1);
+    switch (instr!.toUpperCase()) {
+      case 'FROM': {
+        const m = /^(\S+)(?:\s+AS\s+(\S+))?$/i.exec(args)!;
+        stages.push({ from: m[1]!, name: m[2], copies: [], runs: [] });
+        break;
+      }
+      case 'COPY': {
+        const parts = rest.filter((p) => !p.startsWith('--chown'));
+        const from = parts[0]?.startsWith('--from=') ? parts.shift()!.slice(7) : undefined;
+        cur!.copies.push({ from, src: parts.slice(0, -1), dest: parts.at(-1)! });
+        break;
+      }
+      case 'RUN': cur!.runs.push(args); break;
+      case 'USER': cur!.user = args; break;
+      case 'WORKDIR': cur!.workdir = args; break;
+      case 'ENTRYPOINT': cur!.entrypoint = JSON.parse(args); break;
+      default: break;
+    }
+  }
+  return stages;
+}
+
+for (const [file, program] of [['Dockerfile.controller', 'controller'], ['Dockerfile.job', 'job']] as const) {
+  describe(file, () => {
+    const stages = parseDockerfile(readFileSync(join(repoRoot, file), 'utf8'));
+    const final = stages.at(-1)!;
+
+    it('copies only paths that exist in the repository from the build context', () => {
+      for (const s of stages) for (const c of s.copies) if (!c.from) for (const src of c.src) assert.ok(existsSync(join(repoRoot, src)), `${file}: COPY ${src} does not exist`);
+    });
+
+    it('installs dependencies before copying sources, and only production dependencies for the image', () => {
+      const build = stages.find((s) => s.name === 'build')!;
+      const lockCopy = build.copies.findIndex((c) => c.src.includes('package-lock.json'));
+      const srcCopy = build.copies.findIndex((c) => c.src.includes('src'));
+      assert.ok(lockCopy >= 0 && srcCopy > lockCopy, 'package files are copied before the sources');
+      const deps = stages.find((s) => s.name === 'deps')!;
+      assert.ok(deps.runs.some((r) => /npm ci\b.*--omit=dev/.test(r)), 'npm ci --omit=dev in the deps stage');
+      assert.ok(final.copies.some((c) => c.from === 'deps' && c.src.includes('/app/node_modules')), 'final stage takes node_modules from deps');
+      assert.ok(!final.copies.some((c) => c.from === 'build' && c.src.some((s) => s.includes('node_modules'))), 'no dev dependencies in the image');
+    });
+
+    it('runs as a non-root user', () => {
+      assert.ok(final.user, 'USER is set');
+      assert.doesNotMatch(final.user!, /^(root|0)(:|$)/);
+    });
+
+    it(`starts dist/${program}/main.js, which the build produces and the image contains`, () => {
+      const script = final.entrypoint!.find((a) => a.endsWith('.js'))!;
+      assert.equal(script, `dist/${program}/main.js`);
+      assert.ok(existsSync(join(repoRoot, script)), `${script} exists after npm run build`);
+      assert.ok(final.copies.some((c) => c.from === 'build' && c.src.includes(`/app/dist/${program}`) && c.dest === `./dist/${program}`), `the image copies dist/${program}`);
+      assert.ok(final.copies.some((c) => c.from === 'build' && c.src.includes('/app/dist/src')), 'the image copies dist/src, which main.js imports');
+      const build = stages.find((s) => s.name === 'build')!;
+      const tsconfig = JSON.parse(readFileSync(join(repoRoot, 'tsconfig.build.json'), 'utf8')) as { include: string[] };
+      assert.ok(build.runs.some((r) => r.includes('tsconfig.build.json')));
+      for (const dir of ['src', 'controller', 'job']) {
+        assert.ok(tsconfig.include.some((i) => i.startsWith(`${dir}/`)), `tsconfig.build.json builds ${dir}/`);
+        assert.ok(build.copies.some((c) => c.src.includes(dir)), `the build stage copies ${dir}/`);
+      }
+    });
+  });
+}
+
+describe('Dockerfile.job', () => {
+  it('can start Node MCP servers with npx and gives them a writable HOME under /tmp', () => {
+    const text = readFileSync(join(repoRoot, 'Dockerfile.job'), 'utf8');
+    const final = parseDockerfile(text).at(-1)!;
+    assert.match(final.from, /^node:20/);
+    assert.match(text, /ENV .*HOME=\/tmp/);
+    assert.match(text, /NPM_CONFIG_CACHE=\/tmp\/\.npm/);
+  });
+});
