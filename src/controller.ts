@@ -1,3 +1,4 @@
+import * as k8sApi from '@kubernetes/client-node';
 import type * as k8s from '@kubernetes/client-node';
 import { Partitioners, type Consumer, type EachBatchPayload, type Kafka, type KafkaMessage, type Producer } from 'kafkajs';
 import { ActiveJobs } from './active-jobs.js';
@@ -6,7 +7,11 @@ import { buildDeadLetter } from './dead-letter.js';
 import { describeError, TerminalError } from './errors.js';
 import { buildJob, isSameMessage, jobSelector, type Coordinates } from './job-builder.js';
 import { classifyApiError } from './k8s-errors.js';
-import type { Logger } from './logger.js';
+import { uncommittedDeadLetters } from './dlq-dedup.js';
+import { kafkaLevel, kafkaLogCreator, type Logger } from './logger.js';
+import { isQuotaExceeded } from './k8s-errors.js';
+import { PartitionReader, readOneMessage } from './read-message.js';
+import { OutcomeReporter } from './reporter.js';
 import { parseMessage } from './message.js';
 import type { Metrics } from './metrics.js';
 import { AbortedError, retryForever } from './retry.js';
@@ -47,16 +52,18 @@ export async function runController(deps: ControllerDeps): Promise<ControllerHan
   const policy = { allowedCommands: cfg.ALLOWED_COMMANDS, secretsDir: cfg.SECRETS_DIR, maxMessageBytes: cfg.MAX_MESSAGE_BYTES };
   metrics.activeJobsCap.set(cfg.MAX_ACTIVE_JOBS);
 
+  const producer: Producer = kafka.producer({ allowAutoTopicCreation: true, idempotent: false, createPartitioner: Partitioners.DefaultPartitioner });
+  const reader = new PartitionReader({ brokers: cfg.KAFKA_BROKERS, clientId: `${cfg.KAFKA_CLIENT_ID}-reader`, logCreator: kafkaLogCreator(log), logLevel: kafkaLevel(cfg.LOG_LEVEL) });
+  const reporter = new OutcomeReporter({
+    config: cfg, batch, core: deps.kc.makeApiClient(k8sApi.CoreV1Api), producer, log: log.child({ component: 'outcomes' }), metrics, signal: stopping.signal, now,
+    readMessage: (at) => readOneMessage({ brokers: cfg.KAFKA_BROKERS, clientId: `${cfg.KAFKA_CLIENT_ID}-reader`, ...at, logCreator: kafkaLogCreator(log), logLevel: kafkaLevel(cfg.LOG_LEVEL) }),
+  });
   const jobs = new ActiveJobs({
     kc: deps.kc, namespace: cfg.JOB_NAMESPACE, labelSelector: jobSelector(cfg.KAFKA_CONSUMER_GROUP), cap: cfg.MAX_ACTIVE_JOBS, log: log.child({ component: 'job-watch' }), metrics,
-    onFinished: (job) => {
-      const failed = (job.status?.conditions ?? []).some((c) => c.type === 'Failed' && c.status === 'True');
-      metrics.jobOutcomes.inc({ outcome: failed ? 'failed' : 'succeeded' });
-      log.info({ job: job.metadata?.name, outcome: failed ? 'failed' : 'succeeded' }, 'job finished');
-    },
+    onFinished: (job) => reporter.enqueue(job),
   });
-
-  const producer: Producer = kafka.producer({ allowAutoTopicCreation: true, idempotent: false, createPartitioner: Partitioners.DefaultPartitioner });
+  /** Source offsets (`partition/offset`) with a dead-letter record but no commit yet. */
+  let deadLettered = new Set<string>();
   const consumer: Consumer = kafka.consumer({
     groupId: cfg.KAFKA_CONSUMER_GROUP,
     sessionTimeout: 30_000,
@@ -68,12 +75,23 @@ export async function runController(deps: ControllerDeps): Promise<ControllerHan
     signal: stopping.signal,
     onRetry: async (err: unknown, attempt: number, delayMs: number) => {
       metrics.retries.inc({ op });
+      if (isQuotaExceeded((err as Error).cause)) {
+        metrics.paused.set(1);
+        log.warn({ ...at, delayMs }, 'paused: namespace quota exceeded; retrying the create');
+        await heartbeat().catch(() => undefined);
+        return;
+      }
       (attempt < 3 ? log.warn.bind(log) : log.error.bind(log))({ op, ...at, attempt, delayMs, err: describeError(err) }, 'retrying after a retriable failure');
       await heartbeat().catch(() => undefined);
     },
   });
 
   async function deadLetter(m: KafkaMessage, at: Coordinates, err: TerminalError, heartbeat: () => Promise<void>): Promise<Outcome> {
+    const key = `${at.partition}/${at.offset}`;
+    if (deadLettered.has(key)) {
+      log.info({ ...at, reason: err.reason }, 'dead-letter record already written; not writing it twice');
+      return { kind: 'dead-lettered', reason: err.reason };
+    }
     const record = buildDeadLetter(m, at, err.reason, err.message, now());
     await retryForever(async () => {
       try {
@@ -82,6 +100,7 @@ export async function runController(deps: ControllerDeps): Promise<ControllerHan
         throw Object.assign(new Error(`dead-letter produce failed: ${describeError(e)}`, { cause: e }), { retriable: true });
       }
     }, retryOpts('dead-letter', heartbeat, at));
+    deadLettered.add(key);
     metrics.deadLettered.inc({ reason: err.reason });
     log.warn({ ...at, reason: err.reason, error: err.message, dlq: cfg.DLQ_TOPIC }, 'message dead-lettered');
     return { kind: 'dead-lettered', reason: err.reason };
@@ -123,6 +142,7 @@ export async function runController(deps: ControllerDeps): Promise<ControllerHan
     let created: string | undefined;
     try {
       const r = await retryForever(() => createJob(job, at, checksum), retryOpts('create-job', heartbeat, at));
+      metrics.paused.set(0);
       created = job.metadata!.name!;
       metrics.jobsCreated.inc({ result: r.existed ? 'existed' : 'created' });
       log.info({ job: created, ...at, existed: r.existed }, r.existed ? 'job already existed' : 'job created');
@@ -139,6 +159,10 @@ export async function runController(deps: ControllerDeps): Promise<ControllerHan
     try {
       await consumer.commitOffsets([{ topic, partition, offset: next }]);
       metrics.committedOffset.set({ topic, partition: String(partition) }, Number(next));
+      for (const k of deadLettered) {
+        const [p, o] = k.split('/');
+        if (Number(p) === partition && BigInt(o!) < BigInt(next)) deadLettered.delete(k);
+      }
       log.debug({ topic, partition, offset: next }, 'offset committed');
     } catch (err) {
       // The Jobs exist; a lost commit only means a redelivery, which the 409 path absorbs.
@@ -217,6 +241,13 @@ export async function runController(deps: ControllerDeps): Promise<ControllerHan
   await jobs.start();
   await ensureDeadLetterTopic();
   await producer.connect();
+  deadLettered = await retryForever(async () => {
+    try {
+      return await uncommittedDeadLetters({ kafka, reader, group: cfg.KAFKA_CONSUMER_GROUP, topic: cfg.KAFKA_TOPIC, dlqTopic: cfg.DLQ_TOPIC, log });
+    } catch (err) {
+      throw Object.assign(new Error(`scanning the dead-letter topic: ${describeError(err)}`, { cause: err }), { retriable: true });
+    }
+  }, { signal: stopping.signal, onRetry: (err) => void log.warn({ err: describeError(err) }, 'retrying the dead-letter scan') });
   await consumer.connect();
   await consumer.subscribe({ topics: [cfg.KAFKA_TOPIC], fromBeginning: true });
   await consumer.run({
@@ -242,8 +273,9 @@ export async function runController(deps: ControllerDeps): Promise<ControllerHan
       // consumer.stop() waits for the running eachBatch calls, which commit what they finished.
       await consumer.stop();
       await consumer.disconnect();
-      await producer.disconnect();
       await jobs.stop();
+      await producer.disconnect();
+      await reader.close();
       log.info({}, 'stopped');
     })();
     return stopped;

@@ -45,33 +45,93 @@ export interface ReadOptions {
   timeoutMs?: number;
 }
 
+export interface FetchedRecord extends OneMessage {
+  offset: string;
+}
+
+/**
+ * Fetches records of one partition straight from its leader through kafkajs' own cluster and
+ * broker classes (the ones its consumer uses), never joining or committing to a group.
+ */
+export class PartitionReader {
+  private readonly cluster: KafkaJsCluster;
+  private connected = false;
+
+  constructor(private readonly o: Pick<ReadOptions, 'brokers' | 'clientId' | 'logLevel' | 'logCreator' | 'timeoutMs'>) {
+    const Cluster = require('kafkajs/src/cluster/index.js') as new (opts: object) => KafkaJsCluster;
+    const { createLogger } = require('kafkajs/src/loggers/index.js') as { createLogger: (o: object) => unknown };
+    const defaultLogCreator = require('kafkajs/src/loggers/console.js') as logCreator;
+    const socketFactory = (require('kafkajs/src/network/socketFactory.js') as () => unknown)();
+    this.cluster = new Cluster({
+      logger: createLogger({ level: o.logLevel ?? LogLevel.WARN, logCreator: o.logCreator ?? defaultLogCreator }),
+      brokers: o.brokers,
+      socketFactory,
+      clientId: o.clientId ?? 'mcp-job',
+      connectionTimeout: 5000,
+      requestTimeout: o.timeoutMs ?? 30_000,
+      retry: { retries: 5 },
+      allowAutoTopicCreation: false,
+      maxInFlightRequests: null,
+      isolationLevel: 1,
+    });
+  }
+
+  /** Records from `offset` on (a whole record batch may start before it; those are dropped). */
+  async fetch(topic: string, partition: number, offset: bigint, maxBytes = 8 * 1024 * 1024): Promise<FetchedRecord[]> {
+    if (!this.connected) {
+      await this.cluster.connect();
+      this.connected = true;
+    }
+    await this.cluster.addTargetTopic(topic);
+    const leaders = this.cluster.findLeaderForPartitions(topic, [partition]);
+    const nodeId = Object.keys(leaders)[0];
+    if (nodeId === undefined) throw new RetriableError(`no leader for ${topic}/${partition}`);
+    const broker = await this.cluster.findBroker({ nodeId });
+    const res = await broker.fetch({
+      maxWaitTime: 100, minBytes: 1, maxBytes, isolationLevel: 1,
+      topics: [{ topic, partitions: [{ partition, fetchOffset: offset.toString(), maxBytes }] }],
+    });
+    const part = res.responses.flatMap((r) => r.partitions).find((p) => p.partition === partition);
+    return (part?.messages ?? []).filter((m) => !m.isControlRecord && BigInt(m.offset) >= offset).map((m) => {
+      const headers: Record<string, string> = {};
+      for (const [k, v] of Object.entries(m.headers ?? {})) if (v !== undefined) headers[k] = (Array.isArray(v) ? v[0] : v)?.toString('utf8') ?? '';
+      return { offset: m.offset, key: m.key, value: m.value, headers, timestamp: m.timestamp };
+    });
+  }
+
+  /** Every record in [from, to), in order. */
+  async *range(topic: string, partition: number, from: bigint, to: bigint): AsyncGenerator<FetchedRecord> {
+    let next = from;
+    for (let empty = 0; next < to && empty < 20;) {
+      const recs = await this.fetch(topic, partition, next);
+      if (recs.length === 0) {
+        empty++;
+        continue;
+      }
+      for (const r of recs) {
+        if (BigInt(r.offset) >= to) return;
+        yield r;
+      }
+      next = BigInt(recs.at(-1)!.offset) + 1n;
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.connected) await this.cluster.disconnect().catch(() => undefined);
+  }
+}
+
 /**
  * Reads exactly the message at `topic`/`partition`/`offset` and nothing else. kafkajs has no
  * `assign()`: its consumers must join a group, which costs a rebalance (3 s on a broker with
- * default settings) and touches group state. Instead this sends one Fetch to the partition
- * leader through kafkajs' own cluster and broker classes — the ones its consumer uses — and
- * never joins or commits to any group. An offset below the log start (retention) or a
+ * default settings) and touches group state. This sends one Fetch to the partition leader
+ * instead (see PartitionReader). An offset below the log start (retention) or a
  * compacted-away record is a terminal `message-gone`.
  */
 export async function readOneMessage(o: ReadOptions): Promise<OneMessage> {
   const kafka = new Kafka({ clientId: o.clientId ?? 'mcp-job', brokers: o.brokers, logLevel: o.logLevel ?? LogLevel.WARN, logCreator: o.logCreator, retry: { retries: 5 } });
   const admin = kafka.admin();
-  const Cluster = require('kafkajs/src/cluster/index.js') as new (opts: object) => KafkaJsCluster;
-  const { createLogger } = require('kafkajs/src/loggers/index.js') as { createLogger: (o: object) => unknown };
-  const defaultLogCreator = (require('kafkajs/src/loggers/console.js') as logCreator);
-  const socketFactory = (require('kafkajs/src/network/socketFactory.js') as () => unknown)();
-  const cluster = new Cluster({
-    logger: createLogger({ level: o.logLevel ?? LogLevel.WARN, logCreator: o.logCreator ?? defaultLogCreator }),
-    brokers: o.brokers,
-    socketFactory,
-    clientId: o.clientId ?? 'mcp-job',
-    connectionTimeout: 5000,
-    requestTimeout: o.timeoutMs ?? 30_000,
-    retry: { retries: 5 },
-    allowAutoTopicCreation: false,
-    maxInFlightRequests: null,
-    isolationLevel: 1,
-  });
+  const reader = new PartitionReader(o);
   try {
     await admin.connect();
     let bounds: { low: string; high: string } | undefined;
@@ -91,37 +151,16 @@ export async function readOneMessage(o: ReadOptions): Promise<OneMessage> {
     if (want >= BigInt(bounds.high)) {
       throw new RetriableError(`offset ${o.offset} of ${o.topic}/${o.partition} is not readable yet (high watermark ${bounds.high})`);
     }
-    await cluster.connect();
-    await cluster.addTargetTopic(o.topic);
-    const leaders = cluster.findLeaderForPartitions(o.topic, [o.partition]);
-    const nodeId = Object.keys(leaders)[0];
-    if (nodeId === undefined) throw new RetriableError(`no leader for ${o.topic}/${o.partition}`);
-    const broker = await cluster.findBroker({ nodeId });
-    // A record batch is returned whole, so start at the offset and skip any earlier records.
-    for (let fetchOffset = want, round = 0; round < 20; round++) {
-      const res = await broker.fetch({
-        maxWaitTime: 100, minBytes: 1, maxBytes: 64 * 1024 * 1024, isolationLevel: 1,
-        topics: [{ topic: o.topic, partitions: [{ partition: o.partition, fetchOffset: fetchOffset.toString(), maxBytes: 64 * 1024 * 1024 }] }],
-      });
-      const part = res.responses.flatMap((r) => r.partitions).find((p) => p.partition === o.partition);
-      const msgs = (part?.messages ?? []).filter((m) => !m.isControlRecord);
-      const hit = msgs.find((m) => BigInt(m.offset) === want);
-      if (hit) {
-        const headers: Record<string, string> = {};
-        for (const [k, v] of Object.entries(hit.headers ?? {})) if (v !== undefined) headers[k] = (Array.isArray(v) ? v[0] : v)?.toString('utf8') ?? '';
-        return { key: hit.key, value: hit.value, headers, timestamp: hit.timestamp };
-      }
-      const past = msgs.find((m) => BigInt(m.offset) > want);
-      if (past) throw new TerminalError('message-gone', `offset ${o.offset} of ${o.topic}/${o.partition} holds no record (compacted or a transaction marker)`);
-      const last = (part?.messages ?? []).at(-1);
-      if (last) fetchOffset = BigInt(last.offset) + 1n;
+    for await (const rec of reader.range(o.topic, o.partition, want, BigInt(bounds.high))) {
+      if (BigInt(rec.offset) === want) return { key: rec.key, value: rec.value, headers: rec.headers, timestamp: rec.timestamp };
+      throw new TerminalError('message-gone', `offset ${o.offset} of ${o.topic}/${o.partition} holds no record (compacted or a transaction marker)`);
     }
     throw new RetriableError(`offset ${o.offset} of ${o.topic}/${o.partition} could not be fetched`);
   } catch (err) {
     if (err instanceof TerminalError || err instanceof RetriableError) throw err;
     throw new RetriableError(`reading ${o.topic}/${o.partition}@${o.offset}: ${(err as Error).message}`, { cause: err });
   } finally {
-    await cluster.disconnect().catch(() => undefined);
+    await reader.close();
     await admin.disconnect().catch(() => undefined);
   }
 }

@@ -136,7 +136,7 @@ describe('the controller on the test bed', () => {
     }
   });
 
-  it('creates no second Job when every message is delivered again', async () => {
+  it('creates no second Job and no second dead-letter record when every message is delivered again', async () => {
     await admin.setOffsets({ groupId: group, topic, partitions: Array.from({ length: PARTITIONS }, (_, partition) => ({ partition, offset: '0' })) });
     const dlqBefore = (await admin.fetchTopicOffsets(`${topic}.dlq`)).reduce((n, p) => n + Number(p.high), 0);
     const controller = new ControllerProcess(env).start();
@@ -147,7 +147,8 @@ describe('the controller on the test bed', () => {
       assert.equal(list.items.length, VALID);
       assert.equal(controller.logs.filter((l) => l.msg === 'job created').length, 0);
       const dlqAfter = (await admin.fetchTopicOffsets(`${topic}.dlq`)).reduce((n, p) => n + Number(p.high), 0);
-      assert.equal(dlqAfter - dlqBefore, 20, 'invalid messages are dead-lettered again on a deliberate replay');
+      assert.equal(dlqAfter - dlqBefore, 0, 'the dead-letter records written before are found, not written again');
+      assert.equal(controller.logs.filter((l) => l.msg === 'dead-letter record already written; not writing it twice').length, 20);
     } finally {
       await controller.kill();
     }
@@ -159,10 +160,13 @@ describe('the controller on the test bed', () => {
     const saCore = sa.makeApiClient(k8s.CoreV1Api);
     const saBatch = sa.makeApiClient(k8s.BatchV1Api);
     const denied = async (p: Promise<unknown>) => assert.rejects(p, (e: k8s.ApiException<string>) => e.code === 403);
-    await denied(saCore.listNamespacedPod({ namespace: ns.name }));
     await denied(saCore.listNamespacedSecret({ namespace: ns.name }));
+    await denied(saCore.createNamespacedPod({ namespace: ns.name, body: { metadata: { name: 'x' }, spec: { containers: [{ name: 'c', image: 'busybox' }] } } }));
+    await denied(saCore.deleteCollectionNamespacedPod({ namespace: ns.name }));
     await denied(saBatch.listNamespacedJob({ namespace: 'default' }));
-    await denied(saBatch.patchNamespacedJob({ name: 'x', namespace: ns.name, body: {} }, k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch)));
+    await denied(saBatch.patchNamespacedJobStatus({ name: 'x', namespace: ns.name, body: {} }, k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch)));
+    await denied(saBatch.deleteCollectionNamespacedJob({ namespace: ns.name }));
+    await denied(saCore.listPodForAllNamespaces());
     const ok = await saBatch.listNamespacedJob({ namespace: ns.name, labelSelector: jobSelector(group) });
     assert.equal(ok.items.length, VALID);
   });
