@@ -14,6 +14,8 @@ import { loadJobTemplate, loadKubeConfig } from '../src/kube.js';
 import { createLogger, kafkaLevel, kafkaLogCreator } from '../src/logger.js';
 import { parseMessage } from '../src/message.js';
 import { checkLines, produceLines, readLines } from '../src/produce.js';
+import { readOneMessage } from '../src/read-message.js';
+import { replay } from '../src/replay.js';
 import { createMetrics } from '../src/metrics.js';
 import { CONTROLLER_SETTINGS, settingsInput, yargsOptions } from '../src/options.js';
 
@@ -93,6 +95,32 @@ async function produce(argv: Record<string, unknown>): Promise<void> {
   else process.stdout.write(`sent ${total} messages to ${cfg.KAFKA_TOPIC}\n`);
 }
 
+/** Re-submits a dead-letter record or a source message as a Job, after its cause is fixed. */
+async function replayCommand(argv: Record<string, unknown>): Promise<void> {
+  const cfg = config(argv);
+  const kc = loadKubeConfig();
+  const parse = (s: string) => {
+    const m = /^(\d+)\/(\d+)$/.exec(s);
+    if (!m) throw new ConfigError(`expected <partition>/<offset>, got ${JSON.stringify(s)}`);
+    return { partition: Number(m[1]), offset: m[2]! };
+  };
+  try {
+    const r = await replay({
+      config: cfg,
+      batch: kc.makeApiClient(k8s.BatchV1Api),
+      template: loadJobTemplate(cfg.JOB_TEMPLATE),
+      read: (at) => readOneMessage({ brokers: cfg.KAFKA_BROKERS, ...at, clientId: `${cfg.KAFKA_CLIENT_ID}-replay` }),
+    }, argv['from-dlq'] !== undefined ? { dlq: parse(String(argv['from-dlq'])) } : { source: parse(String(argv.source)) });
+    process.stdout.write(`job ${r.job} ${r.replaced ? 'replaced' : 'created'} in ${cfg.JOB_NAMESPACE}\n`);
+  } catch (err) {
+    if (err instanceof TerminalError) {
+      process.stderr.write(`cannot replay: ${err.reason}: ${err.message}\n`);
+      process.exit(65);
+    }
+    throw err;
+  }
+}
+
 const cli = yargs(hideBin(process.argv))
   .scriptName('mcp-job-controller')
   .usage('$0 [command] [options]\n\nOne Kubernetes Job per Kafka message. Every option can also be set by the environment variable in brackets.')
@@ -108,6 +136,10 @@ const cli = yargs(hideBin(process.argv))
     .option('file', { type: 'string', describe: 'A JSON Lines file, one message per line (- for stdin)' })
     .option('validate', { type: 'boolean', default: true, describe: 'Check each message first (--no-validate sends invalid ones too)' })
     .check((a) => (a.message === undefined) !== (a.file === undefined) || 'give exactly one of --message and --file'), (argv) => produce(argv))
+  .command('replay', 'Run a dead-letter record (--from-dlq P/O) or a source message (--source P/O) again as a Job, after its cause is fixed', (y) => y
+    .option('from-dlq', { type: 'string', describe: 'partition/offset of a record on DLQ_TOPIC' })
+    .option('source', { type: 'string', describe: 'partition/offset of a message on KAFKA_TOPIC' })
+    .check((a) => (a['from-dlq'] === undefined) !== (a.source === undefined) || 'give exactly one of --from-dlq and --source'), (argv) => replayCommand(argv))
   .strict()
   .help()
   .version(false)

@@ -13,7 +13,15 @@ export const Annotation = {
   jobType: `${ANNOTATION_DOMAIN}/job-type`,
   checksum: `${ANNOTATION_DOMAIN}/checksum`,
   group: `${ANNOTATION_DOMAIN}/consumer-group`,
+  replayOf: `${ANNOTATION_DOMAIN}/replay-of`,
+  replayCount: `${ANNOTATION_DOMAIN}/replay-count`,
 } as const;
+
+/** A re-run of a message: the job reads the bytes from `readFrom` (a dead-letter record, say). */
+export interface Replay {
+  readFrom: Coordinates;
+  count: number;
+}
 
 export const Label = {
   name: 'app.kubernetes.io/name',
@@ -67,7 +75,8 @@ export const TERMINATION_MESSAGE_PATH = '/dev/termination-log';
  * Job (resources, tolerations, volumes, service account…); identity, env, provenance and the
  * settings the guarantees depend on (`restartPolicy: Never`) are always ours.
  */
-export function buildJob(at: Coordinates, msg: ValidMessage, cfg: JobBuildConfig, template: k8s.V1Job = {}): k8s.V1Job {
+export function buildJob(at: Coordinates, msg: ValidMessage, cfg: JobBuildConfig, template: k8s.V1Job = {}, replay?: Replay): k8s.V1Job {
+  const readFrom = replay?.readFrom ?? at;
   const name = jobName(cfg.JOB_NAME_PREFIX, at.topic, at.partition, at.offset);
   const labels: Record<string, string> = {
     [Label.name]: 'mcp-job',
@@ -89,6 +98,10 @@ export function buildJob(at: Coordinates, msg: ValidMessage, cfg: JobBuildConfig
     [Annotation.checksum]: msg.checksum,
     [Annotation.group]: cfg.KAFKA_CONSUMER_GROUP,
   };
+  if (replay) {
+    annotations[Annotation.replayOf] = `${replay.readFrom.topic}/${replay.readFrom.partition}/${replay.readFrom.offset}`;
+    annotations[Annotation.replayCount] = String(replay.count);
+  }
 
   const tSpec = template.spec ?? { template: {} };
   const tPod = tSpec.template?.spec ?? { containers: [] };
@@ -98,9 +111,9 @@ export function buildJob(at: Coordinates, msg: ValidMessage, cfg: JobBuildConfig
 
   const ours: k8s.V1EnvVar[] = [
     { name: 'KAFKA_BROKERS', value: cfg.JOB_KAFKA_BROKERS.join(',') },
-    { name: 'KAFKA_TOPIC', value: at.topic },
-    { name: 'KAFKA_PARTITION', value: String(at.partition) },
-    { name: 'KAFKA_OFFSET', value: at.offset },
+    { name: 'KAFKA_TOPIC', value: readFrom.topic },
+    { name: 'KAFKA_PARTITION', value: String(readFrom.partition) },
+    { name: 'KAFKA_OFFSET', value: readFrom.offset },
     { name: 'MCP_MESSAGE_SHA256', value: msg.checksum },
     { name: 'MCP_JOB_ID', value: msg.jobID },
     { name: 'ALLOWED_COMMANDS', value: cfg.ALLOWED_COMMANDS.join(',') },
