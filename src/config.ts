@@ -21,6 +21,8 @@ export const ControllerConfigSchema = z
     KAFKA_TOPIC: z.string().min(1),
     KAFKA_CONSUMER_GROUP: z.string().min(1).default('mcp-job-controller'),
     KAFKA_CLIENT_ID: z.string().min(1).default('mcp-job-controller'),
+    /** A killed controller's partitions wait this long before its successor gets them. */
+    KAFKA_SESSION_TIMEOUT_MS: int(6000, 300_000).default(30_000),
     /** Brokers as the job pods must reach them, when they differ from the controller's view. */
     JOB_KAFKA_BROKERS: csv.optional(),
     DLQ_TOPIC: z.string().min(1).optional(),

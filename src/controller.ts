@@ -66,13 +66,15 @@ export async function runController(deps: ControllerDeps): Promise<ControllerHan
   let deadLettered = new Set<string>();
   const consumer: Consumer = kafka.consumer({
     groupId: cfg.KAFKA_CONSUMER_GROUP,
-    sessionTimeout: 30_000,
-    heartbeatInterval: 3_000,
+    sessionTimeout: cfg.KAFKA_SESSION_TIMEOUT_MS,
+    heartbeatInterval: Math.max(500, Math.floor(cfg.KAFKA_SESSION_TIMEOUT_MS / 10)),
     retry: { retries: 10 },
   });
 
   const retryOpts = (op: string, heartbeat: () => Promise<void>, at: Coordinates) => ({
     signal: stopping.signal,
+    // Short enough that a recovered API server is used within seconds; jitter spreads the retriers.
+    maxMs: 5000,
     onRetry: async (err: unknown, attempt: number, delayMs: number) => {
       metrics.retries.inc({ op });
       if (isQuotaExceeded((err as Error).cause)) {

@@ -12,6 +12,7 @@ export const CONTROLLER_SETTINGS: SettingDoc[] = [
   { env: 'KAFKA_TOPIC', desc: 'Topic to consume; one Job per message' },
   { env: 'KAFKA_CONSUMER_GROUP', desc: 'Consumer group (its committed offsets are the progress)', default: 'mcp-job-controller' },
   { env: 'KAFKA_CLIENT_ID', desc: 'Kafka client id', default: 'mcp-job-controller' },
+  { env: 'KAFKA_SESSION_TIMEOUT_MS', desc: 'Consumer session timeout: how long a killed controller holds its partitions', default: '30000' },
   { env: 'JOB_KAFKA_BROKERS', desc: 'Brokers as the Job pods reach them, if not KAFKA_BROKERS' },
   { env: 'DLQ_TOPIC', desc: 'Dead-letter topic for invalid messages', default: '<KAFKA_TOPIC>.dlq' },
   { env: 'RESULTS_TOPIC', desc: 'Topic for one record per finished Job (optional)' },

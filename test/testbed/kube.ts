@@ -163,6 +163,22 @@ export class ControlPlane {
     await this.apiserver.stop();
   }
 
+  /** Restarts any control-plane component that exited (a long API server outage can end them). */
+  async ensureRunning(): Promise<string[]> {
+    const restarted: string[] = [];
+    if (!this.apiserver.running) {
+      await this.startApiserver();
+      restarted.push('kube-apiserver');
+    }
+    for (const d of [this.kcm, this.scheduler]) {
+      if (!d.running) {
+        d.start();
+        restarted.push(d.name);
+      }
+    }
+    return restarted;
+  }
+
   async stop(): Promise<void> {
     for (const d of [this.scheduler, this.kcm, this.apiserver, this.etcd]) await d?.stop();
   }
