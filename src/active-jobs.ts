@@ -30,8 +30,8 @@ export class ActiveJobs {
   private informer?: k8s.ListWatch<k8s.V1Job>;
   private readonly active = new Set<string>();
   private readonly finished = new Set<string>();
-  /** Created (or being created) by us and not yet seen by the informer as active. */
-  private readonly pending = new Set<string>();
+  /** Created by us and not yet seen by the informer, with when: a slot is held for them. */
+  private readonly pending = new Map<string, number>();
   private reserved = 0;
   private waiters: (() => void)[] = [];
   private stopped = false;
@@ -43,7 +43,7 @@ export class ActiveJobs {
 
   get count(): number {
     let n = this.active.size + this.reserved;
-    for (const p of this.pending) if (!this.active.has(p) && !this.finished.has(p)) n++;
+    for (const p of this.pending.keys()) if (!this.active.has(p) && !this.finished.has(p)) n++;
     return n;
   }
 
@@ -92,6 +92,10 @@ export class ActiveJobs {
       const names = new Set(list.items.map((j) => j.metadata?.name ?? ''));
       for (const j of list.items) this.observe(j);
       for (const n of [...this.active]) if (!names.has(n)) this.forget(n);
+      // A Job deleted before the watch showed it would hold its slot for ever.
+      const stale = Date.now() - 30_000;
+      for (const [n, at] of [...this.pending]) if (at < stale && !names.has(n)) this.pending.delete(n);
+      this.changed();
     } catch {
       /* next resync */
     }
@@ -161,10 +165,13 @@ export class ActiveJobs {
     return true;
   }
 
-  /** Turns a reservation into a Job name (created) or gives it back (not created). */
-  settle(name: string | undefined): void {
+  /**
+   * Turns a reservation into a Job that holds a slot until the watch shows it finish, or gives
+   * it back: nothing was created, or the Job existed already and had finished (a redelivery).
+   */
+  settle(name: string | undefined, alreadyFinished = false): void {
     this.reserved = Math.max(0, this.reserved - 1);
-    if (name && !this.active.has(name) && !this.finished.has(name)) this.pending.add(name);
+    if (name && !alreadyFinished && !this.active.has(name) && !this.finished.has(name)) this.pending.set(name, Date.now());
     this.changed();
   }
 

@@ -1,11 +1,11 @@
 import * as k8sApi from '@kubernetes/client-node';
 import type * as k8s from '@kubernetes/client-node';
 import { Partitioners, type Consumer, type EachBatchPayload, type Kafka, type KafkaMessage, type Producer } from 'kafkajs';
-import { ActiveJobs } from './active-jobs.js';
+import { ActiveJobs, isFinished } from './active-jobs.js';
 import type { ControllerConfig } from './config.js';
 import { buildDeadLetter } from './dead-letter.js';
 import { describeError, TerminalError } from './errors.js';
-import { buildJob, isSameMessage, jobSelector, type Coordinates } from './job-builder.js';
+import { buildJob, isSameMessage, unreportedJobSelector, type Coordinates } from './job-builder.js';
 import { classifyApiError } from './k8s-errors.js';
 import { uncommittedDeadLetters } from './dlq-dedup.js';
 import { kafkaLevel, kafkaLogCreator, type Logger } from './logger.js';
@@ -59,7 +59,7 @@ export async function runController(deps: ControllerDeps): Promise<ControllerHan
     readMessage: (at) => readOneMessage({ brokers: cfg.KAFKA_BROKERS, clientId: `${cfg.KAFKA_CLIENT_ID}-reader`, ...at, logCreator: kafkaLogCreator(log), logLevel: kafkaLevel(cfg.LOG_LEVEL) }),
   });
   const jobs = new ActiveJobs({
-    kc: deps.kc, namespace: cfg.JOB_NAMESPACE, labelSelector: jobSelector(cfg.KAFKA_CONSUMER_GROUP), cap: cfg.MAX_ACTIVE_JOBS, log: log.child({ component: 'job-watch' }), metrics,
+    kc: deps.kc, namespace: cfg.JOB_NAMESPACE, labelSelector: unreportedJobSelector(cfg.KAFKA_CONSUMER_GROUP), cap: cfg.MAX_ACTIVE_JOBS, log: log.child({ component: 'job-watch' }), metrics,
     onFinished: (job) => reporter.enqueue(job),
   });
   /** Source offsets (`partition/offset`) with a dead-letter record but no commit yet. */
@@ -108,7 +108,7 @@ export async function runController(deps: ControllerDeps): Promise<ControllerHan
     return { kind: 'dead-lettered', reason: err.reason };
   }
 
-  async function createJob(job: k8s.V1Job, at: Coordinates, checksum: string): Promise<{ existed: boolean }> {
+  async function createJob(job: k8s.V1Job, at: Coordinates, checksum: string): Promise<{ existed: boolean; finished?: boolean }> {
     const name = job.metadata!.name!;
     const t0 = performance.now();
     try {
@@ -125,7 +125,7 @@ export async function runController(deps: ControllerDeps): Promise<ControllerHan
     } catch (err) {
       throw classifyApiError(err, `read existing Job ${name}`);
     }
-    if (isSameMessage(existing, at, checksum)) return { existed: true };
+    if (isSameMessage(existing, at, checksum)) return { existed: true, finished: isFinished(existing) };
     throw new TerminalError('job-name-conflict', `Job ${name} exists but was made for another message (topic recreated?)`);
   }
 
@@ -142,10 +142,12 @@ export async function runController(deps: ControllerDeps): Promise<ControllerHan
     }
     if (!(await jobs.acquire(stopping.signal, heartbeat))) throw new AbortedError('stopped while waiting for the active-job cap');
     let created: string | undefined;
+    let finished = false;
     try {
       const r = await retryForever(() => createJob(job, at, checksum), retryOpts('create-job', heartbeat, at));
       metrics.paused.set(0);
       created = job.metadata!.name!;
+      finished = r.finished === true;
       metrics.jobsCreated.inc({ result: r.existed ? 'existed' : 'created' });
       log.info({ job: created, ...at, existed: r.existed }, r.existed ? 'job already existed' : 'job created');
       return { kind: 'job', name: created, existed: r.existed };
@@ -153,7 +155,7 @@ export async function runController(deps: ControllerDeps): Promise<ControllerHan
       if (err instanceof TerminalError) return deadLetter(m, at, err, heartbeat);
       throw err;
     } finally {
-      jobs.settle(created);
+      jobs.settle(created, finished);
     }
   }
 
@@ -172,37 +174,53 @@ export async function runController(deps: ControllerDeps): Promise<ControllerHan
     }
   }
 
+  /**
+   * Up to MAX_IN_FLIGHT messages of a partition are handled at once (a sliding window, so one
+   * slow create does not idle the rest); the committed offset only ever moves past a
+   * contiguous run of finished messages.
+   */
   async function eachBatch({ batch: b, resolveOffset, heartbeat, isRunning, isStale }: EachBatchPayload): Promise<void> {
     const { topic, partition } = b;
     const msgs = b.messages;
-    const chunkSize = cfg.MAX_ACTIVE_JOBS > 0 ? Math.min(cfg.MAX_IN_FLIGHT, cfg.MAX_ACTIVE_JOBS) : cfg.MAX_IN_FLIGHT;
-    for (let i = 0; i < msgs.length; i += chunkSize) {
-      if (!isRunning() || isStale() || stopping.signal.aborted) return;
-      const chunk = msgs.slice(i, i + chunkSize);
-      const results = await Promise.allSettled(chunk.map((m) => handle(m, { topic, partition, offset: m.offset }, heartbeat)));
-      // Commit the longest finished prefix only: nothing after a message still owed a Job.
-      let done = 0;
-      while (done < results.length && results[done]!.status === 'fulfilled') done++;
-      for (const [j, r] of results.entries()) {
-        const m = chunk[j]!;
-        if (r.status === 'fulfilled') metrics.messagesConsumed.inc({ result: r.value.kind });
-        else if (!(r.reason instanceof AbortedError)) log.error({ topic, partition, offset: m.offset, err: describeError(r.reason) }, 'message handling failed; it will be redelivered');
-      }
-      if (done > 0) {
-        const last = chunk[done - 1]!.offset;
-        resolveOffset(last);
-        await commit(topic, partition, (BigInt(last) + 1n).toString());
-        const high = BigInt(b.highWatermark);
-        metrics.lag.set({ topic, partition: String(partition) }, Number(high - BigInt(last) - 1n));
-      }
-      if (done < results.length) {
-        const failed = results[done] as PromiseRejectedResult;
-        if (failed.reason instanceof AbortedError || stopping.signal.aborted) return;
-        // A bug, not a retriable error: stop here so the message is redelivered, never skipped.
-        throw failed.reason;
-      }
+    const window = cfg.MAX_ACTIVE_JOBS > 0 ? Math.min(cfg.MAX_IN_FLIGHT, cfg.MAX_ACTIVE_JOBS) : cfg.MAX_IN_FLIGHT;
+    const done: (boolean | undefined)[] = new Array(msgs.length);
+    const inFlight = new Set<Promise<void>>();
+    let failure: unknown;
+    let prefix = 0; // messages [0, prefix) are finished
+    let committed = 0;
+    let lastCommit = performance.now();
+    const commitPrefix = async (force: boolean) => {
+      while (prefix < msgs.length && done[prefix] === true) prefix++;
+      if (prefix === committed) return;
+      if (!force && prefix - committed < window && performance.now() - lastCommit < 250) return;
+      const last = msgs[prefix - 1]!.offset;
+      resolveOffset(last);
+      committed = prefix;
+      lastCommit = performance.now();
+      await commit(topic, partition, (BigInt(last) + 1n).toString());
+      metrics.lag.set({ topic, partition: String(partition) }, Number(BigInt(b.highWatermark) - BigInt(last) - 1n));
+    };
+    for (const [i, m] of msgs.entries()) {
+      if (!isRunning() || isStale() || stopping.signal.aborted || failure !== undefined) break;
+      while (inFlight.size >= window) await Promise.race(inFlight);
+      if (failure !== undefined) break;
+      const p: Promise<void> = handle(m, { topic, partition, offset: m.offset }, heartbeat).then((r) => {
+        done[i] = true;
+        metrics.messagesConsumed.inc({ result: r.kind });
+      }, (err: unknown) => {
+        done[i] = false;
+        if (err instanceof AbortedError || stopping.signal.aborted) return;
+        log.error({ topic, partition, offset: m.offset, err: describeError(err) }, 'message handling failed; it will be redelivered');
+        failure ??= err;
+      }).finally(() => inFlight.delete(p));
+      inFlight.add(p);
+      await commitPrefix(false);
       await heartbeat();
     }
+    await Promise.all(inFlight);
+    await commitPrefix(true);
+    // A bug, not a retriable error: stop here so the message is redelivered, never skipped.
+    if (failure !== undefined) throw failure;
   }
 
   /** The dead-letter topic gets the source's partition count, so records spread the same way. */

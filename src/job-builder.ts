@@ -41,6 +41,11 @@ export function jobSelector(group: string): string {
   return `${Label.managedBy}=${MANAGED_BY},${Label.group}=${labelValue(group)}`;
 }
 
+/** The controller's own Jobs whose outcome is not recorded yet: what its watch holds. */
+export function unreportedJobSelector(group: string): string {
+  return `${jobSelector(group)},!${ANNOTATION_DOMAIN}/outcome`;
+}
+
 /** Where a message lives. Offsets stay strings, as Kafka clients give them (they pass 2^53). */
 export interface Coordinates {
   topic: string;

@@ -3,8 +3,12 @@ import type { Message } from 'kafkajs';
 import { ANNOTATION_DOMAIN, JOB_CONTAINER } from './config.js';
 import { Annotation, type Coordinates } from './job-builder.js';
 
-/** Set on a Job once its outcome is recorded, so a restarted controller does not record it twice. */
-export const REPORTED = `${ANNOTATION_DOMAIN}/outcome-reported`;
+/**
+ * A label set on a Job once its outcome is recorded: a restarted controller does not record it
+ * twice, and the controller's watch leaves it out (`!outcome`), so what the controller holds in
+ * memory grows with its active Jobs, not with every Job the TTL has not deleted yet.
+ */
+export const REPORTED = `${ANNOTATION_DOMAIN}/outcome`;
 
 export interface JobOutcome {
   job: string;

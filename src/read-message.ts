@@ -57,7 +57,7 @@ export class PartitionReader {
   private readonly cluster: KafkaJsCluster;
   private connected = false;
 
-  constructor(private readonly o: Pick<ReadOptions, 'brokers' | 'clientId' | 'logLevel' | 'logCreator' | 'timeoutMs'>) {
+  constructor(o: Pick<ReadOptions, 'brokers' | 'clientId' | 'logLevel' | 'logCreator' | 'timeoutMs'>) {
     const Cluster = require('kafkajs/src/cluster/index.js') as new (opts: object) => KafkaJsCluster;
     const { createLogger } = require('kafkajs/src/loggers/index.js') as { createLogger: (o: object) => unknown };
     const defaultLogCreator = require('kafkajs/src/loggers/console.js') as logCreator;

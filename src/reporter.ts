@@ -40,7 +40,7 @@ export class OutcomeReporter {
 
   enqueue(job: k8s.V1Job): void {
     const name = job.metadata?.name ?? '';
-    if (job.metadata?.annotations?.[REPORTED] || this.queued.has(name)) return;
+    if (job.metadata?.labels?.[REPORTED] || this.queued.has(name)) return;
     this.queued.add(name);
     this.chain = this.chain.then(() => this.report(job)).catch((err) => {
       if (!(err instanceof AbortedError)) this.d.log.error({ job: name, err: describeError(err) }, 'recording a job outcome failed; a restart retries it');
@@ -87,7 +87,7 @@ export class OutcomeReporter {
     }
     await retryForever(async () => {
       try {
-        await this.d.batch.patchNamespacedJob({ name, namespace, body: { metadata: { annotations: { [REPORTED]: outcome.status } } } }, MERGE);
+        await this.d.batch.patchNamespacedJob({ name, namespace, body: { metadata: { labels: { [REPORTED]: outcome.status } } } }, MERGE);
       } catch (err) {
         if ((err as { code?: number }).code === 404) return; // already deleted: nothing left to mark
         throw classifyApiError(err, `mark Job ${name} reported`);

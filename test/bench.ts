@@ -36,6 +36,21 @@ function pct(xs: number[], p: number): number {
 }
 const median = (xs: number[]) => pct(xs, 50);
 
+/** utime+stime of a process, in ms (clock ticks are 100/s on Linux). */
+function cpuMs(pid: number): number {
+  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return (Number(f[11]) + Number(f[12])) * 10;
+}
+
+/** Busy and total jiffies of the whole machine, to tell how saturated the cores were. */
+function machineCpu(): { busy: number; total: number } {
+  const f = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+  const idle = (f[3] ?? 0) + (f[4] ?? 0);
+  const total = f.reduce((a, b) => a + b, 0);
+  return { busy: total - idle, total };
+}
+const busyPct = (a: { busy: number; total: number }, b: { busy: number; total: number }) => Math.round(((b.busy - a.busy) / (b.total - a.total)) * 100);
+
 function rssKb(pid: number): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   return Number(m?.[1] ?? 0);
@@ -181,13 +196,18 @@ async function throughput(b: Bench): Promise<Record<string, number>> {
     const i = next++;
     return buildJob({ topic: 'limit', partition: i % PARTITIONS, offset: String(i) }, parseMessage(Buffer.from(value(i)), policy), cfg, template);
   };
+  let loopCpu = { clientMsPerJob: 0, machineBusyPct: 0 };
   const loop = async (count: number, concurrency: number): Promise<number> => {
     const jobs = Array.from({ length: count }, make);
     let k = 0;
     const t = performance.now();
+    const m0 = machineCpu();
+    const c0 = process.cpuUsage();
     await Promise.all(Array.from({ length: concurrency }, async () => {
       while (k < jobs.length) await saBatch.createNamespacedJob({ namespace: limitNs, body: jobs[k++]! });
     }));
+    const c1 = process.cpuUsage(c0);
+    loopCpu = { clientMsPerJob: (c1.user + c1.system) / 1000 / count, machineBusyPct: busyPct(m0, machineCpu()) };
     return count / ((performance.now() - t) / 1000);
   };
   let best = { c: 0, rate: 0 };
@@ -206,14 +226,22 @@ async function throughput(b: Bench): Promise<Record<string, number>> {
   const stopWatch = await watchJobs(b.kc, ns, () => seen.push(performance.now()));
   const t0 = performance.now();
   const controller = new ControllerProcess(b.controllerEnv(kubeconfig, ns, topic)).start();
+  const pid = controller.child!.pid!;
+  await waitFor(() => seen.length >= 1, { timeoutMs: 60_000, intervalMs: 10, description: 'the first Job' });
+  const cpu0 = cpuMs(pid);
+  const m0 = machineCpu();
   await waitFor(() => seen.length >= BACKLOG, { timeoutMs: 600_000, intervalMs: 50, description: `${BACKLOG} Jobs from the controller` });
+  const ctlMsPerJob = (cpuMs(pid) - cpu0) / (BACKLOG - 1);
+  const ctlBusy = busyPct(m0, machineCpu());
   const tEnd = seen[BACKLOG - 1]!;
   await controller.stop();
   await stopWatch();
   const ctlTotalS = (tEnd - t0) / 1000;
   const ctlCreateS = (tEnd - seen[0]!) / 1000;
 
+  const cpuBefore = loopCpu;
   const limitAfter = await loop(BACKLOG, best.c);
+  say(`  cpu: controller ${ctlMsPerJob.toFixed(2)} ms/Job with the machine ${ctlBusy}% busy; create loop ${cpuBefore.clientMsPerJob.toFixed(2)} / ${loopCpu.clientMsPerJob.toFixed(2)} ms/Job (client side, before/after) with the machine ${cpuBefore.machineBusyPct}% / ${loopCpu.machineBusyPct}% busy`);
   say(`  limit loop: concurrency probes (jobs/s) ${probes.join(' ')}; at ${best.c}: ${limitBefore.toFixed(1)} before, ${limitAfter.toFixed(1)} after the controller`);
   return {
     backlog: BACKLOG,
@@ -264,7 +292,7 @@ async function memory(b: Bench): Promise<Record<string, number>> {
   // count stays small and only the number of messages grows.
   let deleted = 0;
   const stopWatch = await watchJobs(b.kc, ns, (j) => void batch.deleteNamespacedJob({ name: j.metadata!.name!, namespace: ns, propagationPolicy: 'Background' }).then(() => deleted++, () => undefined));
-  await produceAll(b.producer, topic, 200_000, MEMORY_MESSAGES);
+  await produceAll(b.producer, topic, 200_000, 1000);
   const controller = new ControllerProcess(b.controllerEnv(kubeconfig, ns, topic, { MAX_ACTIVE_JOBS: '100' })).start();
   const pid = controller.child!.pid!;
   const committed = async () => {
@@ -273,12 +301,21 @@ async function memory(b: Bench): Promise<Record<string, number>> {
   };
   const samples: number[] = [];
   const sampler = setInterval(() => samples.push(rssKb(pid)), 200);
+  // RSS is read once the controller has gone idle: V8 gives back memory after ~10 s without work,
+  // so a busy process's RSS says more about when the last GC ran than about what it keeps.
+  const idleRss = async () => {
+    let min = Infinity;
+    for (let i = 0; i < 30; i++) {
+      min = Math.min(min, rssKb(pid));
+      await sleep(500);
+    }
+    return min;
+  };
   await waitFor(async () => (await committed()) >= 1000, { timeoutMs: 300_000, intervalMs: 200, description: '1,000 messages' });
-  await sleep(2000);
-  const at1k = rssKb(pid);
+  const at1k = await idleRss();
+  await produceAll(b.producer, topic, 300_000, MEMORY_MESSAGES - 1000);
   await waitFor(async () => (await committed()) >= MEMORY_MESSAGES, { timeoutMs: 900_000, intervalMs: 500, description: `${MEMORY_MESSAGES} messages` });
-  await sleep(2000);
-  const at10k = rssKb(pid);
+  const at10k = await idleRss();
   clearInterval(sampler);
   await controller.stop();
   await stopWatch();

@@ -122,12 +122,12 @@ describe('reliability on the test bed', () => {
       await producer.send({ topic: s.topic, messages: [{ value: okValue }, { key: 'k-bad', value: badValue }] });
       const jobs = await waitFor(async () => {
         const j = await jobsOf(s);
-        return j.length === 2 && j.every((x) => x.metadata?.annotations?.[REPORTED]) ? j : undefined;
+        return j.length === 2 && j.every((x) => x.metadata?.labels?.[REPORTED]) ? j : undefined;
       }, { timeoutMs: 120_000, intervalMs: 500, description: 'both outcomes recorded' });
       const failed = jobs.find((j) => j.metadata!.annotations![Annotation.jobID] === 'needs-secret')!;
       assert.equal(jobOutcome(failed), 'Failed');
       assert.equal(failed.status?.conditions?.find((c) => c.type === 'Failed')?.reason, 'PodFailurePolicy', 'exit 65 fails the Job at once');
-      assert.equal(failed.metadata!.annotations![REPORTED], 'failed');
+      assert.equal(failed.metadata!.labels![REPORTED], 'failed');
 
       const read = async (topic: string, n: number) => {
         const got: { key: string; value: Buffer; headers: Record<string, string>; partition: number; offset: string }[] = [];

@@ -132,3 +132,16 @@ describe('isSameMessage', () => {
     assert.equal(isSameMessage(job, at, '0'.repeat(64)), false);
   });
 });
+
+describe('buildJob for a replay', () => {
+  it('keeps the name and provenance of the source message but points the job at the bytes to read', () => {
+    const replayed = buildJob(at, msg, cfg, {}, { readFrom: { topic: 'mcp-jobs.dlq', partition: 0, offset: '3' }, count: 2 });
+    const plain = buildJob(at, msg, cfg);
+    assert.equal(replayed.metadata!.name, plain.metadata!.name);
+    assert.equal(replayed.metadata!.annotations!['mcp-job-controller.io/offset'], '17');
+    assert.equal(replayed.metadata!.annotations!['mcp-job-controller.io/replay-of'], 'mcp-jobs.dlq/0/3');
+    assert.equal(replayed.metadata!.annotations!['mcp-job-controller.io/replay-count'], '2');
+    const env = Object.fromEntries(replayed.spec!.template.spec!.containers[0]!.env!.map((e) => [e.name, e.value]));
+    assert.deepEqual([env.KAFKA_TOPIC, env.KAFKA_PARTITION, env.KAFKA_OFFSET, env.MCP_MESSAGE_SHA256], ['mcp-jobs.dlq', '0', '3', msg.checksum]);
+  });
+});
