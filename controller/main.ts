@@ -10,7 +10,7 @@ import { runController } from '../src/controller.js';
 import { describeError, TerminalError } from '../src/errors.js';
 import { startHttp } from '../src/http.js';
 import { buildJob } from '../src/job-builder.js';
-import { loadJobTemplate, loadKubeConfig } from '../src/kube.js';
+import { loadJobTemplate, loadKubeConfig, makeKeepAliveClient } from '../src/kube.js';
 import { createLogger, kafkaLevel, kafkaLogCreator } from '../src/logger.js';
 import { parseMessage } from '../src/message.js';
 import { checkLines, produceLines, readLines } from '../src/produce.js';
@@ -30,7 +30,7 @@ async function run(argv: Record<string, unknown>): Promise<void> {
   const template = loadJobTemplate(cfg.JOB_TEMPLATE);
   const metrics = createMetrics();
   const kafka = new Kafka({ clientId: cfg.KAFKA_CLIENT_ID, brokers: cfg.KAFKA_BROKERS, logLevel: kafkaLevel(cfg.LOG_LEVEL), logCreator: kafkaLogCreator(log) });
-  const batch = kc.makeApiClient(k8s.BatchV1Api);
+  const batch = makeKeepAliveClient(kc, k8s.BatchV1Api);
   let ready = () => false;
   const server = cfg.METRICS_PORT > 0 ? await startHttp(cfg.METRICS_PORT, metrics.registry, () => ready()) : undefined;
   const handle = await runController({ config: cfg, kafka, kc, batch, template, log, metrics });
@@ -107,7 +107,7 @@ async function replayCommand(argv: Record<string, unknown>): Promise<void> {
   try {
     const r = await replay({
       config: cfg,
-      batch: kc.makeApiClient(k8s.BatchV1Api),
+      batch: makeKeepAliveClient(kc, k8s.BatchV1Api),
       template: loadJobTemplate(cfg.JOB_TEMPLATE),
       read: (at) => readOneMessage({ brokers: cfg.KAFKA_BROKERS, ...at, clientId: `${cfg.KAFKA_CLIENT_ID}-replay` }),
     }, argv['from-dlq'] !== undefined ? { dlq: parse(String(argv['from-dlq'])) } : { source: parse(String(argv.source)) });

@@ -8,6 +8,7 @@ import { describeError, TerminalError } from './errors.js';
 import { buildJob, isSameMessage, unreportedJobSelector, type Coordinates } from './job-builder.js';
 import { classifyApiError } from './k8s-errors.js';
 import { uncommittedDeadLetters } from './dlq-dedup.js';
+import { makeKeepAliveClient } from './kube.js';
 import { kafkaLevel, kafkaLogCreator, type Logger } from './logger.js';
 import { isQuotaExceeded } from './k8s-errors.js';
 import { PartitionReader, readOneMessage } from './read-message.js';
@@ -55,7 +56,7 @@ export async function runController(deps: ControllerDeps): Promise<ControllerHan
   const producer: Producer = kafka.producer({ allowAutoTopicCreation: true, idempotent: false, createPartitioner: Partitioners.DefaultPartitioner });
   const reader = new PartitionReader({ brokers: cfg.KAFKA_BROKERS, clientId: `${cfg.KAFKA_CLIENT_ID}-reader`, logCreator: kafkaLogCreator(log), logLevel: kafkaLevel(cfg.LOG_LEVEL) });
   const reporter = new OutcomeReporter({
-    config: cfg, batch, core: deps.kc.makeApiClient(k8sApi.CoreV1Api), producer, log: log.child({ component: 'outcomes' }), metrics, signal: stopping.signal, now,
+    config: cfg, batch, core: makeKeepAliveClient(deps.kc, k8sApi.CoreV1Api, 4), producer, log: log.child({ component: 'outcomes' }), metrics, signal: stopping.signal, now,
     readMessage: (at) => readOneMessage({ brokers: cfg.KAFKA_BROKERS, clientId: `${cfg.KAFKA_CLIENT_ID}-reader`, ...at, logCreator: kafkaLogCreator(log), logLevel: kafkaLevel(cfg.LOG_LEVEL) }),
   });
   const jobs = new ActiveJobs({

@@ -18,6 +18,7 @@ import * as k8s from '@kubernetes/client-node';
 import { Kafka, logLevel, Partitioners, type Admin, type Producer } from 'kafkajs';
 import { ControllerConfigSchema, parseConfig } from '../src/config.js';
 import { buildJob } from '../src/job-builder.js';
+import { makeKeepAliveClient } from '../src/kube.js';
 import { checksumOf, parseMessage } from '../src/message.js';
 import { sleep, waitFor } from '../src/wait.js';
 import { repoRoot } from './testbed/cache.js';
@@ -186,7 +187,8 @@ async function throughput(b: Bench): Promise<Record<string, number>> {
   const limitNs = 'bench-limit';
   const kc = new k8s.KubeConfig();
   kc.loadFromFile(await b.namespace(limitNs));
-  const saBatch = kc.makeApiClient(k8s.BatchV1Api);
+  // The same client the controller uses: one kept-alive agent.
+  const saBatch = makeKeepAliveClient(kc, k8s.BatchV1Api);
   const cfg = parseConfig(ControllerConfigSchema, { KAFKA_BROKERS: b.bed.env.KAFKA_BROKERS, KAFKA_TOPIC: topic, JOB_NAMESPACE: limitNs });
   const { loadJobTemplate } = await import('../src/kube.js');
   const template = loadJobTemplate(join(repoRoot, 'test', 'fixtures', 'suspended-job.yaml'));
@@ -293,8 +295,15 @@ async function memory(b: Bench): Promise<Record<string, number>> {
   let deleted = 0;
   const stopWatch = await watchJobs(b.kc, ns, (j) => void batch.deleteNamespacedJob({ name: j.metadata!.name!, namespace: ns, propagationPolicy: 'Background' }).then(() => deleted++, () => undefined));
   await produceAll(b.producer, topic, 200_000, 1000);
-  const controller = new ControllerProcess(b.controllerEnv(kubeconfig, ns, topic, { MAX_ACTIVE_JOBS: '100' })).start();
+  const { freePort } = await import('./testbed/proc.js');
+  const port = await freePort();
+  const controller = new ControllerProcess(b.controllerEnv(kubeconfig, ns, topic, { MAX_ACTIVE_JOBS: '100', METRICS_PORT: String(port) })).start();
   const pid = controller.child!.pid!;
+  /** Live heap as the controller's own metrics report it: what it keeps, not what V8 has reserved. */
+  const heapMb = async () => {
+    const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+    return Number(/^mcp_job_controller_nodejs_heap_size_used_bytes (\S+)$/m.exec(text)?.[1] ?? NaN) / 2 ** 20;
+  };
   const committed = async () => {
     const [c] = await b.admin.fetchOffsets({ groupId: `${topic}-group`, topics: [topic] });
     return c!.partitions.reduce((n, p) => n + Math.max(0, Number(p.offset)), 0);
@@ -313,9 +322,11 @@ async function memory(b: Bench): Promise<Record<string, number>> {
   };
   await waitFor(async () => (await committed()) >= 1000, { timeoutMs: 300_000, intervalMs: 200, description: '1,000 messages' });
   const at1k = await idleRss();
+  const heap1k = await heapMb();
   await produceAll(b.producer, topic, 300_000, MEMORY_MESSAGES - 1000);
   await waitFor(async () => (await committed()) >= MEMORY_MESSAGES, { timeoutMs: 900_000, intervalMs: 500, description: `${MEMORY_MESSAGES} messages` });
   const at10k = await idleRss();
+  const heap10k = await heapMb();
   clearInterval(sampler);
   await controller.stop();
   await stopWatch();
@@ -324,6 +335,8 @@ async function memory(b: Bench): Promise<Record<string, number>> {
     [`rss_after_${MEMORY_MESSAGES / 1000}k_mb`]: +(at10k / 1024).toFixed(1),
     peak_rss_mb: +(Math.max(...samples) / 1024).toFixed(1),
     growth_pct: +(((at10k - at1k) / at1k) * 100).toFixed(1),
+    heap_used_after_1k_mb: +heap1k.toFixed(1),
+    [`heap_used_after_${MEMORY_MESSAGES / 1000}k_mb`]: +heap10k.toFixed(1),
     jobs_deleted_by_bench: deleted,
   };
 }
@@ -341,6 +354,12 @@ async function main(): Promise<void> {
     const { stdout: kver } = await promisify(execFile)(join(bed.env.KUBEBUILDER_ASSETS!, 'kubectl'), ['version', '--client', '-o', 'json']);
     say(`machine: ${cpus().length} cores (${cpus()[0]?.model.trim()}), ${(totalmem() / 2 ** 30).toFixed(0)} GiB; node ${process.version}; kubernetes ${JSON.parse(kver).clientVersion.gitVersion}; kafka ${process.env.TESTBED_KAFKA_VERSION ?? '4.4.0'} (group.initial.rebalance.delay.ms=3000)`);
 
+    const only = process.env.BENCH_ONLY;
+    if (only === 'memory') {
+      const m = await memory(b);
+      say(`memory:     ${Object.entries(m).map(([k, v]) => `${k}=${v}`).join(' ')}`);
+      return;
+    }
     const cost = await jobCost(bed, b);
     say(`job cost:   ${Object.entries(cost).map(([k, v]) => `${k}=${v}`).join(' ')}`);
     const tp = await throughput(b);
