@@ -118,6 +118,7 @@ class Bench {
     return {
       KUBECONFIG: kubeconfig, KAFKA_BROKERS: this.bed.env.KAFKA_BROKERS, KAFKA_TOPIC: topic, KAFKA_CONSUMER_GROUP: `${topic}-group`,
       JOB_NAMESPACE: ns, JOB_TEMPLATE: join(repoRoot, 'test', 'fixtures', 'suspended-job.yaml'), MAX_ACTIVE_JOBS: '0', METRICS_PORT: '0', LOG_LEVEL: 'info',
+      ...(process.env.BENCH_MAX_IN_FLIGHT ? { MAX_IN_FLIGHT: process.env.BENCH_MAX_IN_FLIGHT } : {}),
       ...extra,
     };
   }
@@ -355,6 +356,11 @@ async function main(): Promise<void> {
     say(`machine: ${cpus().length} cores (${cpus()[0]?.model.trim()}), ${(totalmem() / 2 ** 30).toFixed(0)} GiB; node ${process.version}; kubernetes ${JSON.parse(kver).clientVersion.gitVersion}; kafka ${process.env.TESTBED_KAFKA_VERSION ?? '4.4.0'} (group.initial.rebalance.delay.ms=3000)`);
 
     const only = process.env.BENCH_ONLY;
+    if (only === 'throughput') {
+      const t = await throughput(b);
+      say(`throughput: ${Object.entries(t).map(([k, v]) => `${k}=${v}`).join(' ')} ratio=${(t.controller_jobs_per_s! / t.limit_jobs_per_s!).toFixed(2)}`);
+      return;
+    }
     if (only === 'memory') {
       const m = await memory(b);
       say(`memory:     ${Object.entries(m).map(([k, v]) => `${k}=${v}`).join(' ')}`);
