@@ -187,7 +187,8 @@ export async function initializeServer(name: string, cfg: ServerConfig, opts: In
   }
 }
 
-function alive(pid: number): boolean {
+/** True while a process with this pid exists (signal 0 checks without sending anything). */
+export function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;

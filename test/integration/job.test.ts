@@ -7,6 +7,7 @@ import { after, before, describe, it } from 'node:test';
 import type { Admin, Producer } from 'kafkajs';
 import { repoRoot } from '../testbed/cache.js';
 import { brokers, freshTopic, testKafka, waitFor } from '../helpers.js';
+import { alive as isAlive } from '../../src/mcp-init.js';
 import { checksumOf } from '../../src/message.js';
 
 const JOB = join(repoRoot, 'dist', 'job', 'main.js');
@@ -40,14 +41,6 @@ function runJob(env: Record<string, string>): Promise<JobRun> {
   }));
 }
 
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 describe('the job binary', () => {
   const kafka = testKafka();
