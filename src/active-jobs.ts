@@ -35,6 +35,8 @@ export class ActiveJobs {
   private reserved = 0;
   private waiters: (() => void)[] = [];
   private stopped = false;
+  /** The watch is connected: the API server answers (for /readyz). */
+  healthy = false;
   private resync?: NodeJS.Timeout;
   private readyResolve!: () => void;
   readonly ready = new Promise<void>((r) => (this.readyResolve = r));
@@ -61,9 +63,13 @@ export class ActiveJobs {
     informer.on('add', seen);
     informer.on('update', seen);
     informer.on('delete', (job) => this.forget(job.metadata?.name ?? ''));
-    informer.on('connect', () => this.readyResolve());
+    informer.on('connect', () => {
+      this.healthy = true;
+      this.readyResolve();
+    });
     // client-node re-lists after 410 Gone only; any other error ends the informer.
     informer.on('error', (err) => {
+      this.healthy = false;
       this.o.log.warn({ err: String(err) }, 'job watch failed; restarting');
       if (!this.stopped) setTimeout(() => void this.restart(), 1000);
     });
@@ -76,8 +82,10 @@ export class ActiveJobs {
     if (this.stopped || !this.informer) return;
     try {
       await this.informer.start();
+      this.healthy = true;
       this.readyResolve();
     } catch (err) {
+      this.healthy = false;
       this.o.log.warn({ err: String(err) }, 'job list failed; retrying');
       await sleep(2000);
       if (!this.stopped) void this.restart();

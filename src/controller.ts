@@ -32,7 +32,7 @@ export interface ControllerDeps {
 export interface ControllerHandle {
   /** Resolves once the consumer has joined its group and the Job watch has listed. */
   ready: Promise<void>;
-  /** True while the consumer is in its group (for /readyz). */
+  /** True while the consumer is in its group and the API server answers its Job watch (for /readyz). */
   isReady: () => boolean;
   /** Stop fetching, let in-flight creates finish, commit, disconnect. */
   stop: () => Promise<void>;
@@ -301,5 +301,5 @@ export async function runController(deps: ControllerDeps): Promise<ControllerHan
     })();
     return stopped;
   };
-  return { ready, isReady: () => joined, stop, done };
+  return { ready, isReady: () => joined && jobs.healthy, stop, done };
 }
