@@ -41,7 +41,11 @@ export class ActiveJobs {
   private readyResolve!: () => void;
   readonly ready = new Promise<void>((r) => (this.readyResolve = r));
 
-  constructor(private readonly o: JobWatchOptions) {}
+  private readonly batch: k8s.BatchV1Api;
+
+  constructor(private readonly o: JobWatchOptions) {
+    this.batch = o.kc.makeApiClient(k8s.BatchV1Api);
+  }
 
   get count(): number {
     let n = this.active.size + this.reserved;
@@ -50,7 +54,7 @@ export class ActiveJobs {
   }
 
   async start(): Promise<void> {
-    const batch = this.o.kc.makeApiClient(k8s.BatchV1Api);
+    const { batch } = this;
     const { namespace, labelSelector } = this.o;
     const informer = new k8s.ListWatch<k8s.V1Job>(
       `/apis/batch/v1/namespaces/${namespace}/jobs`,
@@ -95,8 +99,7 @@ export class ActiveJobs {
   /** A full list, to correct any drift a silent watch left behind. */
   private async relist(): Promise<void> {
     try {
-      const batch = this.o.kc.makeApiClient(k8s.BatchV1Api);
-      const list = await batch.listNamespacedJob({ namespace: this.o.namespace, labelSelector: this.o.labelSelector });
+      const list = await this.batch.listNamespacedJob({ namespace: this.o.namespace, labelSelector: this.o.labelSelector });
       const names = new Set(list.items.map((j) => j.metadata?.name ?? ''));
       for (const j of list.items) this.observe(j);
       for (const n of [...this.active]) if (!names.has(n)) this.forget(n);

@@ -2,7 +2,8 @@ import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import * as k8s from '@kubernetes/client-node';
-import { Kafka, logLevel, type Admin } from 'kafkajs';
+import { after, before } from 'node:test';
+import { Kafka, logLevel, type Admin, type Producer } from 'kafkajs';
 
 export { waitFor, sleep } from '../src/wait.js';
 
@@ -26,6 +27,22 @@ export function uniqueName(prefix: string): string {
 
 export function testKafka(clientId = 'tests'): Kafka {
   return new Kafka({ clientId, brokers: brokers(), logLevel: logLevel.NOTHING });
+}
+
+/**
+ * An admin and a producer on the test broker, connected before the enclosing suite's tests
+ * and disconnected after them (it registers the suite's before/after hooks).
+ */
+export function useKafka(clientId = 'tests'): { kafka: Kafka; admin: Admin; producer: Producer } {
+  const kafka = testKafka(clientId);
+  const clients = { kafka, admin: kafka.admin(), producer: kafka.producer() };
+  before(async () => {
+    await Promise.all([clients.admin.connect(), clients.producer.connect()]);
+  });
+  after(async () => {
+    await Promise.all([clients.admin.disconnect(), clients.producer.disconnect()]);
+  });
+  return clients;
 }
 
 /** A fresh topic per test keeps tests independent on one shared broker. */

@@ -1,10 +1,9 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import * as k8s from '@kubernetes/client-node';
-import type { Admin, Producer } from 'kafkajs';
 import { DlqHeader } from '../../src/dead-letter.js';
 import { Annotation, jobSelector } from '../../src/job-builder.js';
-import { brokers, freshNamespace, freshTopic, jobOutcome, kubeConfig, kubectl, testKafka, uniqueName, waitFor } from '../helpers.js';
+import { brokers, freshNamespace, freshTopic, jobOutcome, kubeConfig, kubectl, uniqueName, waitFor, useKafka } from '../helpers.js';
 import { applyControllerRbac, ControllerProcess, FIXTURE, serviceAccountKubeconfig } from '../support.js';
 
 const PARTITIONS = 3;
@@ -32,9 +31,7 @@ describe('the controller on the test bed', () => {
   const kc = kubeConfig();
   const batch = kc.makeApiClient(k8s.BatchV1Api);
   const core = kc.makeApiClient(k8s.CoreV1Api);
-  const kafka = testKafka();
-  let admin: Admin;
-  let producer: Producer;
+  const { kafka, admin, producer } = useKafka();
   let ns: Awaited<ReturnType<typeof freshNamespace>>;
   let topic: string;
   let group: string;
@@ -43,9 +40,6 @@ describe('the controller on the test bed', () => {
   const invalid = new Map<string, string>();
 
   before(async () => {
-    admin = kafka.admin();
-    producer = kafka.producer();
-    await Promise.all([admin.connect(), producer.connect()]);
     ns = await freshNamespace(kc, { 'pod-security.kubernetes.io/enforce': 'restricted' }, 'mcp');
     topic = await freshTopic(admin, PARTITIONS, 'work');
     group = uniqueName('controller');
@@ -64,7 +58,6 @@ describe('the controller on the test bed', () => {
   });
   after(async () => {
     await ns.remove();
-    await Promise.all([admin.disconnect(), producer.disconnect()]);
   });
 
   it('turns 200 valid messages into exactly 200 Complete Jobs and 20 invalid ones into dead-letter records, then commits the ends of all partitions', async () => {

@@ -1,14 +1,13 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { after, before, describe, it } from 'node:test';
+import { after, describe, it } from 'node:test';
 import * as k8s from '@kubernetes/client-node';
-import type { Admin, Producer } from 'kafkajs';
 import { isFinished } from '../../src/active-jobs.js';
 import { DlqHeader } from '../../src/dead-letter.js';
 import { Annotation, jobSelector } from '../../src/job-builder.js';
 import { REPORTED } from '../../src/outcomes.js';
-import { brokers, freshNamespace, freshTopic, jobOutcome, kubeConfig, testKafka, uniqueName, waitFor } from '../helpers.js';
+import { brokers, freshNamespace, freshTopic, jobOutcome, kubeConfig, uniqueName, waitFor, useKafka } from '../helpers.js';
 import { applyControllerRbac, CONTROLLER, ControllerProcess, FIXTURE, serviceAccountKubeconfig } from '../support.js';
 
 const run = promisify(execFile);
@@ -25,18 +24,10 @@ describe('reliability on the test bed', () => {
   const kc = kubeConfig();
   const batch = kc.makeApiClient(k8s.BatchV1Api);
   const core = kc.makeApiClient(k8s.CoreV1Api);
-  const kafka = testKafka();
-  let admin: Admin;
-  let producer: Producer;
+  const { kafka, admin, producer } = useKafka();
   const cleanup: (() => Promise<void>)[] = [];
-  before(async () => {
-    admin = kafka.admin();
-    producer = kafka.producer();
-    await Promise.all([admin.connect(), producer.connect()]);
-  });
   after(async () => {
     for (const c of cleanup) await c();
-    await Promise.all([admin.disconnect(), producer.disconnect()]);
   });
 
   async function setup(extra: Record<string, string> = {}, partitions = 1): Promise<Setup> {

@@ -4,16 +4,15 @@ import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { promisify } from 'node:util';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import * as k8s from '@kubernetes/client-node';
-import type { Admin, Producer } from 'kafkajs';
 import { ControllerConfigSchema, parseConfig } from '../../src/config.js';
 import { buildJob, jobSelector } from '../../src/job-builder.js';
 import { loadJobTemplate } from '../../src/kube.js';
 import { parseMessage } from '../../src/message.js';
 import { repoRoot } from '../testbed/cache.js';
 import { freePort } from '../testbed/proc.js';
-import { brokers, freshNamespace, freshTopic, jobOutcome, kubeConfig, kubectl, testKafka, uniqueName, waitFor } from '../helpers.js';
+import { brokers, freshNamespace, freshTopic, jobOutcome, kubeConfig, kubectl, uniqueName, waitFor, useKafka } from '../helpers.js';
 import { applyControllerRbac, CONTROLLER, ControllerProcess, FIXTURE, serviceAccountKubeconfig } from '../support.js';
 
 const run = promisify(execFile);
@@ -53,17 +52,7 @@ describe('shipping: manifests, render, metrics, produce and npm run dev', () => 
   const kc = kubeConfig();
   const core = kc.makeApiClient(k8s.CoreV1Api);
   const batch = kc.makeApiClient(k8s.BatchV1Api);
-  const kafka = testKafka();
-  let admin: Admin;
-  let producer: Producer;
-  before(async () => {
-    admin = kafka.admin();
-    producer = kafka.producer();
-    await Promise.all([admin.connect(), producer.connect()]);
-  });
-  after(async () => {
-    await Promise.all([admin.disconnect(), producer.disconnect()]);
-  });
+  const { admin, producer } = useKafka();
 
   it('applies the k8s/ base with a stock kubectl, and its controller pod passes PodSecurity restricted', async () => {
     const ns = uniqueName('base');

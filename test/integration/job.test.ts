@@ -3,10 +3,9 @@ import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
-import type { Admin, Producer } from 'kafkajs';
+import { before, describe, it } from 'node:test';
 import { repoRoot } from '../testbed/cache.js';
-import { brokers, freshTopic, testKafka, waitFor } from '../helpers.js';
+import { brokers, freshTopic, waitFor, useKafka } from '../helpers.js';
 import { alive as isAlive } from '../../src/mcp-init.js';
 import { checksumOf } from '../../src/message.js';
 
@@ -43,18 +42,10 @@ function runJob(env: Record<string, string>): Promise<JobRun> {
 
 
 describe('the job binary', () => {
-  const kafka = testKafka();
-  let admin: Admin;
-  let producer: Producer;
+  const { admin, producer } = useKafka();
   let topic: string;
   before(async () => {
-    admin = kafka.admin();
-    producer = kafka.producer();
-    await Promise.all([admin.connect(), producer.connect()]);
     topic = await freshTopic(admin, 2, 'jobs');
-  });
-  after(async () => {
-    await Promise.all([admin.disconnect(), producer.disconnect()]);
   });
 
   async function produce(value: string | Buffer, partition = 0): Promise<{ offset: string; sha: string }> {

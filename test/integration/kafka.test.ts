@@ -1,26 +1,14 @@
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
-import type { Admin } from 'kafkajs';
-import { freshTopic, testKafka, uniqueName, waitFor } from '../helpers.js';
+import { describe, it } from 'node:test';
+import { freshTopic, uniqueName, useKafka, waitFor } from '../helpers.js';
 
 describe('the test bed broker', () => {
-  const kafka = testKafka();
-  let admin: Admin;
-  before(async () => {
-    admin = kafka.admin();
-    await admin.connect();
-  });
-  after(async () => {
-    await admin.disconnect();
-  });
+  const { kafka, admin, producer } = useKafka();
 
   it('delivers produced messages to a consumer group and stores its committed offsets', async () => {
     const topic = await freshTopic(admin, 3);
-    const producer = kafka.producer();
-    await producer.connect();
     const sent = Array.from({ length: 30 }, (_, i) => ({ key: `k${i}`, value: `v${i}` }));
     await producer.send({ topic, messages: sent });
-    await producer.disconnect();
 
     const groupId = uniqueName('group');
     const consumer = kafka.consumer({ groupId });

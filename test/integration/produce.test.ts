@@ -4,23 +4,14 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { after, before, describe, it } from 'node:test';
-import type { Admin } from 'kafkajs';
-import { brokers, freshTopic, testKafka } from '../helpers.js';
+import { describe, it } from 'node:test';
+import { brokers, freshTopic, useKafka } from '../helpers.js';
 import { CONTROLLER } from '../support.js';
 
 const run = promisify(execFile);
 
 describe('the produce command', () => {
-  const kafka = testKafka();
-  let admin: Admin;
-  before(async () => {
-    admin = kafka.admin();
-    await admin.connect();
-  });
-  after(async () => {
-    await admin.disconnect();
-  });
+  const { admin } = useKafka();
   const total = async (topic: string) => (await admin.fetchTopicOffsets(topic)).reduce((n, p) => n + Number(p.high), 0);
   const valid = (i: number) => JSON.stringify({ jobID: `j${i}`, jobType: 'server-init', payload: { mcpServers: { a: { command: 'node', args: ['x.js'] } } } });
 
