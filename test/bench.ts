@@ -16,11 +16,12 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import * as k8s from '@kubernetes/client-node';
 import { Kafka, logLevel, Partitioners, type Admin, type Producer } from 'kafkajs';
-import { ControllerConfigSchema, parseConfig } from '../src/config.js';
-import { buildJob } from '../src/job-builder.js';
-import { makeKeepAliveClient } from '../src/kube.js';
-import { checksumOf, parseMessage } from '../src/message.js';
-import { sleep, waitFor } from '../src/wait.js';
+import { ControllerConfigSchema } from '../src/controller/config.js';
+import { parseConfig } from '../src/shared/settings.js';
+import { buildJob } from '../src/controller/job-builder.js';
+import { makeKeepAliveClient } from '../src/controller/kube.js';
+import { checksumOf, parseMessage } from '../src/shared/message.js';
+import { sleep, waitFor } from '../src/shared/wait.js';
 import { repoRoot } from './testbed/cache.js';
 import { applyControllerRbac, ControllerProcess, FIXTURE, serviceAccountKubeconfig } from './support.js';
 import { Testbed } from './testbed/testbed.js';
@@ -29,7 +30,8 @@ const say = (s: string) => process.stdout.write(`${s}\n`);
 const PARTITIONS = 4;
 const BACKLOG = Number(process.env.BENCH_BACKLOG ?? 2000);
 const MEMORY_MESSAGES = Number(process.env.BENCH_MEMORY_MESSAGES ?? 10_000);
-const value = (i: number) => JSON.stringify({ jobID: `bench-${i}`, jobType: 'server-init', payload: JSON.stringify({ mcpServers: { fixture: { command: 'node', args: [FIXTURE] } } }) });
+const value = (i: number) =>
+  JSON.stringify({ jobID: `bench-${i}`, jobType: 'server-init', payload: JSON.stringify({ mcpServers: { fixture: { command: 'node', args: [FIXTURE] } } }) });
 
 function pct(xs: number[], p: number): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -85,7 +87,12 @@ async function produceAll(producer: Producer, topic: string, from: number, count
 async function watchJobs(kc: k8s.KubeConfig, ns: string, onAdd: (job: k8s.V1Job) => void): Promise<() => Promise<void>> {
   const batch = kc.makeApiClient(k8s.BatchV1Api);
   const seen = new Set<string>();
-  const informer = new k8s.ListWatch<k8s.V1Job>(`/apis/batch/v1/namespaces/${ns}/jobs`, new k8s.Watch(kc), () => batch.listNamespacedJob({ namespace: ns }), false);
+  const informer = new k8s.ListWatch<k8s.V1Job>(
+    `/apis/batch/v1/namespaces/${ns}/jobs`,
+    new k8s.Watch(kc),
+    () => batch.listNamespacedJob({ namespace: ns }),
+    false,
+  );
   let stopped = false;
   informer.on('add', (j) => {
     const uid = j.metadata?.uid ?? '';
@@ -105,7 +112,13 @@ async function watchJobs(kc: k8s.KubeConfig, ns: string, onAdd: (job: k8s.V1Job)
 }
 
 class Bench {
-  constructor(readonly bed: Testbed, readonly kc: k8s.KubeConfig, readonly kafka: Kafka, readonly admin: Admin, readonly producer: Producer) {}
+  constructor(
+    readonly bed: Testbed,
+    readonly kc: k8s.KubeConfig,
+    readonly kafka: Kafka,
+    readonly admin: Admin,
+    readonly producer: Producer,
+  ) {}
 
   /** A namespace with the controller's Role, and the ServiceAccount's kubeconfig. */
   async namespace(name: string): Promise<string> {
@@ -116,8 +129,15 @@ class Bench {
 
   controllerEnv(kubeconfig: string, ns: string, topic: string, extra: Record<string, string> = {}): Record<string, string> {
     return {
-      KUBECONFIG: kubeconfig, KAFKA_BROKERS: this.bed.env.KAFKA_BROKERS, KAFKA_TOPIC: topic, KAFKA_CONSUMER_GROUP: `${topic}-group`,
-      JOB_NAMESPACE: ns, JOB_TEMPLATE: join(repoRoot, 'test', 'fixtures', 'suspended-job.yaml'), MAX_ACTIVE_JOBS: '0', METRICS_PORT: '0', LOG_LEVEL: 'info',
+      KUBECONFIG: kubeconfig,
+      KAFKA_BROKERS: this.bed.env.KAFKA_BROKERS,
+      KAFKA_TOPIC: topic,
+      KAFKA_CONSUMER_GROUP: `${topic}-group`,
+      JOB_NAMESPACE: ns,
+      JOB_TEMPLATE: join(repoRoot, 'test', 'fixtures', 'suspended-job.yaml'),
+      MAX_ACTIVE_JOBS: '0',
+      METRICS_PORT: '0',
+      LOG_LEVEL: 'info',
       ...(process.env.BENCH_MAX_IN_FLIGHT ? { MAX_IN_FLIGHT: process.env.BENCH_MAX_IN_FLIGHT } : {}),
       ...extra,
     };
@@ -142,8 +162,15 @@ async function jobCost(bed: Testbed, b: Bench): Promise<Record<string, number | 
   const [r] = await b.producer.send({ topic, messages: [{ value: value(0), partition: 0 }] });
   const dir = mkdtempSync(join(tmpdir(), 'bench-cost-'));
   const jobEnv = {
-    PATH: process.env.PATH, HOME: dir, KAFKA_BROKERS: bed.env.KAFKA_BROKERS, KAFKA_TOPIC: topic, KAFKA_PARTITION: '0', KAFKA_OFFSET: r!.baseOffset!,
-    MCP_MESSAGE_SHA256: checksumOf(Buffer.from(value(0))), TERMINATION_MESSAGE_PATH: join(dir, 'term'), LOG_LEVEL: 'warn',
+    PATH: process.env.PATH,
+    HOME: dir,
+    KAFKA_BROKERS: bed.env.KAFKA_BROKERS,
+    KAFKA_TOPIC: topic,
+    KAFKA_PARTITION: '0',
+    KAFKA_OFFSET: r!.baseOffset!,
+    MCP_MESSAGE_SHA256: checksumOf(Buffer.from(value(0))),
+    TERMINATION_MESSAGE_PATH: join(dir, 'term'),
+    LOG_LEVEL: 'warn',
   };
   const runs = 15;
   await sleep(5000); // let the freshly started broker and control plane settle first
@@ -158,18 +185,23 @@ async function jobCost(bed: Testbed, b: Bench): Promise<Record<string, number | 
     // Interleaved, so drift on a shared machine hits all three alike; the first round warms caches.
     const a = await measure([process.execPath, '-e', '0'], process.env);
     const c = await measure([process.execPath, bareClient, FIXTURE], process.env);
-    const j = await measure([process.execPath, join(repoRoot, 'dist', 'job', 'main.js')], jobEnv);
+    const j = await measure([process.execPath, join(repoRoot, 'dist', 'src', 'job', 'main.js')], jobEnv);
     if (j.code !== 0 || c.code !== 0) throw new Error(`job cost run failed: job exit ${j.code}, bare client exit ${c.code}`);
     if (i === 0) continue;
-    node0.push(a.ms); bare.push(c.ms); job.push(j.ms);
+    node0.push(a.ms);
+    bare.push(c.ms);
+    job.push(j.ms);
     if (a.peakKb) nodePeak.push(a.peakKb);
     if (c.peakKb) barePeak.push(c.peakKb);
     if (j.peakKb) jobPeak.push(j.peakKb);
   }
   const overhead = median(job) - median(bare);
   return {
-    node_e0_ms: Math.round(median(node0)), bare_sdk_client_ms: Math.round(median(bare)), job_ms: Math.round(median(job)),
-    job_overhead_ms: Math.round(overhead), job_over_bare_ratio: +(median(job) / median(bare)).toFixed(2),
+    node_e0_ms: Math.round(median(node0)),
+    bare_sdk_client_ms: Math.round(median(bare)),
+    job_ms: Math.round(median(job)),
+    job_overhead_ms: Math.round(overhead),
+    job_over_bare_ratio: +(median(job) / median(bare)).toFixed(2),
     node_e0_peak_mb: nodePeak.length ? +(median(nodePeak) / 1024).toFixed(1) : 'n/a',
     bare_peak_mb: barePeak.length ? +(median(barePeak) / 1024).toFixed(1) : 'n/a',
     job_peak_mb: jobPeak.length ? +(median(jobPeak) / 1024).toFixed(1) : 'n/a',
@@ -191,7 +223,7 @@ async function throughput(b: Bench): Promise<Record<string, number>> {
   // The same client the controller uses: one kept-alive agent.
   const saBatch = makeKeepAliveClient(kc, k8s.BatchV1Api);
   const cfg = parseConfig(ControllerConfigSchema, { KAFKA_BROKERS: b.bed.env.KAFKA_BROKERS, KAFKA_TOPIC: topic, JOB_NAMESPACE: limitNs });
-  const { loadJobTemplate } = await import('../src/kube.js');
+  const { loadJobTemplate } = await import('../src/controller/kube.js');
   const template = loadJobTemplate(join(repoRoot, 'test', 'fixtures', 'suspended-job.yaml'));
   const policy = { allowedCommands: cfg.ALLOWED_COMMANDS, secretsDir: cfg.SECRETS_DIR, maxMessageBytes: cfg.MAX_MESSAGE_BYTES };
   let next = 0;
@@ -206,9 +238,11 @@ async function throughput(b: Bench): Promise<Record<string, number>> {
     const t = performance.now();
     const m0 = machineCpu();
     const c0 = process.cpuUsage();
-    await Promise.all(Array.from({ length: concurrency }, async () => {
-      while (k < jobs.length) await saBatch.createNamespacedJob({ namespace: limitNs, body: jobs[k++]! });
-    }));
+    await Promise.all(
+      Array.from({ length: concurrency }, async () => {
+        while (k < jobs.length) await saBatch.createNamespacedJob({ namespace: limitNs, body: jobs[k++]! });
+      }),
+    );
     const c1 = process.cpuUsage(c0);
     loopCpu = { clientMsPerJob: (c1.user + c1.system) / 1000 / count, machineBusyPct: busyPct(m0, machineCpu()) };
     return count / ((performance.now() - t) / 1000);
@@ -244,8 +278,12 @@ async function throughput(b: Bench): Promise<Record<string, number>> {
 
   const cpuBefore = loopCpu;
   const limitAfter = await loop(BACKLOG, best.c);
-  say(`  cpu: controller ${ctlMsPerJob.toFixed(2)} ms/Job with the machine ${ctlBusy}% busy; create loop ${cpuBefore.clientMsPerJob.toFixed(2)} / ${loopCpu.clientMsPerJob.toFixed(2)} ms/Job (client side, before/after) with the machine ${cpuBefore.machineBusyPct}% / ${loopCpu.machineBusyPct}% busy`);
-  say(`  limit loop: concurrency probes (jobs/s) ${probes.join(' ')}; at ${best.c}: ${limitBefore.toFixed(1)} before, ${limitAfter.toFixed(1)} after the controller`);
+  say(
+    `  cpu: controller ${ctlMsPerJob.toFixed(2)} ms/Job with the machine ${ctlBusy}% busy; create loop ${cpuBefore.clientMsPerJob.toFixed(2)} / ${loopCpu.clientMsPerJob.toFixed(2)} ms/Job (client side, before/after) with the machine ${cpuBefore.machineBusyPct}% / ${loopCpu.machineBusyPct}% busy`,
+  );
+  say(
+    `  limit loop: concurrency probes (jobs/s) ${probes.join(' ')}; at ${best.c}: ${limitBefore.toFixed(1)} before, ${limitAfter.toFixed(1)} after the controller`,
+  );
   return {
     backlog: BACKLOG,
     controller_total_s: +ctlTotalS.toFixed(2),
@@ -294,7 +332,15 @@ async function memory(b: Bench): Promise<Record<string, number>> {
   // Jobs "finish" as soon as they exist: deleted like the TTL controller would, so the active
   // count stays small and only the number of messages grows.
   let deleted = 0;
-  const stopWatch = await watchJobs(b.kc, ns, (j) => void batch.deleteNamespacedJob({ name: j.metadata!.name!, namespace: ns, propagationPolicy: 'Background' }).then(() => deleted++, () => undefined));
+  const stopWatch = await watchJobs(
+    b.kc,
+    ns,
+    (j) =>
+      void batch.deleteNamespacedJob({ name: j.metadata!.name!, namespace: ns, propagationPolicy: 'Background' }).then(
+        () => deleted++,
+        () => undefined,
+      ),
+  );
   await produceAll(b.producer, topic, 200_000, 1000);
   const { freePort } = await import('./testbed/proc.js');
   const port = await freePort();
@@ -353,29 +399,55 @@ async function main(): Promise<void> {
     await Promise.all([admin.connect(), producer.connect()]);
     const b = new Bench(bed, kc, kafka, admin, producer);
     const { stdout: kver } = await promisify(execFile)(join(bed.env.KUBEBUILDER_ASSETS!, 'kubectl'), ['version', '--client', '-o', 'json']);
-    say(`machine: ${cpus().length} cores (${cpus()[0]?.model.trim()}), ${(totalmem() / 2 ** 30).toFixed(0)} GiB; node ${process.version}; kubernetes ${JSON.parse(kver).clientVersion.gitVersion}; kafka ${process.env.TESTBED_KAFKA_VERSION ?? '4.4.0'} (group.initial.rebalance.delay.ms=3000)`);
+    say(
+      `machine: ${cpus().length} cores (${cpus()[0]?.model.trim()}), ${(totalmem() / 2 ** 30).toFixed(0)} GiB; node ${process.version}; kubernetes ${JSON.parse(kver).clientVersion.gitVersion}; kafka ${process.env.TESTBED_KAFKA_VERSION ?? '4.4.0'} (group.initial.rebalance.delay.ms=3000)`,
+    );
 
     const only = process.env.BENCH_ONLY;
     if (only === 'throughput') {
       const t = await throughput(b);
-      say(`throughput: ${Object.entries(t).map(([k, v]) => `${k}=${v}`).join(' ')} ratio=${(t.controller_jobs_per_s! / t.limit_jobs_per_s!).toFixed(2)}`);
+      say(
+        `throughput: ${Object.entries(t)
+          .map(([k, v]) => `${k}=${v}`)
+          .join(' ')} ratio=${(t.controller_jobs_per_s! / t.limit_jobs_per_s!).toFixed(2)}`,
+      );
       return;
     }
     if (only === 'memory') {
       const m = await memory(b);
-      say(`memory:     ${Object.entries(m).map(([k, v]) => `${k}=${v}`).join(' ')}`);
+      say(
+        `memory:     ${Object.entries(m)
+          .map(([k, v]) => `${k}=${v}`)
+          .join(' ')}`,
+      );
       return;
     }
     const cost = await jobCost(bed, b);
-    say(`job cost:   ${Object.entries(cost).map(([k, v]) => `${k}=${v}`).join(' ')}`);
+    say(
+      `job cost:   ${Object.entries(cost)
+        .map(([k, v]) => `${k}=${v}`)
+        .join(' ')}`,
+    );
     const tp = await throughput(b);
     const ratio = tp.controller_jobs_per_s! / tp.limit_jobs_per_s!;
     const ratioCold = tp.controller_jobs_per_s_incl_startup! / tp.limit_jobs_per_s!;
-    say(`throughput: ${Object.entries(tp).map(([k, v]) => `${k}=${v}`).join(' ')} ratio_incl_startup=${ratioCold.toFixed(2)}`);
+    say(
+      `throughput: ${Object.entries(tp)
+        .map(([k, v]) => `${k}=${v}`)
+        .join(' ')} ratio_incl_startup=${ratioCold.toFixed(2)}`,
+    );
     const lat = await latency(b);
-    say(`latency:    ${Object.entries(lat).map(([k, v]) => `${k}=${v}`).join(' ')}`);
+    say(
+      `latency:    ${Object.entries(lat)
+        .map(([k, v]) => `${k}=${v}`)
+        .join(' ')}`,
+    );
     const mem = await memory(b);
-    say(`memory:     ${Object.entries(mem).map(([k, v]) => `${k}=${v}`).join(' ')}`);
+    say(
+      `memory:     ${Object.entries(mem)
+        .map(([k, v]) => `${k}=${v}`)
+        .join(' ')}`,
+    );
     say('');
     say('| measure | value | target |');
     say('|---|---|---|');
@@ -391,7 +463,10 @@ async function main(): Promise<void> {
   }
 }
 
-main().then(() => process.exit(0), (err: unknown) => {
-  process.stderr.write(`bench: ${err instanceof Error ? err.stack : String(err)}\n`);
-  process.exit(1);
-});
+main().then(
+  () => process.exit(0),
+  (err: unknown) => {
+    process.stderr.write(`bench: ${err instanceof Error ? err.stack : String(err)}\n`);
+    process.exit(1);
+  },
+);

@@ -9,11 +9,11 @@
 import { randomBytes } from 'node:crypto';
 import * as k8s from '@kubernetes/client-node';
 import { Kafka, logLevel, Partitioners, type Admin, type Producer } from 'kafkajs';
-import { isFinished } from '../src/active-jobs.js';
-import { DlqHeader } from '../src/dead-letter.js';
-import { Annotation, jobSelector } from '../src/job-builder.js';
-import { PartitionReader } from '../src/read-message.js';
-import { sleep, waitFor } from '../src/wait.js';
+import { isFinished } from '../src/shared/identity.js';
+import { DlqHeader } from '../src/controller/dead-letter.js';
+import { Annotation, jobSelector } from '../src/shared/identity.js';
+import { PartitionReader } from '../src/shared/read-message.js';
+import { sleep, waitFor } from '../src/shared/wait.js';
 import { applyControllerRbac, ControllerProcess, FIXTURE, serviceAccountKubeconfig } from './support.js';
 import { Testbed } from './testbed/testbed.js';
 
@@ -30,8 +30,16 @@ const MALFORMED: { kind: string; reason: string; value: () => Buffer | string | 
   { kind: 'binary', reason: 'invalid-json', value: () => randomBytes(64) },
   { kind: 'wrong-types', reason: 'invalid-envelope', value: () => JSON.stringify({ jobID: 17, jobType: ['server-init'], payload: 3 }) },
   { kind: 'unknown-job-type', reason: 'unknown-job-type', value: () => JSON.stringify({ jobID: 'u', jobType: 'mine-bitcoin', payload: '{}' }) },
-  { kind: 'disallowed-command', reason: 'command-not-allowed', value: () => JSON.stringify({ jobID: 'd', jobType: 'server-init', payload: { mcpServers: { x: { command: 'sh', args: ['-c', 'reboot'] } } } }) },
-  { kind: 'envfile-traversal', reason: 'env-file-outside-secrets', value: () => JSON.stringify({ jobID: 'e', jobType: 'server-init', payload: { mcpServers: { x: { command: 'node', envFile: '../../../etc/passwd' } } } }) },
+  {
+    kind: 'disallowed-command',
+    reason: 'command-not-allowed',
+    value: () => JSON.stringify({ jobID: 'd', jobType: 'server-init', payload: { mcpServers: { x: { command: 'sh', args: ['-c', 'reboot'] } } } }),
+  },
+  {
+    kind: 'envfile-traversal',
+    reason: 'env-file-outside-secrets',
+    value: () => JSON.stringify({ jobID: 'e', jobType: 'server-init', payload: { mcpServers: { x: { command: 'node', envFile: '../../../etc/passwd' } } } }),
+  },
   { kind: 'empty', reason: 'empty-message', value: () => '' },
   { kind: 'not-a-config', reason: 'invalid-payload', value: () => JSON.stringify({ jobID: 'n', jobType: 'server-init', payload: { servers: [] } }) },
 ];
@@ -95,7 +103,12 @@ class Chaos {
   /** Watches the namespace from outside the controller, keeping the highest active count. */
   async watchCap(): Promise<void> {
     const batch = this.kc.makeApiClient(k8s.BatchV1Api);
-    const w = new k8s.ListWatch<k8s.V1Job>(`/apis/batch/v1/namespaces/${this.ns}/jobs`, new k8s.Watch(this.kc), () => batch.listNamespacedJob({ namespace: this.ns }), false);
+    const w = new k8s.ListWatch<k8s.V1Job>(
+      `/apis/batch/v1/namespaces/${this.ns}/jobs`,
+      new k8s.Watch(this.kc),
+      () => batch.listNamespacedJob({ namespace: this.ns }),
+      false,
+    );
     const count = () => {
       this.maxActive = Math.max(this.maxActive, w.list().filter((j) => !isFinished(j)).length);
     };
@@ -223,7 +236,10 @@ const scenarios: Scenario[] = [
       const core = c.kc.makeApiClient(k8s.CoreV1Api);
       const batch = c.kc.makeApiClient(k8s.BatchV1Api);
       const existing = (await batch.listNamespacedJob({ namespace: c.ns })).items.length;
-      await core.createNamespacedResourceQuota({ namespace: c.ns, body: { metadata: { name: 'chaos' }, spec: { hard: { 'count/jobs.batch': String(existing + 3) } } } });
+      await core.createNamespacedResourceQuota({
+        namespace: c.ns,
+        body: { metadata: { name: 'chaos' }, spec: { hard: { 'count/jobs.batch': String(existing + 3) } } },
+      });
       await sleep(1000);
       await c.stream(20, 4, 5);
       await sleep(10_000);
@@ -256,11 +272,17 @@ async function main(): Promise<number> {
   // Idempotent, so a send retried across the broker restart cannot put a message on the topic twice.
   const producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, createPartitioner: Partitioners.DefaultPartitioner });
   await producer.connect();
-  const reader = new PartitionReader({ brokers: [bed.env.KAFKA_BROKERS], clientId: 'chaos-audit', logLevel: logLevel.NOTHING });
+  const reader = new PartitionReader({ connection: { brokers: [bed.env.KAFKA_BROKERS], clientId: 'chaos-audit', logLevel: logLevel.NOTHING } });
   const env = {
     KUBECONFIG: await serviceAccountKubeconfig(kc, ns, 'mcp-job-controller'),
-    KAFKA_BROKERS: bed.env.KAFKA_BROKERS, KAFKA_TOPIC: topic, KAFKA_CONSUMER_GROUP: group, JOB_NAMESPACE: ns,
-    MAX_ACTIVE_JOBS: String(CAP), METRICS_PORT: '0', KAFKA_SESSION_TIMEOUT_MS: '10000', JOB_BACKOFF_LIMIT: '4',
+    KAFKA_BROKERS: bed.env.KAFKA_BROKERS,
+    KAFKA_TOPIC: topic,
+    KAFKA_CONSUMER_GROUP: group,
+    JOB_NAMESPACE: ns,
+    MAX_ACTIVE_JOBS: String(CAP),
+    METRICS_PORT: '0',
+    KAFKA_SESSION_TIMEOUT_MS: '10000',
+    JOB_BACKOFF_LIMIT: '4',
   };
   const chaos = new Chaos(bed, kc, ns, topic, group, admin, producer, reader);
   await chaos.watchCap();
@@ -285,7 +307,9 @@ async function main(): Promise<number> {
       lostTotal = a.lost;
       dupTotal = a.duplicates;
       capBroken ||= chaos.maxActive > CAP;
-      say(`scenario ${i + 1} ${sc.name}: ${what}; messages=${mine.length} (valid=${mine.length - malformed} malformed=${malformed}) jobs=${a.jobs} duplicates=${a.duplicates} lost=${a.lost} dead-lettered=${a.deadLettered} wrong-reason=${a.wrongReason} max-active=${chaos.maxActive}/${CAP} controller-restarts=${sup.restarts} recovery=${recovery.toFixed(1)}s elapsed=${((faultOver - t0) / 1000).toFixed(0)}s`);
+      say(
+        `scenario ${i + 1} ${sc.name}: ${what}; messages=${mine.length} (valid=${mine.length - malformed} malformed=${malformed}) jobs=${a.jobs} duplicates=${a.duplicates} lost=${a.lost} dead-lettered=${a.deadLettered} wrong-reason=${a.wrongReason} max-active=${chaos.maxActive}/${CAP} controller-restarts=${sup.restarts} recovery=${recovery.toFixed(1)}s elapsed=${((faultOver - t0) / 1000).toFixed(0)}s`,
+      );
     }
   } finally {
     await sup.stop();
@@ -302,7 +326,10 @@ async function main(): Promise<number> {
   return lostTotal === 0 && dupTotal === 0 && !capBroken ? 0 : 1;
 }
 
-main().then((code) => process.exit(code), (err: unknown) => {
-  process.stderr.write(`chaos: ${err instanceof Error ? err.stack : String(err)}\n`);
-  process.exit(2);
-});
+main().then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    process.stderr.write(`chaos: ${err instanceof Error ? err.stack : String(err)}\n`);
+    process.exit(2);
+  },
+);

@@ -7,8 +7,8 @@
  */
 import * as k8s from '@kubernetes/client-node';
 import { Kafka, logLevel, Partitioners } from 'kafkajs';
-import { jobSelector } from '../src/job-builder.js';
-import { waitFor } from '../src/wait.js';
+import { jobSelector } from '../src/shared/identity.js';
+import { waitFor } from '../src/shared/wait.js';
 import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -41,7 +41,9 @@ process.on('SIGINT', () => void shutdown(0));
 process.on('SIGTERM', () => void shutdown(0));
 
 try {
-  await kc.makeApiClient(k8s.CoreV1Api).createNamespace({ body: { metadata: { name: namespace, labels: { 'pod-security.kubernetes.io/enforce': 'restricted' } } } });
+  await kc
+    .makeApiClient(k8s.CoreV1Api)
+    .createNamespace({ body: { metadata: { name: namespace, labels: { 'pod-security.kubernetes.io/enforce': 'restricted' } } } });
   await applyControllerRbac(kc, namespace);
   const saKubeconfig = await serviceAccountKubeconfig(kc, namespace, 'mcp-job-controller');
   const kafka = new Kafka({ clientId: 'dev', brokers: [bed.env.KAFKA_BROKERS], logLevel: logLevel.NOTHING });
@@ -52,23 +54,38 @@ try {
 
   say(`\n== controller: ServiceAccount ${namespace}/mcp-job-controller, topic ${topic}, Jobs in namespace ${namespace}`);
   controller = new ControllerProcess({
-    KUBECONFIG: saKubeconfig, KAFKA_BROKERS: bed.env.KAFKA_BROKERS, KAFKA_TOPIC: topic, KAFKA_CONSUMER_GROUP: group,
-    JOB_NAMESPACE: namespace, METRICS_PORT: process.env.METRICS_PORT ?? '8080', MAX_ACTIVE_JOBS: '20',
+    KUBECONFIG: saKubeconfig,
+    KAFKA_BROKERS: bed.env.KAFKA_BROKERS,
+    KAFKA_TOPIC: topic,
+    KAFKA_CONSUMER_GROUP: group,
+    JOB_NAMESPACE: namespace,
+    METRICS_PORT: process.env.METRICS_PORT ?? '8080',
+    MAX_ACTIVE_JOBS: '20',
   }).start();
   await controller.ready();
 
   const producer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner });
   await producer.connect();
-  const sample = (i: number) => JSON.stringify({ jobID: `demo-${i}`, jobType: 'server-init', payload: JSON.stringify({ mcpServers: { demo: { command: 'node', args: [FIXTURE] } } }) });
-  await producer.send({ topic, messages: [...[1, 2, 3, 4, 5].map((i) => ({ key: `demo-${i}`, value: sample(i) })), { key: 'oops', value: '{"jobID": "oops", "jobType": "server-init", "payload": "not json"}' }] });
+  const sample = (i: number) =>
+    JSON.stringify({ jobID: `demo-${i}`, jobType: 'server-init', payload: JSON.stringify({ mcpServers: { demo: { command: 'node', args: [FIXTURE] } } }) });
+  await producer.send({
+    topic,
+    messages: [
+      ...[1, 2, 3, 4, 5].map((i) => ({ key: `demo-${i}`, value: sample(i) })),
+      { key: 'oops', value: '{"jobID": "oops", "jobType": "server-init", "payload": "not json"}' },
+    ],
+  });
   await producer.disconnect();
   say('== produced 5 valid messages and 1 invalid one');
 
   const batch = kc.makeApiClient(k8s.BatchV1Api);
-  await waitFor(async () => {
-    const list = await batch.listNamespacedJob({ namespace, labelSelector: jobSelector(group) });
-    return list.items.length === 5 && list.items.every((j) => jobOutcome(j));
-  }, { timeoutMs: 120_000, intervalMs: 500, description: '5 Jobs to finish' });
+  await waitFor(
+    async () => {
+      const list = await batch.listNamespacedJob({ namespace, labelSelector: jobSelector(group) });
+      return list.items.length === 5 && list.items.every((j) => jobOutcome(j));
+    },
+    { timeoutMs: 120_000, intervalMs: 500, description: '5 Jobs to finish' },
+  );
   say(`\n$ kubectl get jobs -n ${namespace} -l ${jobSelector(group)}`);
   say(await kubectl(['get', 'jobs', '-n', namespace, '-l', jobSelector(group)]));
   const first = (await batch.listNamespacedJob({ namespace, labelSelector: jobSelector(group) })).items[0]!.metadata!.name!;
@@ -79,7 +96,9 @@ try {
   if (once) {
     await shutdown(0);
   } else {
-    say(`\n== the test bed stays up; in another shell:\nexport KUBECONFIG=${bed.env.KUBECONFIG}\nexport KAFKA_BROKERS=${bed.env.KAFKA_BROKERS}\nexport PATH=${bed.env.KUBEBUILDER_ASSETS}:$PATH\nkubectl get jobs -n ${namespace} -w\nnode dist/controller/main.js produce --topic ${topic} --file messages.jsonl\n\nCtrl-C stops everything.`);
+    say(
+      `\n== the test bed stays up; in another shell:\nexport KUBECONFIG=${bed.env.KUBECONFIG}\nexport KAFKA_BROKERS=${bed.env.KAFKA_BROKERS}\nexport PATH=${bed.env.KUBEBUILDER_ASSETS}:$PATH\nkubectl get jobs -n ${namespace} -w\nnode dist/src/controller/main.js produce --topic ${topic} --file messages.jsonl\n\nCtrl-C stops everything.`,
+    );
   }
 } catch (err) {
   process.stderr.write(`dev: ${err instanceof Error ? err.stack : String(err)}\n${controller?.tail(20) ?? ''}\n`);

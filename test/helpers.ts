@@ -5,7 +5,7 @@ import * as k8s from '@kubernetes/client-node';
 import { after, before } from 'node:test';
 import { Kafka, logLevel, type Admin, type Producer } from 'kafkajs';
 
-export { waitFor, sleep } from '../src/wait.js';
+export { waitFor, sleep } from '../src/shared/wait.js';
 
 /** The broker the suites use (the test bed's, or the one KAFKA_BROKERS names). */
 export function brokers(): string[] {
@@ -53,7 +53,11 @@ export async function freshTopic(admin: Admin, partitions = 1, prefix = 'test'):
 }
 
 /** A fresh namespace per test; deleted by the returned function. */
-export async function freshNamespace(kc: k8s.KubeConfig, labels: Record<string, string> = {}, prefix = 'test'): Promise<{ name: string; remove: () => Promise<void> }> {
+export async function freshNamespace(
+  kc: k8s.KubeConfig,
+  labels: Record<string, string> = {},
+  prefix = 'test',
+): Promise<{ name: string; remove: () => Promise<void> }> {
   const core = kc.makeApiClient(k8s.CoreV1Api);
   const name = uniqueName(prefix);
   await core.createNamespace({ body: { metadata: { name, labels } } });

@@ -6,7 +6,7 @@ import * as k8s from '@kubernetes/client-node';
 import { repoRoot } from './testbed/cache.js';
 import { waitFor } from './helpers.js';
 
-export const CONTROLLER = join(repoRoot, 'dist', 'controller', 'main.js');
+export const CONTROLLER = join(repoRoot, 'dist', 'src', 'controller', 'main.js');
 export const FIXTURE = join(repoRoot, 'dist', 'test', 'fixtures', 'mcp-server.js');
 
 /** Creates the ServiceAccount, Role and RoleBinding of k8s/ in `namespace`, as kustomize would. */
@@ -29,12 +29,17 @@ export async function serviceAccountKubeconfig(kc: k8s.KubeConfig, namespace: st
   const cluster = kc.getCurrentCluster()!;
   const ca = cluster.caFile ? readFileSync(cluster.caFile).toString('base64') : cluster.caData;
   const file = join(mkdtempSync(join(tmpdir(), 'sa-kubeconfig-')), 'config');
-  writeFileSync(file, k8s.dumpYaml({
-    apiVersion: 'v1', kind: 'Config', 'current-context': 'sa',
-    clusters: [{ name: 'c', cluster: { server: cluster.server, 'certificate-authority-data': ca } }],
-    users: [{ name: name, user: { token: tr.status!.token } }],
-    contexts: [{ name: 'sa', context: { cluster: 'c', user: name, namespace } }],
-  }));
+  writeFileSync(
+    file,
+    k8s.dumpYaml({
+      apiVersion: 'v1',
+      kind: 'Config',
+      'current-context': 'sa',
+      clusters: [{ name: 'c', cluster: { server: cluster.server, 'certificate-authority-data': ca } }],
+      users: [{ name: name, user: { token: tr.status!.token } }],
+      contexts: [{ name: 'sa', context: { cluster: 'c', user: name, namespace } }],
+    }),
+  );
   return file;
 }
 
@@ -47,7 +52,10 @@ export class ControllerProcess {
   constructor(readonly env: Record<string, string>) {}
 
   start(): this {
-    const child = spawn(process.execPath, [CONTROLLER], { env: { PATH: process.env.PATH, HOME: process.env.HOME, LOG_LEVEL: 'info', ...this.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [CONTROLLER], {
+      env: { PATH: process.env.PATH, HOME: process.env.HOME, LOG_LEVEL: 'info', ...this.env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let buf = '';
     const onData = (c: Buffer) => {
       buf += c.toString();
@@ -70,11 +78,17 @@ export class ControllerProcess {
   }
 
   async ready(timeoutMs = 60_000): Promise<void> {
-    await waitFor(() => this.logs.some((l) => l.msg === 'joined consumer group'), { timeoutMs, description: `controller to join its group; logs: ${this.tail()}` });
+    await waitFor(() => this.logs.some((l) => l.msg === 'joined consumer group'), {
+      timeoutMs,
+      description: `controller to join its group; logs: ${this.tail()}`,
+    });
   }
 
   tail(n = 10): string {
-    return this.logs.slice(-n).map((l) => JSON.stringify(l)).join('\n');
+    return this.logs
+      .slice(-n)
+      .map((l) => JSON.stringify(l))
+      .join('\n');
   }
 
   /** SIGTERM and wait; resolves the exit code. */

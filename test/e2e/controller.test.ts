@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import * as k8s from '@kubernetes/client-node';
-import { DlqHeader } from '../../src/dead-letter.js';
-import { Annotation, jobSelector } from '../../src/job-builder.js';
+import { DlqHeader } from '../../src/controller/dead-letter.js';
+import { Annotation, jobSelector } from '../../src/shared/identity.js';
 import { brokers, freshNamespace, freshTopic, jobOutcome, kubeConfig, kubectl, uniqueName, waitFor, useKafka } from '../helpers.js';
 import { applyControllerRbac, ControllerProcess, FIXTURE, serviceAccountKubeconfig } from '../support.js';
 
@@ -64,7 +64,14 @@ describe('the controller on the test bed', () => {
     const bad = invalidMessages();
     const messages: { value: Buffer | string; partition: number; bad?: string }[] = [];
     for (let i = 0; i < VALID; i++) {
-      messages.push({ partition: i % PARTITIONS, value: JSON.stringify({ jobID: `job-${i}`, jobType: 'server-init', payload: JSON.stringify({ mcpServers: { fixture: { command: 'node', args: [FIXTURE] } } }) }) });
+      messages.push({
+        partition: i % PARTITIONS,
+        value: JSON.stringify({
+          jobID: `job-${i}`,
+          jobType: 'server-init',
+          payload: JSON.stringify({ mcpServers: { fixture: { command: 'node', args: [FIXTURE] } } }),
+        }),
+      });
       if (i % 10 === 5) {
         const b = bad[messages.filter((m) => m.bad).length]!;
         messages.push({ partition: i % PARTITIONS, value: b.value, bad: b.reason });
@@ -79,17 +86,22 @@ describe('the controller on the test bed', () => {
     const controller = new ControllerProcess(env).start();
     try {
       await controller.ready();
-      const jobs = await waitFor(async () => {
-        const list = await batch.listNamespacedJob({ namespace: ns.name, labelSelector: jobSelector(group) });
-        const done = list.items.filter((j) => jobOutcome(j));
-        return done.length >= VALID ? list.items : undefined;
-      }, { timeoutMs: 300_000, intervalMs: 1000, description: `${VALID} Jobs finished; controller: ${controller.tail(3)}` });
+      const jobs = await waitFor(
+        async () => {
+          const list = await batch.listNamespacedJob({ namespace: ns.name, labelSelector: jobSelector(group) });
+          const done = list.items.filter((j) => jobOutcome(j));
+          return done.length >= VALID ? list.items : undefined;
+        },
+        { timeoutMs: 300_000, intervalMs: 1000, description: `${VALID} Jobs finished; controller: ${controller.tail(3)}` },
+      );
 
       assert.equal(jobs.length, VALID, 'exactly one Job per valid message');
       const notComplete = jobs.filter((j) => jobOutcome(j) !== 'Complete').map((j) => j.metadata!.name!);
       if (notComplete.length) {
         const pods = await core.listNamespacedPod({ namespace: ns.name, labelSelector: `job-name=${notComplete[0]}` });
-        assert.fail(`${notComplete.length} Jobs did not complete, e.g. ${notComplete[0]}: ${JSON.stringify(pods.items[0]?.status?.containerStatuses?.[0]?.state)}`);
+        assert.fail(
+          `${notComplete.length} Jobs did not complete, e.g. ${notComplete[0]}: ${JSON.stringify(pods.items[0]?.status?.containerStatuses?.[0]?.state)}`,
+        );
       }
       const ids = new Set(jobs.map((j) => j.metadata!.annotations![Annotation.jobID]));
       assert.equal(ids.size, VALID);
@@ -108,18 +120,28 @@ describe('the controller on the test bed', () => {
       const reader = kafka.consumer({ groupId: uniqueName('dlq-reader') });
       await reader.connect();
       await reader.subscribe({ topic: `${topic}.dlq`, fromBeginning: true });
-      await reader.run({ eachMessage: async ({ message: m }) => void dlq.push({ reason: String(m.headers![DlqHeader.reason]), source: `${m.headers![DlqHeader.partition]}/${m.headers![DlqHeader.offset]}`, value: m.value }) });
+      await reader.run({
+        eachMessage: async ({ message: m }) =>
+          void dlq.push({
+            reason: String(m.headers![DlqHeader.reason]),
+            source: `${m.headers![DlqHeader.partition]}/${m.headers![DlqHeader.offset]}`,
+            value: m.value,
+          }),
+      });
       await waitFor(() => dlq.length >= 20, { timeoutMs: 30_000, description: '20 dead-letter records' });
       await reader.disconnect();
       assert.equal(dlq.length, 20);
       for (const d of dlq) assert.equal(d.reason, invalid.get(d.source), `record for ${d.source}`);
       assert.deepEqual(new Set(dlq.map((d) => d.source)), new Set(invalid.keys()));
 
-      await waitFor(async () => {
-        const [committed] = await admin.fetchOffsets({ groupId: group, topics: [topic] });
-        const ends = await admin.fetchTopicOffsets(topic);
-        return ends.every((e) => committed!.partitions.find((p) => p.partition === e.partition)?.offset === e.high);
-      }, { timeoutMs: 30_000, description: 'committed offsets at the end of every partition' });
+      await waitFor(
+        async () => {
+          const [committed] = await admin.fetchOffsets({ groupId: group, topics: [topic] });
+          const ends = await admin.fetchTopicOffsets(topic);
+          return ends.every((e) => committed!.partitions.find((p) => p.partition === e.partition)?.offset === e.high);
+        },
+        { timeoutMs: 30_000, description: 'committed offsets at the end of every partition' },
+      );
 
       const table = kubectl(['get', 'jobs', '-n', ns.name, '-l', jobSelector(group), '--no-headers']);
       assert.equal(table.trim().split('\n').length, VALID);
@@ -135,7 +157,10 @@ describe('the controller on the test bed', () => {
     const controller = new ControllerProcess(env).start();
     try {
       await controller.ready();
-      await waitFor(() => controller.logs.filter((l) => l.msg === 'job already existed').length === VALID, { timeoutMs: 120_000, description: 'every redelivered message to find its Job' });
+      await waitFor(() => controller.logs.filter((l) => l.msg === 'job already existed').length === VALID, {
+        timeoutMs: 120_000,
+        description: 'every redelivered message to find its Job',
+      });
       const list = await batch.listNamespacedJob({ namespace: ns.name, labelSelector: jobSelector(group) });
       assert.equal(list.items.length, VALID);
       assert.equal(controller.logs.filter((l) => l.msg === 'job created').length, 0);
@@ -154,10 +179,14 @@ describe('the controller on the test bed', () => {
     const saBatch = sa.makeApiClient(k8s.BatchV1Api);
     const denied = async (p: Promise<unknown>) => assert.rejects(p, (e: k8s.ApiException<string>) => e.code === 403);
     await denied(saCore.listNamespacedSecret({ namespace: ns.name }));
-    await denied(saCore.createNamespacedPod({ namespace: ns.name, body: { metadata: { name: 'x' }, spec: { containers: [{ name: 'c', image: 'busybox' }] } } }));
+    await denied(
+      saCore.createNamespacedPod({ namespace: ns.name, body: { metadata: { name: 'x' }, spec: { containers: [{ name: 'c', image: 'busybox' }] } } }),
+    );
     await denied(saCore.deleteCollectionNamespacedPod({ namespace: ns.name }));
     await denied(saBatch.listNamespacedJob({ namespace: 'default' }));
-    await denied(saBatch.patchNamespacedJobStatus({ name: 'x', namespace: ns.name, body: {} }, k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch)));
+    await denied(
+      saBatch.patchNamespacedJobStatus({ name: 'x', namespace: ns.name, body: {} }, k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch)),
+    );
     await denied(saBatch.deleteCollectionNamespacedJob({ namespace: ns.name }));
     await denied(saCore.listPodForAllNamespaces());
     const ok = await saBatch.listNamespacedJob({ namespace: ns.name, labelSelector: jobSelector(group) });

@@ -6,10 +6,12 @@ import { join, relative } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, it } from 'node:test';
 import * as k8s from '@kubernetes/client-node';
-import { ControllerConfigSchema, parseConfig } from '../../src/config.js';
-import { buildJob, jobSelector } from '../../src/job-builder.js';
-import { loadJobTemplate } from '../../src/kube.js';
-import { parseMessage } from '../../src/message.js';
+import { ControllerConfigSchema } from '../../src/controller/config.js';
+import { parseConfig } from '../../src/shared/settings.js';
+import { buildJob } from '../../src/controller/job-builder.js';
+import { jobSelector } from '../../src/shared/identity.js';
+import { loadJobTemplate } from '../../src/controller/kube.js';
+import { parseMessage } from '../../src/shared/message.js';
 import { repoRoot } from '../testbed/cache.js';
 import { freePort } from '../testbed/proc.js';
 import { brokers, freshNamespace, freshTopic, jobOutcome, kubeConfig, kubectl, uniqueName, waitFor, useKafka } from '../helpers.js';
@@ -21,7 +23,10 @@ const run = promisify(execFile);
 function overlay(base: string, body: string): string {
   const dir = join(repoRoot, 'dist', 'test-overlays', uniqueName('o'));
   mkdirSync(dir, { recursive: true });
-  writeFileSync(join(dir, 'kustomization.yaml'), `apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - ${relative(dir, join(repoRoot, base))}\n${body}`);
+  writeFileSync(
+    join(dir, 'kustomization.yaml'),
+    `apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - ${relative(dir, join(repoRoot, base))}\n${body}`,
+  );
   return dir;
 }
 
@@ -56,10 +61,20 @@ describe('shipping: manifests, render, metrics, produce and npm run dev', () => 
 
   it('applies the k8s/ base with a stock kubectl, and its controller pod passes PodSecurity restricted', async () => {
     const ns = uniqueName('base');
-    const dir = overlay('k8s', `namespace: ${ns}\npatches:\n  - target: { kind: Deployment, name: mcp-job-controller }\n    patch: '[{"op": "replace", "path": "/spec/replicas", "value": 0}]'\n`);
+    const dir = overlay(
+      'k8s',
+      `namespace: ${ns}\npatches:\n  - target: { kind: Deployment, name: mcp-job-controller }\n    patch: '[{"op": "replace", "path": "/spec/replicas", "value": 0}]'\n`,
+    );
     try {
       const out = kubectl(['apply', '-k', dir]);
-      for (const obj of ['namespace/', 'serviceaccount/mcp-job-controller', 'role.rbac.authorization.k8s.io/mcp-job-controller', 'rolebinding.rbac.authorization.k8s.io/mcp-job-controller', 'configmap/mcp-job-template-', 'deployment.apps/mcp-job-controller']) {
+      for (const obj of [
+        'namespace/',
+        'serviceaccount/mcp-job-controller',
+        'role.rbac.authorization.k8s.io/mcp-job-controller',
+        'rolebinding.rbac.authorization.k8s.io/mcp-job-controller',
+        'configmap/mcp-job-template-',
+        'deployment.apps/mcp-job-controller',
+      ]) {
         assert.match(out, new RegExp(obj.replace(/[.]/g, '\\.')), `${obj} applied`);
       }
       const nsObj = await core.readNamespace({ name: ns });
@@ -72,15 +87,26 @@ describe('shipping: manifests, render, metrics, produce and npm run dev', () => 
       // And the check can fail: the same pod made privileged is refused.
       const bad = structuredClone(dep.spec!.template.spec!);
       bad.containers[0]!.securityContext = { ...bad.containers[0]!.securityContext, privileged: true, allowPrivilegeEscalation: true };
-      await assert.rejects(core.createNamespacedPod({ namespace: ns, dryRun: 'All', body: { metadata: { name: 'bad' }, spec: bad } }), (e: k8s.ApiException<string>) => e.code === 403);
+      await assert.rejects(
+        core.createNamespacedPod({ namespace: ns, dryRun: 'All', body: { metadata: { name: 'bad' }, spec: bad } }),
+        (e: k8s.ApiException<string>) => e.code === 403,
+      );
 
       // The Job every message becomes, from the ConfigMap's template, passes restricted too.
       const cm = await core.listNamespacedConfigMap({ namespace: ns });
       const tmplText = cm.items.find((c) => c.metadata?.name?.startsWith('mcp-job-template'))!.data!['job-template.yaml']!;
       const file = join(mkdtempSync(join(tmpdir(), 'tmpl-')), 'job-template.yaml');
       writeFileSync(file, tmplText);
-      const cfg = parseConfig(ControllerConfigSchema, { KAFKA_BROKERS: 'kafka:9092', KAFKA_TOPIC: 'mcp-jobs', JOB_NAMESPACE: ns, JOB_SECRET_NAME: 'mcp-secrets' });
-      const msg = parseMessage(Buffer.from(JSON.stringify({ jobID: 'j', jobType: 'server-init', payload: { mcpServers: { a: { command: 'npx', args: ['-y', 'x'] } } } })), { allowedCommands: cfg.ALLOWED_COMMANDS, secretsDir: cfg.SECRETS_DIR, maxMessageBytes: cfg.MAX_MESSAGE_BYTES });
+      const cfg = parseConfig(ControllerConfigSchema, {
+        KAFKA_BROKERS: 'kafka:9092',
+        KAFKA_TOPIC: 'mcp-jobs',
+        JOB_NAMESPACE: ns,
+        JOB_SECRET_NAME: 'mcp-secrets',
+      });
+      const msg = parseMessage(
+        Buffer.from(JSON.stringify({ jobID: 'j', jobType: 'server-init', payload: { mcpServers: { a: { command: 'npx', args: ['-y', 'x'] } } } })),
+        { allowedCommands: cfg.ALLOWED_COMMANDS, secretsDir: cfg.SECRETS_DIR, maxMessageBytes: cfg.MAX_MESSAGE_BYTES },
+      );
       const job = buildJob({ topic: 'mcp-jobs', partition: 0, offset: '0' }, msg, cfg, loadJobTemplate(file));
       await core.createNamespacedPod({ namespace: ns, dryRun: 'All', body: { metadata: { name: 'job-check' }, spec: job.spec!.template.spec! } });
       await batch.createNamespacedJob({ namespace: ns, dryRun: 'All', body: job });
@@ -91,7 +117,9 @@ describe('shipping: manifests, render, metrics, produce and npm run dev', () => 
 
   it('applies the kind overlay with its Kafka removed and the controller pointed at the test bed broker', async () => {
     const ns = uniqueName('kind');
-    const dir = overlay('k8s/overlays/kind', `namespace: ${ns}\npatches:
+    const dir = overlay(
+      'k8s/overlays/kind',
+      `namespace: ${ns}\npatches:
   - patch: |-
       $patch: delete
       apiVersion: apps/v1
@@ -106,7 +134,8 @@ describe('shipping: manifests, render, metrics, produce and npm run dev', () => 
     patch: '[{"op": "replace", "path": "/spec/replicas", "value": 0}, {"op": "replace", "path": "/spec/template/spec/containers/0/env/0/value", "value": "${brokers().join(',')}"}]'
   - target: { kind: Service, name: mcp-job-controller-metrics }
     patch: '[{"op": "remove", "path": "/spec/ports/0/nodePort"}]'
-`);
+`,
+    );
     try {
       const out = kubectl(['apply', '-k', dir]);
       assert.match(out, /deployment\.apps\/mcp-job-controller (created|configured)/);
@@ -127,8 +156,12 @@ describe('shipping: manifests, render, metrics, produce and npm run dev', () => 
     const port = await freePort();
     const env = {
       KUBECONFIG: await serviceAccountKubeconfig(kc, ns.name, 'mcp-job-controller'),
-      KAFKA_BROKERS: brokers().join(','), KAFKA_TOPIC: topic, KAFKA_CONSUMER_GROUP: group, JOB_NAMESPACE: ns.name,
-      METRICS_PORT: String(port), JOB_TEMPLATE: join(repoRoot, 'k8s', 'base', 'job-template.yaml'),
+      KAFKA_BROKERS: brokers().join(','),
+      KAFKA_TOPIC: topic,
+      KAFKA_CONSUMER_GROUP: group,
+      JOB_NAMESPACE: ns.name,
+      METRICS_PORT: String(port),
+      JOB_TEMPLATE: join(repoRoot, 'k8s', 'base', 'job-template.yaml'),
     };
     const controller = new ControllerProcess(env).start();
     try {
@@ -136,22 +169,38 @@ describe('shipping: manifests, render, metrics, produce and npm run dev', () => 
       await waitFor(async () => (await fetch(`http://127.0.0.1:${port}/readyz`)).status === 200, { description: '/readyz 200' });
       assert.equal((await fetch(`http://127.0.0.1:${port}/healthz`)).status, 200);
       const before = await scrape(port);
-      const value = JSON.stringify({ jobID: 'render-me', jobType: 'server-init', payload: JSON.stringify({ mcpServers: { f: { command: 'node', args: [FIXTURE] } } }) });
+      const value = JSON.stringify({
+        jobID: 'render-me',
+        jobType: 'server-init',
+        payload: JSON.stringify({ mcpServers: { f: { command: 'node', args: [FIXTURE] } } }),
+      });
       const sent = [];
       for (let i = 0; i < 5; i++) sent.push((await producer.send({ topic, messages: [{ value }] }))[0]!.baseOffset!);
       await producer.send({ topic, messages: [{ value: 'garbage' }] });
-      await waitFor(async () => {
-        const m = await scrape(port);
-        return m.get('mcp_job_controller_messages_consumed_total{result="job"}') === 5 && m.get('mcp_job_controller_dead_lettered_total{reason="invalid-json"}') === 1 ? m : undefined;
-      }, { timeoutMs: 60_000, description: 'metrics to count 5 Jobs and 1 dead letter' });
-      const jobs = await waitFor(async () => {
-        const l = await batch.listNamespacedJob({ namespace: ns.name, labelSelector: jobSelector(group) });
-        return l.items.length === 5 && l.items.every((j) => jobOutcome(j)) ? l.items : undefined;
-      }, { timeoutMs: 60_000, description: '5 Jobs finished' });
-      const after = await waitFor(async () => {
-        const m = await scrape(port);
-        return m.get('mcp_job_controller_job_outcomes_total{outcome="succeeded"}') === 5 ? m : undefined;
-      }, { timeoutMs: 30_000, description: 'outcomes metric' });
+      await waitFor(
+        async () => {
+          const m = await scrape(port);
+          return m.get('mcp_job_controller_messages_consumed_total{result="job"}') === 5 &&
+            m.get('mcp_job_controller_dead_lettered_total{reason="invalid-json"}') === 1
+            ? m
+            : undefined;
+        },
+        { timeoutMs: 60_000, description: 'metrics to count 5 Jobs and 1 dead letter' },
+      );
+      const jobs = await waitFor(
+        async () => {
+          const l = await batch.listNamespacedJob({ namespace: ns.name, labelSelector: jobSelector(group) });
+          return l.items.length === 5 && l.items.every((j) => jobOutcome(j)) ? l.items : undefined;
+        },
+        { timeoutMs: 60_000, description: '5 Jobs finished' },
+      );
+      const after = await waitFor(
+        async () => {
+          const m = await scrape(port);
+          return m.get('mcp_job_controller_job_outcomes_total{outcome="succeeded"}') === 5 ? m : undefined;
+        },
+        { timeoutMs: 30_000, description: 'outcomes metric' },
+      );
       assert.equal(before.get('mcp_job_controller_jobs_created_total{result="created"}') ?? 0, 0);
       assert.equal(after.get('mcp_job_controller_jobs_created_total{result="created"}'), 5);
       assert.equal(after.get('mcp_job_controller_active_jobs'), 0);
@@ -160,7 +209,9 @@ describe('shipping: manifests, render, metrics, produce and npm run dev', () => 
 
       const file = join(mkdtempSync(join(tmpdir(), 'render-')), 'm.json');
       writeFileSync(file, value);
-      const { stdout } = await run(process.execPath, [CONTROLLER, 'render', '--message', file, '--partition', '0', '--offset', sent[2]!, '--output', 'json'], { env: { ...process.env, ...env } });
+      const { stdout } = await run(process.execPath, [CONTROLLER, 'render', '--message', file, '--partition', '0', '--offset', sent[2]!, '--output', 'json'], {
+        env: { ...process.env, ...env },
+      });
       const rendered = JSON.parse(stdout) as k8s.V1Job;
       const created = jobs.find((j) => j.metadata?.name === rendered.metadata?.name);
       assert.ok(created, `a Job named ${rendered.metadata?.name} exists`);
@@ -173,7 +224,10 @@ describe('shipping: manifests, render, metrics, produce and npm run dev', () => 
   });
 
   it('shows newcomers the product working with npm run dev', async () => {
-    const { stdout } = await run(process.execPath, [join(repoRoot, 'dist', 'test', 'dev.js'), '--once'], { env: { ...process.env, KUBECONFIG: '', KAFKA_BROKERS: '', METRICS_PORT: '0' }, timeout: 240_000 });
+    const { stdout } = await run(process.execPath, [join(repoRoot, 'dist', 'test', 'dev.js'), '--once'], {
+      env: { ...process.env, KUBECONFIG: '', KAFKA_BROKERS: '', METRICS_PORT: '0' },
+      timeout: 240_000,
+    });
     assert.equal((stdout.match(/ Complete /g) ?? []).length, 5, stdout);
     assert.match(stdout, /server demo initialized: fixture-server 1\.2\.3, 2 tools/);
     assert.match(stdout, /dead-lettered: .* reason invalid-payload/);

@@ -12,12 +12,14 @@ function shellJob(name: string, script: string, extra: Partial<k8s.V1JobSpec> = 
       template: {
         spec: {
           restartPolicy: 'Never',
-          containers: [{
-            name: 'main',
-            image: 'busybox:1.36',
-            command: ['sh', '-c', script],
-            env: [{ name: 'TERM_LOG', value: '/dev/termination-log' }],
-          }],
+          containers: [
+            {
+              name: 'main',
+              image: 'busybox:1.36',
+              command: ['sh', '-c', script],
+              env: [{ name: 'TERM_LOG', value: '/dev/termination-log' }],
+            },
+          ],
         },
       },
     },
@@ -38,10 +40,13 @@ describe('the test bed cluster', () => {
 
   it('runs a Job to Complete through the Job controller, scheduler and node, and serves its logs', async () => {
     await batch.createNamespacedJob({ namespace: ns.name, body: shellJob('hello', 'echo hello from the test bed; echo all good > "$TERM_LOG"') });
-    const job = await waitFor(async () => {
-      const j = await batch.readNamespacedJob({ name: 'hello', namespace: ns.name });
-      return jobOutcome(j) ? j : undefined;
-    }, { timeoutMs: 60_000, description: 'Job hello to finish' });
+    const job = await waitFor(
+      async () => {
+        const j = await batch.readNamespacedJob({ name: 'hello', namespace: ns.name });
+        return jobOutcome(j) ? j : undefined;
+      },
+      { timeoutMs: 60_000, description: 'Job hello to finish' },
+    );
     assert.equal(jobOutcome(job), 'Complete');
     const pods = await core.listNamespacedPod({ namespace: ns.name, labelSelector: 'job-name=hello' });
     const term = pods.items[0]?.status?.containerStatuses?.[0]?.state?.terminated;
@@ -58,10 +63,13 @@ describe('the test bed cluster', () => {
         podFailurePolicy: { rules: [{ action: 'FailJob', onExitCodes: { containerName: 'main', operator: 'In', values: [3] } }] },
       }),
     });
-    const job = await waitFor(async () => {
-      const j = await batch.readNamespacedJob({ name: 'exit3', namespace: ns.name });
-      return jobOutcome(j) ? j : undefined;
-    }, { timeoutMs: 60_000, description: 'Job exit3 to finish' });
+    const job = await waitFor(
+      async () => {
+        const j = await batch.readNamespacedJob({ name: 'exit3', namespace: ns.name });
+        return jobOutcome(j) ? j : undefined;
+      },
+      { timeoutMs: 60_000, description: 'Job exit3 to finish' },
+    );
     assert.equal(jobOutcome(job), 'Failed');
     const failed = job.status?.conditions?.find((c) => c.type === 'Failed');
     assert.equal(failed?.reason, 'PodFailurePolicy');
@@ -72,15 +80,21 @@ describe('the test bed cluster', () => {
 
   it('stops the process and removes the pod when a running Job is deleted', async () => {
     await batch.createNamespacedJob({ namespace: ns.name, body: shellJob('sleeper', 'sleep 300') });
-    await waitFor(async () => {
-      const pods = await core.listNamespacedPod({ namespace: ns.name, labelSelector: 'job-name=sleeper' });
-      return pods.items[0]?.status?.phase === 'Running';
-    }, { timeoutMs: 60_000, description: 'sleeper pod Running' });
+    await waitFor(
+      async () => {
+        const pods = await core.listNamespacedPod({ namespace: ns.name, labelSelector: 'job-name=sleeper' });
+        return pods.items[0]?.status?.phase === 'Running';
+      },
+      { timeoutMs: 60_000, description: 'sleeper pod Running' },
+    );
     await batch.deleteNamespacedJob({ name: 'sleeper', namespace: ns.name, propagationPolicy: 'Foreground' });
-    await waitFor(async () => {
-      const pods = await core.listNamespacedPod({ namespace: ns.name, labelSelector: 'job-name=sleeper' });
-      return pods.items.length === 0;
-    }, { timeoutMs: 60_000, description: 'sleeper pod gone' });
+    await waitFor(
+      async () => {
+        const pods = await core.listNamespacedPod({ namespace: ns.name, labelSelector: 'job-name=sleeper' });
+        return pods.items.length === 0;
+      },
+      { timeoutMs: 60_000, description: 'sleeper pod gone' },
+    );
   });
 
   it('rejects a privileged pod in a namespace that enforces the restricted PodSecurity profile', async () => {
@@ -107,7 +121,11 @@ describe('the test bed cluster', () => {
 
   it('denies a ServiceAccount token a request its RBAC does not grant', async () => {
     await core.createNamespacedServiceAccount({ namespace: ns.name, body: { metadata: { name: 'nobody' } } });
-    const tr = await core.createNamespacedServiceAccountToken({ name: 'nobody', namespace: ns.name, body: { spec: { audiences: [], expirationSeconds: 600 } } });
+    const tr = await core.createNamespacedServiceAccountToken({
+      name: 'nobody',
+      namespace: ns.name,
+      body: { spec: { audiences: [], expirationSeconds: 600 } },
+    });
     const token = tr.status?.token;
     assert.ok(token, 'the TokenRequest API issued a token');
     const sa = new k8s.KubeConfig();

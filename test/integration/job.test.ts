@@ -6,10 +6,10 @@ import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
 import { repoRoot } from '../testbed/cache.js';
 import { brokers, freshTopic, waitFor, useKafka } from '../helpers.js';
-import { alive as isAlive } from '../../src/mcp-init.js';
-import { checksumOf } from '../../src/message.js';
+import { alive as isAlive } from '../../src/job/mcp-init.js';
+import { checksumOf } from '../../src/shared/message.js';
 
-const JOB = join(repoRoot, 'dist', 'job', 'main.js');
+const JOB = join(repoRoot, 'dist', 'src', 'job', 'main.js');
 const FIXTURE = join(repoRoot, 'dist', 'test', 'fixtures', 'mcp-server.js');
 
 interface JobRun {
@@ -30,16 +30,22 @@ function runJob(env: Record<string, string>): Promise<JobRun> {
   let out = '';
   child.stdout.on('data', (c) => (out += c));
   child.stderr.on('data', (c) => (out += c));
-  return new Promise((resolve) => child.on('exit', (code) => {
-    let summary: Record<string, any> = {};
-    try {
-      summary = JSON.parse(readFileSync(term, 'utf8'));
-    } catch { /* asserted by the caller */ }
-    const logs = out.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l));
-    resolve({ code, summary, logs, ms: Date.now() - t0 });
-  }));
+  return new Promise((resolve) =>
+    child.on('exit', (code) => {
+      let summary: Record<string, any> = {};
+      try {
+        summary = JSON.parse(readFileSync(term, 'utf8'));
+      } catch {
+        /* asserted by the caller */
+      }
+      const logs = out
+        .split('\n')
+        .filter((l) => l.startsWith('{'))
+        .map((l) => JSON.parse(l));
+      resolve({ code, summary, logs, ms: Date.now() - t0 });
+    }),
+  );
 }
-
 
 describe('the job binary', () => {
   const { admin, producer } = useKafka();
@@ -53,7 +59,8 @@ describe('the job binary', () => {
     return { offset: r!.baseOffset!, sha: checksumOf(Buffer.from(value)) };
   }
 
-  const message = (servers: Record<string, unknown>, jobID = 'job-1') => JSON.stringify({ jobID, jobType: 'server-init', payload: JSON.stringify({ mcpServers: servers }) });
+  const message = (servers: Record<string, unknown>, jobID = 'job-1') =>
+    JSON.stringify({ jobID, jobType: 'server-init', payload: JSON.stringify({ mcpServers: servers }) });
   const coords = (offset: string, partition = 0) => ({ KAFKA_TOPIC: topic, KAFKA_PARTITION: String(partition), KAFKA_OFFSET: offset });
 
   it('initializes a real stdio MCP server and reports its tools, prompts and resources, exiting 0', async () => {
@@ -70,7 +77,10 @@ describe('the job binary', () => {
     assert.equal(r.summary.servers.fixture.resources, 1);
     assert.equal(r.summary.servers.fixture.server, 'fixture-server@1.2.3');
     assert.match(r.summary.servers.fixture.protocol, /^\d{4}-\d{2}-\d{2}$/);
-    assert.ok(r.logs.some((l) => /^server fixture initialized: fixture-server 1\.2\.3, 2 tools/.test(l.msg)), 'one readable line per server');
+    assert.ok(
+      r.logs.some((l) => /^server fixture initialized: fixture-server 1\.2\.3, 2 tools/.test(l.msg)),
+      'one readable line per server',
+    );
   });
 
   it('exits with the permanent code when a server command cannot be started', async () => {
@@ -101,11 +111,13 @@ describe('the job binary', () => {
   });
 
   it('fails for good when one of several servers fails permanently, and still reports the others', async () => {
-    const m = await produce(message({
-      good: { command: 'node', args: [FIXTURE] },
-      crash: { command: 'node', args: [FIXTURE, '--crash'] },
-      missing: { command: 'no-such-mcp-server-binary' },
-    }));
+    const m = await produce(
+      message({
+        good: { command: 'node', args: [FIXTURE] },
+        crash: { command: 'node', args: [FIXTURE, '--crash'] },
+        missing: { command: 'no-such-mcp-server-binary' },
+      }),
+    );
     const r = await runJob({ ...coords(m.offset), ALLOWED_COMMANDS: 'node,no-such-mcp-server-binary' });
     assert.equal(r.code, 65);
     assert.equal(r.summary.servers.good.status, 'initialized');

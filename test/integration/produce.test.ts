@@ -28,17 +28,30 @@ describe('the produce command', () => {
     const topic = await freshTopic(admin, 1);
     const file = join(mkdtempSync(join(tmpdir(), 'produce-')), 'm.jsonl');
     writeFileSync(file, `${valid(1)}\n{"jobID":"x","jobType":"nope","payload":{}}\n${valid(2)}\n`);
-    await assert.rejects(run(process.execPath, [CONTROLLER, 'produce', '--kafka-brokers', brokers().join(','), '--kafka-topic', topic, '--file', file]), (err: { code: number; stderr: string }) => {
-      assert.equal(err.code, 65);
-      assert.match(err.stderr, /line 2: unknown-job-type/);
-      return true;
-    });
+    await assert.rejects(
+      run(process.execPath, [CONTROLLER, 'produce', '--kafka-brokers', brokers().join(','), '--kafka-topic', topic, '--file', file]),
+      (err: { code: number; stderr: string }) => {
+        assert.equal(err.code, 65);
+        assert.match(err.stderr, /line 2: unknown-job-type/);
+        return true;
+      },
+    );
     assert.equal(await total(topic), 0);
   });
 
   it('sends invalid messages on purpose with --no-validate', async () => {
     const topic = await freshTopic(admin, 1);
-    const { stdout } = await run(process.execPath, [CONTROLLER, 'produce', '--kafka-brokers', brokers().join(','), '--kafka-topic', topic, '--message', 'not json', '--no-validate']);
+    const { stdout } = await run(process.execPath, [
+      CONTROLLER,
+      'produce',
+      '--kafka-brokers',
+      brokers().join(','),
+      '--kafka-topic',
+      topic,
+      '--message',
+      'not json',
+      '--no-validate',
+    ]);
     assert.match(stdout, /sent to .* partition 0 offset 0/);
     assert.equal(await total(topic), 1);
   });

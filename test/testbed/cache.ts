@@ -11,9 +11,7 @@ export const versions = {
 };
 
 /** Caches live outside the repo so every clone on the machine reuses them. */
-export const cacheRoot = resolve(
-  process.env.MCP_JOB_CONTROLLER_CACHE ?? join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'mcp-job-controller'),
-);
+export const cacheRoot = resolve(process.env.MCP_JOB_CONTROLLER_CACHE ?? join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'mcp-job-controller'));
 
 /** The repository root, found from this file's place in dist/test/testbed. */
 export const repoRoot = (() => {

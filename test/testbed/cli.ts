@@ -10,14 +10,16 @@ async function up(): Promise<void> {
   mkdirSync(join(cacheRoot, 'run'), { recursive: true });
   writeFileSync(pidFile, String(process.pid));
   const env = bed.env;
-  process.stdout.write([
-    '# the test bed is up; in another shell:',
-    `export KUBECONFIG=${env.KUBECONFIG}`,
-    `export KAFKA_BROKERS=${env.KAFKA_BROKERS}`,
-    `export PATH=${env.KUBEBUILDER_ASSETS}:$PATH   # kubectl`,
-    '# stop it with Ctrl-C here, or `npm run testbed -- down`',
-    '',
-  ].join('\n'));
+  process.stdout.write(
+    [
+      '# the test bed is up; in another shell:',
+      `export KUBECONFIG=${env.KUBECONFIG}`,
+      `export KAFKA_BROKERS=${env.KAFKA_BROKERS}`,
+      `export PATH=${env.KUBEBUILDER_ASSETS}:$PATH   # kubectl`,
+      '# stop it with Ctrl-C here, or `npm run testbed -- down`',
+      '',
+    ].join('\n'),
+  );
   let stopping = false;
   const stop = async () => {
     if (stopping) return;

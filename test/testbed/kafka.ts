@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Kafka, logLevel } from 'kafkajs';
-import { waitFor } from '../../src/wait.js';
+import { waitFor } from '../../src/shared/wait.js';
 import { cacheRoot, scriptsDir } from './cache.js';
 import { Daemon, freePort } from './proc.js';
 
@@ -52,53 +52,69 @@ export class KafkaBroker {
 
   private java(args: string[]): string[] {
     const cp = join(this.home, 'libs', '*');
-    return ['-Xms256m', '-Xmx768m', '-XX:+UseSerialGC', '-XX:TieredStopAtLevel=1',
+    return [
+      '-Xms256m',
+      '-Xmx768m',
+      '-XX:+UseSerialGC',
+      '-XX:TieredStopAtLevel=1',
       `-Dlog4j2.configurationFile=${join(this.dir, 'log4j2.properties')}`,
       `-Dlog4j.configuration=file:${join(this.dir, 'log4j.properties')}`,
-      '-cp', cp, ...args];
+      '-cp',
+      cp,
+      ...args,
+    ];
   }
 
   private configure(): string {
     mkdirSync(this.dir, { recursive: true });
     const props = join(this.dir, 'server.properties');
-    writeFileSync(props, [
-      'process.roles=broker,controller',
-      'node.id=1',
-      `controller.quorum.bootstrap.servers=127.0.0.1:${this.controllerPort}`,
-      `listeners=PLAINTEXT://127.0.0.1:${this.port},CONTROLLER://127.0.0.1:${this.controllerPort}`,
-      `advertised.listeners=PLAINTEXT://127.0.0.1:${this.port}`,
-      'controller.listener.names=CONTROLLER',
-      'inter.broker.listener.name=PLAINTEXT',
-      'listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT',
-      `log.dirs=${join(this.dir, 'data')}`,
-      'num.partitions=1',
-      'offsets.topic.replication.factor=1',
-      'offsets.topic.num.partitions=4',
-      'transaction.state.log.replication.factor=1',
-      'transaction.state.log.min.isr=1',
-      'share.coordinator.state.topic.replication.factor=1',
-      'share.coordinator.state.topic.min.isr=1',
-      `group.initial.rebalance.delay.ms=${this.initialRebalanceDelayMs}`,
-      'auto.create.topics.enable=true',
-      'message.max.bytes=2097152',
-      '',
-    ].join('\n'));
-    writeFileSync(join(this.dir, 'log4j2.properties'), [
-      'rootLogger.level=WARN',
-      'rootLogger.appenderRef.stdout.ref=STDOUT',
-      'appender.stdout.type=Console',
-      'appender.stdout.name=STDOUT',
-      'appender.stdout.layout.type=PatternLayout',
-      'appender.stdout.layout.pattern=[%d] %p %m (%c)%n',
-      '',
-    ].join('\n'));
-    writeFileSync(join(this.dir, 'log4j.properties'), [
-      'log4j.rootLogger=WARN, stdout',
-      'log4j.appender.stdout=org.apache.log4j.ConsoleAppender',
-      'log4j.appender.stdout.layout=org.apache.log4j.PatternLayout',
-      'log4j.appender.stdout.layout.ConversionPattern=[%d] %p %m (%c)%n',
-      '',
-    ].join('\n'));
+    writeFileSync(
+      props,
+      [
+        'process.roles=broker,controller',
+        'node.id=1',
+        `controller.quorum.bootstrap.servers=127.0.0.1:${this.controllerPort}`,
+        `listeners=PLAINTEXT://127.0.0.1:${this.port},CONTROLLER://127.0.0.1:${this.controllerPort}`,
+        `advertised.listeners=PLAINTEXT://127.0.0.1:${this.port}`,
+        'controller.listener.names=CONTROLLER',
+        'inter.broker.listener.name=PLAINTEXT',
+        'listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT',
+        `log.dirs=${join(this.dir, 'data')}`,
+        'num.partitions=1',
+        'offsets.topic.replication.factor=1',
+        'offsets.topic.num.partitions=4',
+        'transaction.state.log.replication.factor=1',
+        'transaction.state.log.min.isr=1',
+        'share.coordinator.state.topic.replication.factor=1',
+        'share.coordinator.state.topic.min.isr=1',
+        `group.initial.rebalance.delay.ms=${this.initialRebalanceDelayMs}`,
+        'auto.create.topics.enable=true',
+        'message.max.bytes=2097152',
+        '',
+      ].join('\n'),
+    );
+    writeFileSync(
+      join(this.dir, 'log4j2.properties'),
+      [
+        'rootLogger.level=WARN',
+        'rootLogger.appenderRef.stdout.ref=STDOUT',
+        'appender.stdout.type=Console',
+        'appender.stdout.name=STDOUT',
+        'appender.stdout.layout.type=PatternLayout',
+        'appender.stdout.layout.pattern=[%d] %p %m (%c)%n',
+        '',
+      ].join('\n'),
+    );
+    writeFileSync(
+      join(this.dir, 'log4j.properties'),
+      [
+        'log4j.rootLogger=WARN, stdout',
+        'log4j.appender.stdout=org.apache.log4j.ConsoleAppender',
+        'log4j.appender.stdout.layout=org.apache.log4j.PatternLayout',
+        'log4j.appender.stdout.layout.ConversionPattern=[%d] %p %m (%c)%n',
+        '',
+      ].join('\n'),
+    );
     return props;
   }
 
@@ -129,11 +145,14 @@ export async function waitForKafka(brokers: string, timeoutMs = 60_000): Promise
   const kafka = new Kafka({ clientId: 'testbed-probe', brokers: brokers.split(','), logLevel: logLevel.NOTHING, retry: { retries: 0 } });
   const admin = kafka.admin();
   try {
-    await waitFor(async () => {
-      await admin.connect();
-      const cluster = await admin.describeCluster();
-      return cluster.brokers.length > 0;
-    }, { timeoutMs, intervalMs: 250, description: `Kafka at ${brokers}` });
+    await waitFor(
+      async () => {
+        await admin.connect();
+        const cluster = await admin.describeCluster();
+        return cluster.brokers.length > 0;
+      },
+      { timeoutMs, intervalMs: 250, description: `Kafka at ${brokers}` },
+    );
   } finally {
     await admin.disconnect().catch(() => undefined);
   }

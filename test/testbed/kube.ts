@@ -2,7 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { request } from 'node:https';
 import { join } from 'node:path';
-import { waitFor } from '../../src/wait.js';
+import { waitFor } from '../../src/shared/wait.js';
 import { cacheRoot, scriptsDir } from './cache.js';
 import { makePki, writeKubeconfig, type Pki } from './pki.js';
 import { Daemon, freePort } from './proc.js';
@@ -22,7 +22,9 @@ export function ensureKubeBinaries(k8sVersion: string, etcdVersion: string): str
   }
   const dir = join(cacheRoot, `k8s-${k8sVersion}-etcd-${etcdVersion}`, 'bin');
   if (BINARIES.some((b) => !existsSync(join(dir, b)))) {
-    process.stderr.write(`testbed: building Kubernetes ${k8sVersion} and etcd ${etcdVersion} from the Go module proxy (first run only; tens of minutes on 2 cores)\n`);
+    process.stderr.write(
+      `testbed: building Kubernetes ${k8sVersion} and etcd ${etcdVersion} from the Go module proxy (first run only; tens of minutes on 2 cores)\n`,
+    );
     execFileSync('bash', [join(scriptsDir, 'build-k8s.sh'), k8sVersion, etcdVersion, dir], { stdio: ['ignore', 'inherit', 'inherit'] });
   }
   return dir;
@@ -31,17 +33,21 @@ export function ensureKubeBinaries(k8sVersion: string, etcdVersion: string): str
 /** GET over mTLS with the admin certificate; resolves the status code and body. */
 export function adminGet(url: string, pki: Pki): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
-    const req = request(url, {
-      ca: readFileSync(pki.caCert),
-      cert: readFileSync(pki.adminCert),
-      key: readFileSync(pki.adminKey),
-      timeout: 5000,
-    }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (c) => (body += c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-    });
+    const req = request(
+      url,
+      {
+        ca: readFileSync(pki.caCert),
+        cert: readFileSync(pki.adminCert),
+        key: readFileSync(pki.adminKey),
+        timeout: 5000,
+      },
+      (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (c) => (body += c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      },
+    );
     req.on('timeout', () => req.destroy(new Error('timeout')));
     req.on('error', reject);
     req.end();
@@ -99,11 +105,15 @@ export class ControlPlane {
     const { etcd, etcdPeer } = this.ports;
     this.etcd = this.daemon('etcd', [
       `--data-dir=${join(this.dir, 'etcd')}`,
-      `--listen-client-urls=http://127.0.0.1:${etcd}`, `--advertise-client-urls=http://127.0.0.1:${etcd}`,
-      `--listen-peer-urls=http://127.0.0.1:${etcdPeer}`, `--initial-advertise-peer-urls=http://127.0.0.1:${etcdPeer}`,
+      `--listen-client-urls=http://127.0.0.1:${etcd}`,
+      `--advertise-client-urls=http://127.0.0.1:${etcd}`,
+      `--listen-peer-urls=http://127.0.0.1:${etcdPeer}`,
+      `--initial-advertise-peer-urls=http://127.0.0.1:${etcdPeer}`,
       `--initial-cluster=default=http://127.0.0.1:${etcdPeer}`,
       // A test bed loses nothing worth an fsync; skipping it keeps etcd off the disk's latency.
-      '--unsafe-no-fsync', '--quota-backend-bytes=4294967296', '--log-level=warn',
+      '--unsafe-no-fsync',
+      '--quota-backend-bytes=4294967296',
+      '--log-level=warn',
     ]);
     this.etcd.start();
     await this.etcd.guard(waitFor(async () => (await fetch(`http://127.0.0.1:${etcd}/health`)).ok, { timeoutMs: 30_000, description: 'etcd' }));
@@ -113,50 +123,78 @@ export class ControlPlane {
     const p = this.pki;
     this.apiserver = this.daemon('kube-apiserver', [
       `--etcd-servers=http://127.0.0.1:${this.ports.etcd}`,
-      '--bind-address=127.0.0.1', '--advertise-address=127.0.0.1', `--secure-port=${this.ports.api}`,
-      `--tls-cert-file=${p.apiserverCert}`, `--tls-private-key-file=${p.apiserverKey}`, `--client-ca-file=${p.caCert}`,
+      '--bind-address=127.0.0.1',
+      '--advertise-address=127.0.0.1',
+      `--secure-port=${this.ports.api}`,
+      `--tls-cert-file=${p.apiserverCert}`,
+      `--tls-private-key-file=${p.apiserverKey}`,
+      `--client-ca-file=${p.caCert}`,
       '--authorization-mode=Node,RBAC',
       '--service-account-issuer=https://kubernetes.default.svc.cluster.local',
-      `--service-account-key-file=${p.saPub}`, `--service-account-signing-key-file=${p.saKey}`,
+      `--service-account-key-file=${p.saPub}`,
+      `--service-account-signing-key-file=${p.saKey}`,
       '--service-cluster-ip-range=10.0.0.0/24',
-      `--kubelet-client-certificate=${p.kubeletClientCert}`, `--kubelet-client-key=${p.kubeletClientKey}`,
+      `--kubelet-client-certificate=${p.kubeletClientCert}`,
+      `--kubelet-client-key=${p.kubeletClientKey}`,
       `--kubelet-certificate-authority=${p.caCert}`,
       '--kubelet-preferred-address-types=InternalIP',
       '--allow-privileged=true',
       // The endpoint reconciler refuses a loopback advertise address; nothing here needs the kubernetes Service endpoints.
       '--endpoint-reconciler-type=none',
-      '--max-requests-inflight=800', '--max-mutating-requests-inflight=400',
+      '--max-requests-inflight=800',
+      '--max-mutating-requests-inflight=400',
       '--v=1',
     ]);
     this.apiserver.start();
-    await this.apiserver.guard(waitFor(async () => (await adminGet(`${this.server}/readyz`, this.pki)).status === 200, {
-      timeoutMs: 90_000, intervalMs: 250, description: 'kube-apiserver /readyz',
-    }));
+    await this.apiserver.guard(
+      waitFor(async () => (await adminGet(`${this.server}/readyz`, this.pki)).status === 200, {
+        timeoutMs: 90_000,
+        intervalMs: 250,
+        description: 'kube-apiserver /readyz',
+      }),
+    );
   }
 
   async startControllers(): Promise<void> {
     const p = this.pki;
     this.kcm = this.daemon('kube-controller-manager', [
-      `--kubeconfig=${this.kubeconfig}`, `--authentication-kubeconfig=${this.kubeconfig}`, `--authorization-kubeconfig=${this.kubeconfig}`,
-      '--leader-elect=false', '--bind-address=127.0.0.1', `--secure-port=${this.ports.kcm}`,
-      `--service-account-private-key-file=${p.saKey}`, `--root-ca-file=${p.caCert}`,
-      '--controllers=*', '--use-service-account-credentials=false',
+      `--kubeconfig=${this.kubeconfig}`,
+      `--authentication-kubeconfig=${this.kubeconfig}`,
+      `--authorization-kubeconfig=${this.kubeconfig}`,
+      '--leader-elect=false',
+      '--bind-address=127.0.0.1',
+      `--secure-port=${this.ports.kcm}`,
+      `--service-account-private-key-file=${p.saKey}`,
+      `--root-ca-file=${p.caCert}`,
+      '--controllers=*',
+      '--use-service-account-credentials=false',
       // The defaults (20 qps) make the Job controller, not this product, the bottleneck of every figure.
-      '--kube-api-qps=200', '--kube-api-burst=400', '--concurrent-job-syncs=10',
+      '--kube-api-qps=200',
+      '--kube-api-burst=400',
+      '--concurrent-job-syncs=10',
       '--v=1',
     ]);
     this.scheduler = this.daemon('kube-scheduler', [
-      `--kubeconfig=${this.kubeconfig}`, `--authentication-kubeconfig=${this.kubeconfig}`, `--authorization-kubeconfig=${this.kubeconfig}`,
-      '--leader-elect=false', '--bind-address=127.0.0.1', `--secure-port=${this.ports.sched}`,
-      '--kube-api-qps=200', '--kube-api-burst=400',
+      `--kubeconfig=${this.kubeconfig}`,
+      `--authentication-kubeconfig=${this.kubeconfig}`,
+      `--authorization-kubeconfig=${this.kubeconfig}`,
+      '--leader-elect=false',
+      '--bind-address=127.0.0.1',
+      `--secure-port=${this.ports.sched}`,
+      '--kube-api-qps=200',
+      '--kube-api-burst=400',
       '--v=1',
     ]);
     this.kcm.start();
     this.scheduler.start();
     // The service-account controller creating `default` shows the controller manager is working.
-    await this.kcm.guard(waitFor(async () => (await adminGet(`${this.server}/api/v1/namespaces/default/serviceaccounts/default`, this.pki)).status === 200, {
-      timeoutMs: 90_000, intervalMs: 250, description: 'kube-controller-manager (default ServiceAccount)',
-    }));
+    await this.kcm.guard(
+      waitFor(async () => (await adminGet(`${this.server}/api/v1/namespaces/default/serviceaccounts/default`, this.pki)).status === 200, {
+        timeoutMs: 90_000,
+        intervalMs: 250,
+        description: 'kube-controller-manager (default ServiceAccount)',
+      }),
+    );
   }
 
   async stopApiserver(): Promise<void> {

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { EventEmitter } from 'node:events';
 import * as k8s from '@kubernetes/client-node';
-import { sleep } from '../../src/wait.js';
+import { sleep } from '../../src/shared/wait.js';
 import type { Pki } from './pki.js';
 
 /**
@@ -121,7 +121,12 @@ export class NodeAgent {
   private nodeStatus(): Record<string, unknown> {
     const now = new Date().toISOString();
     const cond = (type: string, status: string, reason: string) => ({
-      type, status, reason, message: reason, lastHeartbeatTime: now, lastTransitionTime: now,
+      type,
+      status,
+      reason,
+      message: reason,
+      lastHeartbeatTime: now,
+      lastTransitionTime: now,
     });
     const resources = { cpu: '256', memory: '1Ti', pods: '5000', 'ephemeral-storage': '1Ti' };
     return {
@@ -133,11 +138,22 @@ export class NodeAgent {
         cond('DiskPressure', 'False', 'KubeletHasNoDiskPressure'),
         cond('PIDPressure', 'False', 'KubeletHasSufficientPID'),
       ],
-      addresses: [{ type: 'InternalIP', address: NODE_IP }, { type: 'Hostname', address: this.nodeName }],
+      addresses: [
+        { type: 'InternalIP', address: NODE_IP },
+        { type: 'Hostname', address: this.nodeName },
+      ],
       daemonEndpoints: { kubeletEndpoint: { Port: this.port } },
       nodeInfo: {
-        architecture: process.arch === 'x64' ? 'amd64' : process.arch, bootID: '', containerRuntimeVersion: 'testbed://local-process',
-        kernelVersion: '', kubeProxyVersion: '', kubeletVersion: 'testbed', machineID: '', operatingSystem: 'linux', osImage: 'testbed', systemUUID: '',
+        architecture: process.arch === 'x64' ? 'amd64' : process.arch,
+        bootID: '',
+        containerRuntimeVersion: 'testbed://local-process',
+        kernelVersion: '',
+        kubeProxyVersion: '',
+        kubeletVersion: 'testbed',
+        machineID: '',
+        operatingSystem: 'linux',
+        osImage: 'testbed',
+        systemUUID: '',
       },
     };
   }
@@ -146,7 +162,12 @@ export class NodeAgent {
     const body: k8s.V1Node = {
       metadata: {
         name: this.nodeName,
-        labels: { 'kubernetes.io/hostname': this.nodeName, 'kubernetes.io/os': 'linux', 'kubernetes.io/arch': 'amd64', 'node.kubernetes.io/instance-type': 'testbed' },
+        labels: {
+          'kubernetes.io/hostname': this.nodeName,
+          'kubernetes.io/os': 'linux',
+          'kubernetes.io/arch': 'amd64',
+          'node.kubernetes.io/instance-type': 'testbed',
+        },
       },
       spec: {},
     };
@@ -190,7 +211,8 @@ export class NodeAgent {
       undefined,
       fieldSelector,
     );
-    const onPod = (pod: k8s.V1Pod) => void this.reconcile(pod).catch((err) => process.stderr.write(`testbed node: ${pod.metadata?.namespace}/${pod.metadata?.name}: ${String(err)}\n`));
+    const onPod = (pod: k8s.V1Pod) =>
+      void this.reconcile(pod).catch((err) => process.stderr.write(`testbed node: ${pod.metadata?.namespace}/${pod.metadata?.name}: ${String(err)}\n`));
     informer.on('add', onPod);
     informer.on('update', onPod);
     informer.on('delete', (pod) => this.forget(pod.metadata?.uid ?? ''));
@@ -235,9 +257,18 @@ export class NodeAgent {
     mkdirSync(join(dir, 'tmp'), { recursive: true });
     mkdirSync(join(dir, 'home'), { recursive: true });
     return {
-      uid: pod.metadata?.uid ?? '', namespace: ns, name, dir, deleting: false, done: false,
+      uid: pod.metadata?.uid ?? '',
+      namespace: ns,
+      name,
+      dir,
+      deleting: false,
+      done: false,
       containers: (pod.spec?.containers ?? []).map((c) => ({
-        name: c.name, image: c.image ?? '', logFile: join(dir, `${c.name}.log`), termFile: join(dir, `${c.name}.termination-log`), lines: new EventEmitter(),
+        name: c.name,
+        image: c.image ?? '',
+        logFile: join(dir, `${c.name}.log`),
+        termFile: join(dir, `${c.name}.termination-log`),
+        lines: new EventEmitter(),
       })),
     };
   }
@@ -305,12 +336,14 @@ export class NodeAgent {
     const starts: Promise<void>[] = [];
     for (const [i, c] of run.containers.entries()) {
       const spec = specs[i]!;
-      starts.push(this.startContainer(pod, run, c, spec).catch((err) => {
-        c.exitCode = 128;
-        c.reason = 'StartError';
-        c.message = err instanceof Error ? err.message : String(err);
-        c.finishedAt = new Date().toISOString();
-      }));
+      starts.push(
+        this.startContainer(pod, run, c, spec).catch((err) => {
+          c.exitCode = 128;
+          c.reason = 'StartError';
+          c.message = err instanceof Error ? err.message : String(err);
+          c.finishedAt = new Date().toISOString();
+        }),
+      );
     }
     await Promise.all(starts);
     if (run.containers.every((c) => c.exitCode !== undefined)) {
@@ -394,15 +427,33 @@ export class NodeAgent {
     const cond = (type: string, ok: boolean) => ({ type, status: ok ? 'True' : 'False', lastTransitionTime: now, ...(ok ? {} : { reason: 'PodCompleted' }) });
     const status = {
       phase,
-      hostIP: NODE_IP, hostIPs: [{ ip: NODE_IP }], podIP: NODE_IP, podIPs: [{ ip: NODE_IP }],
+      hostIP: NODE_IP,
+      hostIPs: [{ ip: NODE_IP }],
+      podIP: NODE_IP,
+      podIPs: [{ ip: NODE_IP }],
       startTime: run.containers[0]?.startedAt ?? now,
       conditions: [cond('PodScheduled', true), cond('Initialized', true), cond('ContainersReady', running), cond('Ready', running)],
       containerStatuses: run.containers.map((c) => ({
-        name: c.name, image: c.image, imageID: `testbed://${imageName(c.image)}`, containerID: `testbed://${run.uid}/${c.name}`,
-        ready: c.exitCode === undefined && running, started: c.exitCode === undefined, restartCount: 0,
-        state: c.exitCode === undefined
-          ? { running: { startedAt: c.startedAt ?? now } }
-          : { terminated: { exitCode: c.exitCode, reason: c.reason, message: c.message || undefined, startedAt: c.startedAt ?? now, finishedAt: c.finishedAt ?? now, containerID: `testbed://${run.uid}/${c.name}` } },
+        name: c.name,
+        image: c.image,
+        imageID: `testbed://${imageName(c.image)}`,
+        containerID: `testbed://${run.uid}/${c.name}`,
+        ready: c.exitCode === undefined && running,
+        started: c.exitCode === undefined,
+        restartCount: 0,
+        state:
+          c.exitCode === undefined
+            ? { running: { startedAt: c.startedAt ?? now } }
+            : {
+                terminated: {
+                  exitCode: c.exitCode,
+                  reason: c.reason,
+                  message: c.message || undefined,
+                  startedAt: c.startedAt ?? now,
+                  finishedAt: c.finishedAt ?? now,
+                  containerID: `testbed://${run.uid}/${c.name}`,
+                },
+              },
       })),
     };
     for (let attempt = 0; ; attempt++) {
@@ -420,19 +471,23 @@ export class NodeAgent {
   private async terminate(pod: k8s.V1Pod, run: PodRun | undefined): Promise<void> {
     const grace = Math.max(0, Math.min(pod.metadata?.deletionGracePeriodSeconds ?? 30, 30));
     if (run) {
-      await Promise.all(run.containers.map(async (c) => {
-        const child = c.child;
-        if (!child || c.exitCode !== undefined) return;
-        const exited = new Promise((r) => child.once('exit', r));
-        child.kill('SIGTERM');
-        const t = setTimeout(() => child.kill('SIGKILL'), grace * 1000);
-        await exited;
-        clearTimeout(t);
-      }));
+      await Promise.all(
+        run.containers.map(async (c) => {
+          const child = c.child;
+          if (!child || c.exitCode !== undefined) return;
+          const exited = new Promise((r) => child.once('exit', r));
+          child.kill('SIGTERM');
+          const t = setTimeout(() => child.kill('SIGKILL'), grace * 1000);
+          await exited;
+          clearTimeout(t);
+        }),
+      );
     }
     try {
       await this.core.deleteNamespacedPod({
-        name: pod.metadata?.name ?? '', namespace: pod.metadata?.namespace ?? '', gracePeriodSeconds: 0,
+        name: pod.metadata?.name ?? '',
+        namespace: pod.metadata?.namespace ?? '',
+        gracePeriodSeconds: 0,
         body: { gracePeriodSeconds: 0, preconditions: { uid: pod.metadata?.uid } },
       });
     } catch (err) {
@@ -443,49 +498,52 @@ export class NodeAgent {
   // ---- kubelet log endpoint ----
 
   private async serveLogs(): Promise<void> {
-    this.server = createServer({
-      cert: readFileSync(this.pki.kubeletCert),
-      key: readFileSync(this.pki.kubeletKey),
-      ca: readFileSync(this.pki.caCert),
-      requestCert: true,
-      rejectUnauthorized: true,
-    }, (req, res) => {
-      const url = new URL(req.url ?? '/', 'https://node');
-      const m = /^\/containerLogs\/([^/]+)\/([^/]+)\/([^/]+)$/.exec(url.pathname);
-      if (!m) {
-        res.writeHead(404).end('not found\n');
-        return;
-      }
-      const [, ns, pod, container] = m.map((s) => decodeURIComponent(s ?? ''));
-      const run = [...this.pods.values()].find((r) => r.namespace === ns && r.name === pod);
-      const c = run?.containers.find((x) => x.name === container);
-      if (!c || !existsSync(c.logFile)) {
-        res.writeHead(404).end(`container ${container} of pod ${ns}/${pod} has no logs on this node\n`);
-        return;
-      }
-      const timestamps = url.searchParams.get('timestamps') === 'true';
-      const follow = url.searchParams.get('follow') === 'true';
-      const tail = url.searchParams.has('tailLines') ? Number(url.searchParams.get('tailLines')) : undefined;
-      const format = (line: string) => {
-        const [ts, , ...rest] = line.split(' ');
-        return timestamps ? `${ts} ${rest.join(' ')}` : rest.join(' ');
-      };
-      res.writeHead(200, { 'Content-Type': 'text/plain' });
-      const lines = readFileSync(c.logFile, 'utf8').split('\n').filter(Boolean);
-      for (const line of tail === undefined ? lines : lines.slice(-tail)) res.write(`${format(line)}\n`);
-      if (!follow || c.exitCode !== undefined) {
-        res.end();
-        return;
-      }
-      const onLine = (line: string) => res.write(format(line.trimEnd()) + '\n');
-      const onEnd = () => res.end();
-      c.lines.on('line', onLine);
-      c.lines.once('end', onEnd);
-      res.on('close', () => {
-        c.lines.off('line', onLine);
-        c.lines.off('end', onEnd);
-      });
-    });
+    this.server = createServer(
+      {
+        cert: readFileSync(this.pki.kubeletCert),
+        key: readFileSync(this.pki.kubeletKey),
+        ca: readFileSync(this.pki.caCert),
+        requestCert: true,
+        rejectUnauthorized: true,
+      },
+      (req, res) => {
+        const url = new URL(req.url ?? '/', 'https://node');
+        const m = /^\/containerLogs\/([^/]+)\/([^/]+)\/([^/]+)$/.exec(url.pathname);
+        if (!m) {
+          res.writeHead(404).end('not found\n');
+          return;
+        }
+        const [, ns, pod, container] = m.map((s) => decodeURIComponent(s ?? ''));
+        const run = [...this.pods.values()].find((r) => r.namespace === ns && r.name === pod);
+        const c = run?.containers.find((x) => x.name === container);
+        if (!c || !existsSync(c.logFile)) {
+          res.writeHead(404).end(`container ${container} of pod ${ns}/${pod} has no logs on this node\n`);
+          return;
+        }
+        const timestamps = url.searchParams.get('timestamps') === 'true';
+        const follow = url.searchParams.get('follow') === 'true';
+        const tail = url.searchParams.has('tailLines') ? Number(url.searchParams.get('tailLines')) : undefined;
+        const format = (line: string) => {
+          const [ts, , ...rest] = line.split(' ');
+          return timestamps ? `${ts} ${rest.join(' ')}` : rest.join(' ');
+        };
+        res.writeHead(200, { 'Content-Type': 'text/plain' });
+        const lines = readFileSync(c.logFile, 'utf8').split('\n').filter(Boolean);
+        for (const line of tail === undefined ? lines : lines.slice(-tail)) res.write(`${format(line)}\n`);
+        if (!follow || c.exitCode !== undefined) {
+          res.end();
+          return;
+        }
+        const onLine = (line: string) => res.write(format(line.trimEnd()) + '\n');
+        const onEnd = () => res.end();
+        c.lines.on('line', onLine);
+        c.lines.once('end', onEnd);
+        res.on('close', () => {
+          c.lines.off('line', onLine);
+          c.lines.off('end', onEnd);
+        });
+      },
+    );
     await new Promise<void>((resolve) => this.server!.listen(0, NODE_IP, resolve));
     const addr = this.server.address();
     this.port = typeof addr === 'object' && addr ? addr.port : 0;
@@ -496,9 +554,13 @@ function fieldValue(pod: k8s.V1Pod, path: string): string {
   const m = /^metadata\.(labels|annotations)\['(.+)'\]$/.exec(path);
   if (m) return (m[1] === 'labels' ? pod.metadata?.labels : pod.metadata?.annotations)?.[m[2]!] ?? '';
   const simple: Record<string, string | undefined> = {
-    'metadata.name': pod.metadata?.name, 'metadata.namespace': pod.metadata?.namespace, 'metadata.uid': pod.metadata?.uid,
-    'spec.nodeName': pod.spec?.nodeName, 'spec.serviceAccountName': pod.spec?.serviceAccountName,
-    'status.podIP': NODE_IP, 'status.hostIP': NODE_IP,
+    'metadata.name': pod.metadata?.name,
+    'metadata.namespace': pod.metadata?.namespace,
+    'metadata.uid': pod.metadata?.uid,
+    'spec.nodeName': pod.spec?.nodeName,
+    'spec.serviceAccountName': pod.spec?.serviceAccountName,
+    'status.podIP': NODE_IP,
+    'status.hostIP': NODE_IP,
   };
   return simple[path] ?? '';
 }
@@ -514,7 +576,10 @@ function readTerminationMessage(c: ContainerRun, spec: k8s.V1Container): string 
   if (!msg && c.exitCode !== 0 && spec.terminationMessagePolicy === 'FallbackToLogsOnError') {
     try {
       const lines = readFileSync(c.logFile, 'utf8').split('\n').filter(Boolean).slice(-80);
-      msg = lines.map((l) => l.split(' ').slice(2).join(' ')).join('\n').slice(-2048);
+      msg = lines
+        .map((l) => l.split(' ').slice(2).join(' '))
+        .join('\n')
+        .slice(-2048);
     } catch {
       /* no log */
     }

@@ -40,21 +40,47 @@ export function makePki(dir: string): Pki {
   const p = (f: string) => join(dir, f);
   const pki: Pki = {
     dir,
-    caCert: p('ca.crt'), caKey: p('ca.key'),
-    apiserverCert: p('apiserver.crt'), apiserverKey: p('apiserver.key'),
-    adminCert: p('admin.crt'), adminKey: p('admin.key'),
-    kubeletCert: p('kubelet.crt'), kubeletKey: p('kubelet.key'),
-    kubeletClientCert: p('kubelet-client.crt'), kubeletClientKey: p('kubelet-client.key'),
-    saKey: p('sa.key'), saPub: p('sa.pub'),
+    caCert: p('ca.crt'),
+    caKey: p('ca.key'),
+    apiserverCert: p('apiserver.crt'),
+    apiserverKey: p('apiserver.key'),
+    adminCert: p('admin.crt'),
+    adminKey: p('admin.key'),
+    kubeletCert: p('kubelet.crt'),
+    kubeletKey: p('kubelet.key'),
+    kubeletClientCert: p('kubelet-client.crt'),
+    kubeletClientKey: p('kubelet-client.key'),
+    saKey: p('sa.key'),
+    saPub: p('sa.pub'),
   };
   if (existsSync(pki.saPub)) return pki;
   openssl(['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'ca.key', '-out', 'ca.crt', '-days', '3650', '-subj', '/CN=testbed-ca'], dir);
   const leaf = (name: string, subj: string, ext: string) => {
     writeFileSync(p(`${name}.ext`), ext);
     openssl(['req', '-newkey', 'rsa:2048', '-nodes', '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', subj], dir);
-    openssl(['x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-out', `${name}.crt`, '-days', '3650', '-extfile', `${name}.ext`], dir);
+    openssl(
+      [
+        'x509',
+        '-req',
+        '-in',
+        `${name}.csr`,
+        '-CA',
+        'ca.crt',
+        '-CAkey',
+        'ca.key',
+        '-CAcreateserial',
+        '-out',
+        `${name}.crt`,
+        '-days',
+        '3650',
+        '-extfile',
+        `${name}.ext`,
+      ],
+      dir,
+    );
   };
-  const server = 'basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\nsubjectAltName=IP:127.0.0.1,IP:10.0.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local\n';
+  const server =
+    'basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\nsubjectAltName=IP:127.0.0.1,IP:10.0.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local\n';
   const client = 'basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=clientAuth\n';
   leaf('apiserver', '/CN=kube-apiserver', server);
   leaf('kubelet', '/CN=testbed-node', server);
@@ -67,7 +93,9 @@ export function makePki(dir: string): Pki {
 
 /** An admin kubeconfig (client certificate auth) for the suites and the control plane. */
 export function writeKubeconfig(path: string, server: string, pki: Pki): void {
-  writeFileSync(path, `apiVersion: v1
+  writeFileSync(
+    path,
+    `apiVersion: v1
 kind: Config
 clusters:
 - name: testbed
@@ -85,5 +113,6 @@ contexts:
     cluster: testbed
     user: testbed-admin
 current-context: testbed
-`);
+`,
+  );
 }

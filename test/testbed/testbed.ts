@@ -23,8 +23,8 @@ export interface TestbedOptions {
 /** The images the node knows how to run, and the local programs they stand for. */
 export function defaultImageTable(): ImageTable {
   return {
-    'mcp-job-controller/job': ['node', join(repoRoot, 'dist', 'job', 'main.js')],
-    'mcp-job-controller/controller': ['node', join(repoRoot, 'dist', 'controller', 'main.js')],
+    'mcp-job-controller/job': ['node', join(repoRoot, 'dist', 'src', 'job', 'main.js')],
+    'mcp-job-controller/controller': ['node', join(repoRoot, 'dist', 'src', 'controller', 'main.js')],
     busybox: [],
   };
 }
@@ -66,7 +66,12 @@ export class Testbed {
       await node.start();
       const bed = new Testbed(dir, kafka, control, node, kubeBin);
       await bed.waitNodeReady(kc);
-      writeFileSync(join(dir, 'env'), Object.entries(bed.env).map(([k, v]) => `export ${k}=${v}`).join('\n') + '\n');
+      writeFileSync(
+        join(dir, 'env'),
+        Object.entries(bed.env)
+          .map(([k, v]) => `export ${k}=${v}`)
+          .join('\n') + '\n',
+      );
       log(`testbed: ready in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
       return bed;
     } catch (err) {
@@ -79,12 +84,15 @@ export class Testbed {
   /** The scheduler only binds to a node it sees Ready and untainted. */
   private async waitNodeReady(kc: k8s.KubeConfig): Promise<void> {
     const core = kc.makeApiClient(k8s.CoreV1Api);
-    const { waitFor } = await import('../../src/wait.js');
-    await waitFor(async () => {
-      const node = await core.readNode({ name: this.node.nodeName });
-      const ready = node.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True');
-      return ready && !(node.spec?.taints ?? []).some((t) => t.effect === 'NoSchedule' || t.effect === 'NoExecute');
-    }, { timeoutMs: 60_000, description: 'node Ready without taints' });
+    const { waitFor } = await import('../../src/shared/wait.js');
+    await waitFor(
+      async () => {
+        const node = await core.readNode({ name: this.node.nodeName });
+        const ready = node.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True');
+        return ready && !(node.spec?.taints ?? []).some((t) => t.effect === 'NoSchedule' || t.effect === 'NoExecute');
+      },
+      { timeoutMs: 60_000, description: 'node Ready without taints' },
+    );
   }
 
   async stop({ keepState = process.env.TESTBED_KEEP === '1' } = {}): Promise<void> {

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join, relative, resolve } from 'node:path';
 import { describe, it } from 'node:test';
 import { repoRoot } from '../testbed/cache.js';
 
@@ -15,9 +15,21 @@ interface Stage {
   workdir?: string;
 }
 
+/** Every file a compiled module reaches through relative imports, itself included. */
+function localImports(entry: string, seen = new Set<string>()): Set<string> {
+  if (seen.has(entry)) return seen;
+  seen.add(entry);
+  for (const m of readFileSync(entry, 'utf8').matchAll(/(?:from|import)\s*\(?\s*'(\.{1,2}\/[^']+)'/g)) localImports(resolve(dirname(entry), m[1]!), seen);
+  return seen;
+}
+
 function parseDockerfile(text: string): Stage[] {
   const stages: Stage[] = [];
-  const lines = text.replace(/\\\n/g, ' ').split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#'));
+  const lines = text
+    .replace(/\\\n/g, ' ')
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l && !l.startsWith('#'));
   for (const line of lines) {
     const [instr, ...rest] = line.split(/\s+/);
     const args = rest.join(' ');
@@ -34,23 +46,36 @@ function parseDockerfile(text: string): Stage[] {
         cur!.copies.push({ from, src: parts.slice(0, -1), dest: parts.at(-1)! });
         break;
       }
-      case 'RUN': cur!.runs.push(args); break;
-      case 'USER': cur!.user = args; break;
-      case 'WORKDIR': cur!.workdir = args; break;
-      case 'ENTRYPOINT': cur!.entrypoint = JSON.parse(args); break;
-      default: break;
+      case 'RUN':
+        cur!.runs.push(args);
+        break;
+      case 'USER':
+        cur!.user = args;
+        break;
+      case 'WORKDIR':
+        cur!.workdir = args;
+        break;
+      case 'ENTRYPOINT':
+        cur!.entrypoint = JSON.parse(args);
+        break;
+      default:
+        break;
     }
   }
   return stages;
 }
 
-for (const [file, program] of [['Dockerfile.controller', 'controller'], ['Dockerfile.job', 'job']] as const) {
+for (const [file, program] of [
+  ['Dockerfile.controller', 'controller'],
+  ['Dockerfile.job', 'job'],
+] as const) {
   describe(file, () => {
     const stages = parseDockerfile(readFileSync(join(repoRoot, file), 'utf8'));
     const final = stages.at(-1)!;
 
     it('copies only paths that exist in the repository from the build context', () => {
-      for (const s of stages) for (const c of s.copies) if (!c.from) for (const src of c.src) assert.ok(existsSync(join(repoRoot, src)), `${file}: COPY ${src} does not exist`);
+      for (const s of stages)
+        for (const c of s.copies) if (!c.from) for (const src of c.src) assert.ok(existsSync(join(repoRoot, src)), `${file}: COPY ${src} does not exist`);
     });
 
     it('installs dependencies before copying sources, and only production dependencies for the image', () => {
@@ -59,8 +84,14 @@ for (const [file, program] of [['Dockerfile.controller', 'controller'], ['Docker
       const srcCopy = build.copies.findIndex((c) => c.src.includes('src'));
       assert.ok(lockCopy >= 0 && srcCopy > lockCopy, 'package files are copied before the sources');
       const deps = stages.find((s) => s.name === 'deps')!;
-      assert.ok(deps.runs.some((r) => /npm ci\b.*--omit=dev/.test(r)), 'npm ci --omit=dev in the deps stage');
-      assert.ok(final.copies.some((c) => c.from === 'deps' && c.src.includes('/app/node_modules')), 'final stage takes node_modules from deps');
+      assert.ok(
+        deps.runs.some((r) => /npm ci\b.*--omit=dev/.test(r)),
+        'npm ci --omit=dev in the deps stage',
+      );
+      assert.ok(
+        final.copies.some((c) => c.from === 'deps' && c.src.includes('/app/node_modules')),
+        'final stage takes node_modules from deps',
+      );
       assert.ok(!final.copies.some((c) => c.from === 'build' && c.src.some((s) => s.includes('node_modules'))), 'no dev dependencies in the image');
     });
 
@@ -69,19 +100,30 @@ for (const [file, program] of [['Dockerfile.controller', 'controller'], ['Docker
       assert.doesNotMatch(final.user!, /^(root|0)(:|$)/);
     });
 
-    it(`starts dist/${program}/main.js, which the build produces and the image contains`, () => {
+    it(`starts dist/src/${program}/main.js and copies only what it imports: dist/src/${program} and dist/src/shared`, () => {
       const script = final.entrypoint!.find((a) => a.endsWith('.js'))!;
-      assert.equal(script, `dist/${program}/main.js`);
+      assert.equal(script, `dist/src/${program}/main.js`);
       assert.ok(existsSync(join(repoRoot, script)), `${script} exists after npm run build`);
-      assert.ok(final.copies.some((c) => c.from === 'build' && c.src.includes(`/app/dist/${program}`) && c.dest === `./dist/${program}`), `the image copies dist/${program}`);
-      assert.ok(final.copies.some((c) => c.from === 'build' && c.src.includes('/app/dist/src')), 'the image copies dist/src, which main.js imports');
+      const fromBuild = final.copies.filter((c) => c.from === 'build').flatMap((c) => c.src.map((s) => s.replace('/app/', '')));
+      assert.deepEqual(fromBuild.sort(), [`dist/src/${program}`, 'dist/src/shared'].sort());
+      for (const file of localImports(join(repoRoot, script))) {
+        const rel = relative(repoRoot, file);
+        assert.ok(
+          fromBuild.some((dir) => rel.startsWith(`${dir}/`)),
+          `${script} imports ${rel}, which the image does not copy`,
+        );
+      }
       const build = stages.find((s) => s.name === 'build')!;
       const tsconfig = JSON.parse(readFileSync(join(repoRoot, 'tsconfig.build.json'), 'utf8')) as { include: string[] };
       assert.ok(build.runs.some((r) => r.includes('tsconfig.build.json')));
-      for (const dir of ['src', 'controller', 'job']) {
-        assert.ok(tsconfig.include.some((i) => i.startsWith(`${dir}/`)), `tsconfig.build.json builds ${dir}/`);
-        assert.ok(build.copies.some((c) => c.src.includes(dir)), `the build stage copies ${dir}/`);
-      }
+      assert.ok(
+        tsconfig.include.some((i) => i.startsWith('src/')),
+        'tsconfig.build.json builds src/',
+      );
+      assert.ok(
+        build.copies.some((c) => c.src.includes('src')),
+        'the build stage copies src/',
+      );
     });
   });
 }

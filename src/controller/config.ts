@@ -1,0 +1,50 @@
+import { z } from 'zod';
+import { csv, int, parseConfig, SHARED_SETTINGS, settingsInput, type SettingsShape } from '../shared/settings.js';
+
+/**
+ * The controller's settings, one declaration each (see shared/settings.ts). Keys are the
+ * environment variable names (the design documents' names), so an error names the setting a
+ * user has to fix.
+ */
+export const CONTROLLER_SETTINGS = {
+  ...SHARED_SETTINGS,
+  KAFKA_TOPIC: SHARED_SETTINGS.KAFKA_TOPIC.describe('Topic to consume; one Job per message'),
+  KAFKA_CONSUMER_GROUP: z.string().min(1).default('mcp-job-controller').describe('Consumer group (its committed offsets are the progress)'),
+  KAFKA_CLIENT_ID: z.string().min(1).default('mcp-job-controller').describe('Kafka client id'),
+  KAFKA_SESSION_TIMEOUT_MS: int(6000, 300_000).default(30_000).describe('Consumer session timeout: how long a killed controller holds its partitions'),
+  JOB_KAFKA_BROKERS: csv.optional().describe('Brokers as the Job pods reach them, if not KAFKA_BROKERS'),
+  DLQ_TOPIC: z.string().min(1).optional().describe('Dead-letter topic for invalid messages (default <KAFKA_TOPIC>.dlq)'),
+  RESULTS_TOPIC: z.string().min(1).optional().describe('Topic for one record per finished Job (optional)'),
+  JOB_NAMESPACE: z
+    .string()
+    .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'a namespace name')
+    .default('default')
+    .describe('Namespace the Jobs are created in'),
+  JOB_IMAGE: z.string().min(1).default('mcp-job-controller/job:dev').describe('Image of the job container (unless the template sets one)'),
+  JOB_TEMPLATE: z.string().min(1).optional().describe('YAML file of a Job to start from (resources, tolerations, volumes, serviceAccountName…)'),
+  JOB_NAME_PREFIX: z
+    .string()
+    .regex(/^[a-z][a-z0-9-]{0,15}$/, 'lower-case letters, digits and -, at most 16')
+    .default('mcp')
+    .describe('Prefix of Job names: <prefix>-<topic>-<partition>-<offset>'),
+  JOB_BACKOFF_LIMIT: int(0, 100).default(2).describe('Job backoffLimit (retriable failures)'),
+  JOB_ACTIVE_DEADLINE_SECONDS: int(1).default(600).describe('Job activeDeadlineSeconds'),
+  JOB_TTL_SECONDS_AFTER_FINISHED: int(0).default(3600).describe('Job ttlSecondsAfterFinished'),
+  JOB_SECRET_NAME: z.string().min(1).optional().describe('Secret mounted at SECRETS_DIR in every Job (envFile sources)'),
+  MAX_IN_FLIGHT: int(1, 1000).default(32).describe('Job creates in flight at once per partition'),
+  MAX_ACTIVE_JOBS: int(0).default(100).describe('Cap on unfinished Jobs; consumption pauses at it (0: no cap)'),
+  METRICS_PORT: int(0, 65535).default(8080).describe('Port for /metrics, /healthz, /readyz (0: off)'),
+  SHUTDOWN_TIMEOUT_MS: int(0).default(25_000).describe('Longest a SIGTERM stop may take before exit'),
+} satisfies SettingsShape;
+
+/** The controller's whole configuration, from flags and environment, parsed once at start. */
+export const ControllerConfigSchema = z
+  .object(CONTROLLER_SETTINGS)
+  .transform((c) => ({ ...c, DLQ_TOPIC: c.DLQ_TOPIC ?? `${c.KAFKA_TOPIC}.dlq`, JOB_KAFKA_BROKERS: c.JOB_KAFKA_BROKERS ?? c.KAFKA_BROKERS }));
+
+export type ControllerConfig = z.output<typeof ControllerConfigSchema>;
+
+/** Parses the controller's config from flags and environment; throws a ConfigError naming bad settings. */
+export function controllerConfig(argv: Record<string, unknown>, env: NodeJS.ProcessEnv, overrides: Record<string, unknown> = {}): ControllerConfig {
+  return parseConfig(ControllerConfigSchema, { ...settingsInput(CONTROLLER_SETTINGS, argv, env), ...overrides });
+}

@@ -1,0 +1,177 @@
+import type * as k8s from '@kubernetes/client-node';
+import { ExitCode } from '../shared/exit-codes.js';
+import { Annotation, JOB_CONTAINER, Label, MANAGED_BY, TERMINATION_MESSAGE_PATH, type Coordinates } from '../shared/identity.js';
+import type { ValidMessage } from '../shared/message.js';
+import { jobName, labelValue } from '../shared/naming.js';
+import type { ControllerConfig } from './config.js';
+
+/** A re-run of a message: the job reads the bytes from `readFrom` (a dead-letter record, say). */
+export interface Replay {
+  readFrom: Coordinates;
+  count: number;
+}
+
+export type JobBuildConfig = Pick<
+  ControllerConfig,
+  | 'KAFKA_CONSUMER_GROUP'
+  | 'JOB_KAFKA_BROKERS'
+  | 'JOB_NAMESPACE'
+  | 'JOB_IMAGE'
+  | 'JOB_NAME_PREFIX'
+  | 'JOB_BACKOFF_LIMIT'
+  | 'JOB_ACTIVE_DEADLINE_SECONDS'
+  | 'JOB_TTL_SECONDS_AFTER_FINISHED'
+  | 'JOB_SECRET_NAME'
+  | 'SECRETS_DIR'
+  | 'ALLOWED_COMMANDS'
+  | 'MAX_MESSAGE_BYTES'
+  | 'MCP_INIT_TIMEOUT_MS'
+  | 'LOG_LEVEL'
+>;
+
+export const DEFAULT_RESOURCES: k8s.V1ResourceRequirements = {
+  requests: { cpu: '100m', memory: '128Mi' },
+  limits: { cpu: '500m', memory: '256Mi' },
+};
+
+/** What the PodSecurity `restricted` profile requires of a container. */
+export const RESTRICTED_CONTAINER_SECURITY: k8s.V1SecurityContext = {
+  allowPrivilegeEscalation: false,
+  capabilities: { drop: ['ALL'] },
+  readOnlyRootFilesystem: true,
+  runAsNonRoot: true,
+  seccompProfile: { type: 'RuntimeDefault' },
+};
+
+/**
+ * Builds the Job for one valid message. Pure: the same inputs give the same object, which is
+ * what makes `render` equal what the controller creates. `template` is the user's editable
+ * Job (resources, tolerations, volumes, service account…); identity, env, provenance and the
+ * settings the guarantees depend on (`restartPolicy: Never`) are always ours.
+ */
+export function buildJob(at: Coordinates, msg: ValidMessage, cfg: JobBuildConfig, template: k8s.V1Job = {}, replay?: Replay): k8s.V1Job {
+  const readFrom = replay?.readFrom ?? at;
+  const name = jobName(cfg.JOB_NAME_PREFIX, at.topic, at.partition, at.offset);
+  const labels: Record<string, string> = {
+    [Label.name]: 'mcp-job',
+    [Label.component]: msg.jobType,
+    [Label.managedBy]: MANAGED_BY,
+    [Label.partOf]: 'mcp-job-controller',
+    [Label.group]: labelValue(cfg.KAFKA_CONSUMER_GROUP),
+    [Label.topic]: labelValue(at.topic),
+    [Label.partition]: String(at.partition),
+  };
+  const jobIdLabel = labelValue(msg.jobID);
+  if (jobIdLabel) labels[Label.jobID] = jobIdLabel;
+  const annotations: Record<string, string> = {
+    [Annotation.topic]: at.topic,
+    [Annotation.partition]: String(at.partition),
+    [Annotation.offset]: at.offset,
+    [Annotation.jobID]: msg.jobID,
+    [Annotation.jobType]: msg.jobType,
+    [Annotation.checksum]: msg.checksum,
+    [Annotation.group]: cfg.KAFKA_CONSUMER_GROUP,
+  };
+  if (replay) {
+    annotations[Annotation.replayOf] = `${replay.readFrom.topic}/${replay.readFrom.partition}/${replay.readFrom.offset}`;
+    annotations[Annotation.replayCount] = String(replay.count);
+  }
+
+  const tSpec = template.spec ?? { template: {} };
+  const tPod = tSpec.template?.spec ?? { containers: [] };
+  const tContainers = tPod.containers ?? [];
+  const tJob = tContainers.find((c) => c.name === JOB_CONTAINER) ?? tContainers[0];
+  const sidecars = tContainers.filter((c) => c !== tJob);
+
+  const ours: k8s.V1EnvVar[] = [
+    { name: 'KAFKA_BROKERS', value: cfg.JOB_KAFKA_BROKERS.join(',') },
+    { name: 'KAFKA_TOPIC', value: readFrom.topic },
+    { name: 'KAFKA_PARTITION', value: String(readFrom.partition) },
+    { name: 'KAFKA_OFFSET', value: readFrom.offset },
+    { name: 'MCP_MESSAGE_SHA256', value: msg.checksum },
+    { name: 'MCP_JOB_ID', value: msg.jobID },
+    { name: 'ALLOWED_COMMANDS', value: cfg.ALLOWED_COMMANDS.join(',') },
+    { name: 'SECRETS_DIR', value: cfg.SECRETS_DIR },
+    { name: 'MAX_MESSAGE_BYTES', value: String(cfg.MAX_MESSAGE_BYTES) },
+    { name: 'MCP_INIT_TIMEOUT_MS', value: String(cfg.MCP_INIT_TIMEOUT_MS) },
+    { name: 'TERMINATION_MESSAGE_PATH', value: TERMINATION_MESSAGE_PATH },
+    { name: 'HOME', value: '/tmp' },
+  ];
+  const ourNames = new Set(ours.map((e) => e.name));
+  const env = [...(tJob?.env ?? []).filter((e) => !ourNames.has(e.name)), ...ours];
+  if (!env.some((e) => e.name === 'LOG_LEVEL')) env.push({ name: 'LOG_LEVEL', value: cfg.LOG_LEVEL === 'silent' ? 'info' : cfg.LOG_LEVEL });
+
+  const volumes: k8s.V1Volume[] = [...(tPod.volumes ?? [])];
+  const mounts: k8s.V1VolumeMount[] = [...(tJob?.volumeMounts ?? [])];
+  if (!mounts.some((m) => m.mountPath === '/tmp')) {
+    volumes.push({ name: 'tmp', emptyDir: { sizeLimit: '256Mi' } });
+    mounts.push({ name: 'tmp', mountPath: '/tmp' });
+  }
+  if (cfg.JOB_SECRET_NAME && !mounts.some((m) => m.mountPath === cfg.SECRETS_DIR)) {
+    volumes.push({ name: 'mcp-secrets', secret: { secretName: cfg.JOB_SECRET_NAME, defaultMode: 0o440 } });
+    mounts.push({ name: 'mcp-secrets', mountPath: cfg.SECRETS_DIR, readOnly: true });
+  }
+
+  const container: k8s.V1Container = {
+    ...tJob,
+    name: JOB_CONTAINER,
+    image: tJob?.image ?? cfg.JOB_IMAGE,
+    env,
+    volumeMounts: mounts,
+    resources: tJob?.resources ?? DEFAULT_RESOURCES,
+    securityContext: { ...RESTRICTED_CONTAINER_SECURITY, ...tJob?.securityContext },
+    terminationMessagePath: TERMINATION_MESSAGE_PATH,
+    terminationMessagePolicy: 'FallbackToLogsOnError',
+  };
+
+  return {
+    apiVersion: 'batch/v1',
+    kind: 'Job',
+    metadata: {
+      ...template.metadata,
+      name,
+      namespace: cfg.JOB_NAMESPACE,
+      labels: { ...template.metadata?.labels, ...labels },
+      annotations: { ...template.metadata?.annotations, ...annotations },
+    },
+    spec: {
+      ...tSpec,
+      completions: 1,
+      parallelism: 1,
+      backoffLimit: tSpec.backoffLimit ?? cfg.JOB_BACKOFF_LIMIT,
+      activeDeadlineSeconds: tSpec.activeDeadlineSeconds ?? cfg.JOB_ACTIVE_DEADLINE_SECONDS,
+      ttlSecondsAfterFinished: tSpec.ttlSecondsAfterFinished ?? cfg.JOB_TTL_SECONDS_AFTER_FINISHED,
+      podFailurePolicy: tSpec.podFailurePolicy ?? {
+        rules: [
+          { action: 'FailJob', onExitCodes: { containerName: JOB_CONTAINER, operator: 'In', values: [ExitCode.PERMANENT] } },
+          // A pod evicted or preempted says nothing about the message: do not count it.
+          { action: 'Ignore', onPodConditions: [{ type: 'DisruptionTarget', status: 'True' }] },
+        ],
+      },
+      template: {
+        ...tSpec.template,
+        metadata: {
+          ...tSpec.template?.metadata,
+          labels: { ...tSpec.template?.metadata?.labels, ...labels },
+          annotations: { ...tSpec.template?.metadata?.annotations, ...annotations },
+        },
+        spec: {
+          ...tPod,
+          restartPolicy: 'Never',
+          automountServiceAccountToken: tPod.automountServiceAccountToken ?? false,
+          enableServiceLinks: tPod.enableServiceLinks ?? false,
+          securityContext: {
+            runAsNonRoot: true,
+            runAsUser: 1000,
+            runAsGroup: 1000,
+            fsGroup: 1000,
+            seccompProfile: { type: 'RuntimeDefault' },
+            ...tPod.securityContext,
+          },
+          volumes,
+          containers: [container, ...sidecars],
+        },
+      },
+    },
+  };
+}

@@ -1,0 +1,186 @@
+#!/usr/bin/env node
+/** The controller's entrypoint: parse settings, build clients, run, map the outcome to an exit code. */
+import { readFileSync } from 'node:fs';
+import * as k8s from '@kubernetes/client-node';
+import yargs from 'yargs';
+import { hideBin } from 'yargs/helpers';
+import { ConfigError, describeError, TerminalError } from '../shared/errors.js';
+import { createKafka, kafkaConnection } from '../shared/kafka.js';
+import { createLogger } from '../shared/logger.js';
+import { parseMessage, validationPolicy } from '../shared/message.js';
+import { readOneMessage } from '../shared/read-message.js';
+import { yargsOptions } from '../shared/settings.js';
+import { CONTROLLER_SETTINGS, controllerConfig, type ControllerConfig } from './config.js';
+import { startHttp } from './http.js';
+import { buildJob } from './job-builder.js';
+import { loadJobTemplate, loadKubeConfig, makeKeepAliveClient } from './kube.js';
+import { createMetrics } from './metrics.js';
+import { checkLines, produceLines, readLines } from './produce.js';
+import { replay } from './replay.js';
+import { runController } from './run.js';
+
+function config(argv: Record<string, unknown>, overrides: Record<string, unknown> = {}): ControllerConfig {
+  return controllerConfig(argv, process.env, overrides);
+}
+
+async function run(argv: Record<string, unknown>): Promise<void> {
+  const cfg = config(argv);
+  const log = createLogger({ level: cfg.LOG_LEVEL, name: 'mcp-job-controller' });
+  const kc = loadKubeConfig();
+  const template = loadJobTemplate(cfg.JOB_TEMPLATE);
+  const metrics = createMetrics();
+  const connection = kafkaConnection({ brokers: cfg.KAFKA_BROKERS, clientId: cfg.KAFKA_CLIENT_ID, log, level: cfg.LOG_LEVEL });
+  const batch = makeKeepAliveClient(kc, k8s.BatchV1Api);
+  let ready = () => false;
+  const server = cfg.METRICS_PORT > 0 ? await startHttp(cfg.METRICS_PORT, metrics.registry, () => ready()) : undefined;
+  const handle = await runController({ config: cfg, connection, kc, batch, template, log, metrics });
+  ready = handle.isReady;
+  const shutdown = async (signal: string) => {
+    log.info({ signal }, 'shutdown requested');
+    const timer = setTimeout(() => {
+      log.error({ timeoutMs: cfg.SHUTDOWN_TIMEOUT_MS }, 'shutdown timed out');
+      process.exit(1);
+    }, cfg.SHUTDOWN_TIMEOUT_MS);
+    await handle.stop();
+    server?.close();
+    clearTimeout(timer);
+    process.exit(0);
+  };
+  process.once('SIGTERM', () => void shutdown('SIGTERM'));
+  process.once('SIGINT', () => void shutdown('SIGINT'));
+  try {
+    await handle.done;
+  } catch (err) {
+    log.fatal({ err: describeError(err) }, 'consumer stopped for good');
+    process.exit(1);
+  }
+}
+
+/** Prints the Job a message would become, without creating it (like kubectl --dry-run). */
+function render(argv: Record<string, unknown>): void {
+  const cfg = config(argv, { KAFKA_BROKERS: (argv['kafka-brokers'] as string) ?? process.env.KAFKA_BROKERS ?? 'kafka:9092' });
+  const file = argv.message as string;
+  const value = readFileSync(file === '-' ? 0 : file);
+  try {
+    const msg = parseMessage(value, validationPolicy(cfg));
+    const job = buildJob(
+      { topic: cfg.KAFKA_TOPIC, partition: Number(argv.partition), offset: String(argv.offset) },
+      msg,
+      cfg,
+      loadJobTemplate(cfg.JOB_TEMPLATE),
+    );
+    process.stdout.write(argv.output === 'json' ? `${JSON.stringify(job, null, 2)}\n` : k8s.dumpYaml(job));
+  } catch (err) {
+    if (err instanceof TerminalError) {
+      process.stderr.write(`message would be dead-lettered: ${err.reason}: ${err.message}\n`);
+      process.exit(65);
+    }
+    throw err;
+  }
+}
+
+/** Sends a message, or a JSON Lines file of them, after checking each against the schema. */
+async function produce(argv: Record<string, unknown>): Promise<void> {
+  const brokers = String(argv['kafka-brokers'] ?? process.env.KAFKA_BROKERS ?? '');
+  const cfg = config(argv, { KAFKA_BROKERS: brokers });
+  const lines = argv.file !== undefined ? readLines(String(argv.file)) : [String(argv.message)];
+  const problems = checkLines({ lines, validate: argv.validate !== false, policy: validationPolicy(cfg) });
+  if (problems.length) {
+    for (const p of problems.slice(0, 20)) process.stderr.write(`line ${p.line}: ${p.reason}: ${p.error}\n`);
+    process.stderr.write(`${problems.length} invalid message(s); nothing sent (--no-validate sends them anyway, to exercise the dead-letter topic)\n`);
+    process.exit(65);
+  }
+  const log = createLogger({ level: 'warn', name: 'mcp-job-controller-produce' });
+  const kafka = createKafka(kafkaConnection({ brokers: cfg.KAFKA_BROKERS, clientId: `${cfg.KAFKA_CLIENT_ID}-produce`, log, level: 'warn' }));
+  const total = lines.filter((l) => l.trim()).length;
+  const progress = total >= 1000 ? (sent: number, all: number) => process.stderr.write(`sent ${sent}/${all}\n`) : undefined;
+  const res = await produceLines(kafka, cfg.KAFKA_TOPIC, lines, progress);
+  if (total === 1) process.stdout.write(`sent to ${cfg.KAFKA_TOPIC} partition ${res[0]?.partition} offset ${res[0]?.offset}\n`);
+  else process.stdout.write(`sent ${total} messages to ${cfg.KAFKA_TOPIC}\n`);
+}
+
+/** Re-submits a dead-letter record or a source message as a Job, after its cause is fixed. */
+async function replayCommand(argv: Record<string, unknown>): Promise<void> {
+  const cfg = config(argv);
+  const kc = loadKubeConfig();
+  const parse = (s: string) => {
+    const m = /^(\d+)\/(\d+)$/.exec(s);
+    if (!m) throw new ConfigError(`expected <partition>/<offset>, got ${JSON.stringify(s)}`);
+    return { partition: Number(m[1]), offset: m[2]! };
+  };
+  try {
+    const r = await replay(
+      {
+        config: cfg,
+        batch: makeKeepAliveClient(kc, k8s.BatchV1Api),
+        template: loadJobTemplate(cfg.JOB_TEMPLATE),
+        read: (at) => readOneMessage(kafkaConnection({ brokers: cfg.KAFKA_BROKERS, clientId: `${cfg.KAFKA_CLIENT_ID}-replay` }), at),
+      },
+      argv['from-dlq'] !== undefined ? { dlq: parse(String(argv['from-dlq'])) } : { source: parse(String(argv.source)) },
+    );
+    process.stdout.write(`job ${r.job} ${r.replaced ? 'replaced' : 'created'} in ${cfg.JOB_NAMESPACE}\n`);
+  } catch (err) {
+    if (err instanceof TerminalError) {
+      process.stderr.write(`cannot replay: ${err.reason}: ${err.message}\n`);
+      process.exit(65);
+    }
+    throw err;
+  }
+}
+
+const cli = yargs(hideBin(process.argv))
+  .scriptName('mcp-job-controller')
+  .usage('$0 [command] [options]\n\nOne Kubernetes Job per Kafka message. Every option can also be set by the environment variable in brackets.')
+  .options(yargsOptions(CONTROLLER_SETTINGS))
+  .command(
+    ['run', '$0'],
+    'Consume the topic and create one Job per message',
+    () => undefined,
+    (argv) => run(argv),
+  )
+  .command(
+    'render',
+    'Print the Job a message would become, without creating it',
+    (y) =>
+      y
+        .option('message', { type: 'string', demandOption: true, describe: 'File holding the message value (- for stdin)' })
+        .option('partition', { type: 'number', default: 0 })
+        .option('offset', { type: 'string', default: '0' })
+        .option('output', { choices: ['yaml', 'json'] as const, default: 'yaml' }),
+    (argv) => render(argv),
+  )
+  .command(
+    'produce',
+    'Send a message (or a JSON Lines file of messages) to the topic, checked against the schema first',
+    (y) =>
+      y
+        .option('message', { type: 'string', describe: 'One message value' })
+        .option('file', { type: 'string', describe: 'A JSON Lines file, one message per line (- for stdin)' })
+        .option('validate', { type: 'boolean', default: true, describe: 'Check each message first (--no-validate sends invalid ones too)' })
+        .check((a) => (a.message === undefined) !== (a.file === undefined) || 'give exactly one of --message and --file'),
+    (argv) => produce(argv),
+  )
+  .command(
+    'replay',
+    'Run a dead-letter record (--from-dlq P/O) or a source message (--source P/O) again as a Job, after its cause is fixed',
+    (y) =>
+      y
+        .option('from-dlq', { type: 'string', describe: 'partition/offset of a record on DLQ_TOPIC' })
+        .option('source', { type: 'string', describe: 'partition/offset of a message on KAFKA_TOPIC' })
+        .check((a) => (a['from-dlq'] === undefined) !== (a.source === undefined) || 'give exactly one of --from-dlq and --source'),
+    (argv) => replayCommand(argv),
+  )
+  .strict()
+  .help()
+  .version(false)
+  .fail((msg, err) => {
+    process.stderr.write(`${err instanceof ConfigError ? err.message : (msg ?? describeError(err))}\n`);
+    process.exit(2);
+  });
+
+try {
+  await cli.parseAsync();
+} catch (err) {
+  process.stderr.write(`${err instanceof ConfigError ? err.message : describeError(err)}\n`);
+  process.exit(2);
+}

@@ -1,0 +1,177 @@
+import type * as k8s from '@kubernetes/client-node';
+import type { ProducerRecord, RecordMetadata } from 'kafkajs';
+import { AbortedError, classifyApiError, describeError, isConflict, isQuotaExceeded, RetriableError, TerminalError } from '../shared/errors.js';
+import { isFinished, isSameMessage, type Coordinates } from '../shared/identity.js';
+import type { Logger } from '../shared/logger.js';
+import { parseMessage, type ValidationPolicy } from '../shared/message.js';
+import { retryForever, type BackoffOptions } from '../shared/retry.js';
+import type { ControllerConfig } from './config.js';
+import { buildDeadLetter, type SourceRecord } from './dead-letter.js';
+import { buildJob } from './job-builder.js';
+import type { Metrics, Pauses } from './metrics.js';
+
+/** The two Job calls the handler makes (client-node's BatchV1Api has them). */
+export interface JobsApi {
+  createNamespacedJob(p: { namespace: string; body: k8s.V1Job }): Promise<k8s.V1Job>;
+  readNamespacedJob(p: { name: string; namespace: string }): Promise<k8s.V1Job>;
+}
+
+/** The one producer call the handler makes. */
+export interface RecordSender {
+  send(record: ProducerRecord): Promise<RecordMetadata[]>;
+}
+
+/** The active-Job cap, as the handler sees it. */
+export interface Slots {
+  acquire(signal?: AbortSignal, heartbeat?: () => Promise<void>): Promise<boolean>;
+  settle(name: string | undefined, alreadyFinished?: boolean): void;
+}
+
+export type Outcome = { kind: 'job'; name: string; existed: boolean } | { kind: 'dead-lettered'; reason: string };
+
+export interface HandlerDeps {
+  config: ControllerConfig;
+  policy: ValidationPolicy;
+  jobs: JobsApi;
+  producer: RecordSender;
+  slots: Slots;
+  pauses: Pauses;
+  template?: k8s.V1Job;
+  log: Logger;
+  metrics: Metrics;
+  /** Fires when the controller stops: waits and retries end with an AbortedError. */
+  signal: AbortSignal;
+  now?: () => Date;
+  /** Backoff between retries of a retriable failure; short so a recovered API server is used within seconds. */
+  backoff?: BackoffOptions;
+}
+
+/**
+ * What happens to one message: validate → build its Job → take a slot under the cap → create
+ * it (a `409` for the same message is success: a redelivery finds the Job it made before) →
+ * or, for what can never succeed, write one dead-letter record. Retriable failures are retried
+ * for as long as it takes (nothing is committed meanwhile); it resolves only once the Job or
+ * the record exists. Owns the set of messages dead-lettered but not yet committed, so a
+ * redelivered one is not written twice.
+ */
+export class MessageHandler {
+  /** Source offsets (`partition/offset`) with a dead-letter record but no commit yet. */
+  private deadLettered = new Set<string>();
+
+  constructor(private readonly d: HandlerDeps) {}
+
+  /** Dead-letter records a previous run wrote for messages it had not committed (found at start). */
+  seedDeadLettered(found: Set<string>): void {
+    this.deadLettered = new Set(found);
+  }
+
+  /** The offset `next` of `partition` is committed: records below it will not be redelivered. */
+  committed(partition: number, next: string): void {
+    for (const k of this.deadLettered) {
+      const [p, o] = k.split('/');
+      if (Number(p) === partition && BigInt(o!) < BigInt(next)) this.deadLettered.delete(k);
+    }
+  }
+
+  hasDeadLettered(at: Pick<Coordinates, 'partition' | 'offset'>): boolean {
+    return this.deadLettered.has(`${at.partition}/${at.offset}`);
+  }
+
+  async handle(m: SourceRecord, at: Coordinates, heartbeat: () => Promise<void>): Promise<Outcome> {
+    const { config: cfg, metrics, log } = this.d;
+    let job: k8s.V1Job;
+    let checksum: string;
+    try {
+      const msg = parseMessage(m.value, this.d.policy);
+      checksum = msg.checksum;
+      job = buildJob(at, msg, cfg, this.d.template);
+    } catch (err) {
+      if (err instanceof TerminalError) return this.deadLetter(m, at, err, heartbeat);
+      throw err;
+    }
+    if (!(await this.d.slots.acquire(this.d.signal, heartbeat))) throw new AbortedError('stopped while waiting for the active-job cap');
+    let created: string | undefined;
+    let finished = false;
+    try {
+      const r = await retryForever(() => this.createJob(job, at, checksum), this.retryOpts('create-job', heartbeat, at));
+      this.d.pauses.set('quota', false);
+      created = job.metadata!.name!;
+      finished = r.finished === true;
+      metrics.jobsCreated.inc({ result: r.existed ? 'existed' : 'created' });
+      log.info({ job: created, ...at, existed: r.existed }, r.existed ? 'job already existed' : 'job created');
+      return { kind: 'job', name: created, existed: r.existed };
+    } catch (err) {
+      if (err instanceof TerminalError) return this.deadLetter(m, at, err, heartbeat);
+      throw err;
+    } finally {
+      this.d.slots.settle(created, finished);
+    }
+  }
+
+  private retryOpts(op: string, heartbeat: () => Promise<void>, at: Coordinates) {
+    const { log, metrics } = this.d;
+    return {
+      signal: this.d.signal,
+      maxMs: 5000,
+      ...this.d.backoff,
+      onRetry: async (err: unknown, attempt: number, delayMs: number) => {
+        metrics.retries.inc({ op });
+        if (isQuotaExceeded((err as Error).cause)) {
+          this.d.pauses.set('quota', true);
+          log.warn({ ...at, delayMs }, 'paused: namespace quota exceeded; retrying the create');
+        } else {
+          (attempt < 3 ? log.warn.bind(log) : log.error.bind(log))(
+            { op, ...at, attempt, delayMs, err: describeError(err) },
+            'retrying after a retriable failure',
+          );
+        }
+        await heartbeat().catch(() => undefined);
+      },
+    };
+  }
+
+  private async createJob(job: k8s.V1Job, at: Coordinates, checksum: string): Promise<{ existed: boolean; finished?: boolean }> {
+    const { config: cfg, jobs, metrics } = this.d;
+    const name = job.metadata!.name!;
+    const t0 = performance.now();
+    try {
+      await jobs.createNamespacedJob({ namespace: cfg.JOB_NAMESPACE, body: job });
+      metrics.createSeconds.observe((performance.now() - t0) / 1000);
+      return { existed: false };
+    } catch (err) {
+      if (!isConflict(err)) throw classifyApiError(err, `create Job ${name}`);
+    }
+    let existing: k8s.V1Job;
+    try {
+      existing = await jobs.readNamespacedJob({ name, namespace: cfg.JOB_NAMESPACE });
+    } catch (err) {
+      throw classifyApiError(err, `read existing Job ${name}`);
+    }
+    if (isSameMessage(existing, at, checksum)) return { existed: true, finished: isFinished(existing) };
+    throw new TerminalError('job-name-conflict', `Job ${name} exists but was made for another message (topic recreated?)`);
+  }
+
+  private async deadLetter(m: SourceRecord, at: Coordinates, err: TerminalError, heartbeat: () => Promise<void>): Promise<Outcome> {
+    const { config: cfg, log, metrics } = this.d;
+    const key = `${at.partition}/${at.offset}`;
+    if (this.deadLettered.has(key)) {
+      log.info({ ...at, reason: err.reason }, 'dead-letter record already written; not writing it twice');
+      return { kind: 'dead-lettered', reason: err.reason };
+    }
+    const record = buildDeadLetter(m, at, err.reason, err.message, (this.d.now ?? (() => new Date()))());
+    await retryForever(
+      async () => {
+        try {
+          await this.d.producer.send({ topic: cfg.DLQ_TOPIC, acks: -1, messages: [record] });
+        } catch (e) {
+          throw new RetriableError(`dead-letter produce failed: ${describeError(e)}`, { cause: e });
+        }
+      },
+      this.retryOpts('dead-letter', heartbeat, at),
+    );
+    this.deadLettered.add(key);
+    metrics.deadLettered.inc({ reason: err.reason });
+    log.warn({ ...at, reason: err.reason, error: err.message, dlq: cfg.DLQ_TOPIC }, 'message dead-lettered');
+    return { kind: 'dead-lettered', reason: err.reason };
+  }
+}

@@ -1,0 +1,110 @@
+import * as k8s from '@kubernetes/client-node';
+import type { Producer } from 'kafkajs';
+import type { ControllerConfig } from './config.js';
+import { buildDeadLetter } from './dead-letter.js';
+import { AbortedError, classifyApiError, describeError, isNotFound, RetriableError, TerminalError } from '../shared/errors.js';
+import { Label, type Coordinates } from '../shared/identity.js';
+import type { Logger } from '../shared/logger.js';
+import type { OneMessage } from '../shared/read-message.js';
+import { retryForever } from '../shared/retry.js';
+import type { Metrics } from './metrics.js';
+import { buildOutcome, buildResultRecord, failureText } from './outcomes.js';
+
+export interface ReporterDeps {
+  config: Pick<ControllerConfig, 'JOB_NAMESPACE' | 'RESULTS_TOPIC' | 'DLQ_TOPIC'>;
+  batch: k8s.BatchV1Api;
+  core: k8s.CoreV1Api;
+  producer: Producer;
+  readMessage: (at: Coordinates) => Promise<OneMessage>;
+  log: Logger;
+  metrics: Metrics;
+  signal: AbortSignal;
+  now?: () => Date;
+}
+
+const MERGE = k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch);
+
+/**
+ * Records each finished Job once: a metric, a log line, a results-topic record (when
+ * configured) and, for a Job that failed for good, its original message on the dead-letter
+ * topic with the reason — so no work disappears when the TTL controller deletes the Job. The
+ * Job is then annotated as reported; a restarted controller skips it. Reports run one at a
+ * time off the consumption path.
+ */
+export class OutcomeReporter {
+  private chain: Promise<void> = Promise.resolve();
+  private readonly queued = new Set<string>();
+
+  constructor(private readonly d: ReporterDeps) {}
+
+  enqueue(job: k8s.V1Job): void {
+    const name = job.metadata?.name ?? '';
+    if (job.metadata?.labels?.[Label.outcome] || this.queued.has(name)) return;
+    this.queued.add(name);
+    this.chain = this.chain
+      .then(() => this.report(job))
+      .catch((err) => {
+        if (!(err instanceof AbortedError)) this.d.log.error({ job: name, err: describeError(err) }, 'recording a job outcome failed; a restart retries it');
+      })
+      .finally(() => this.queued.delete(name));
+  }
+
+  /** Resolves when everything queued so far is recorded (tests, shutdown). */
+  idle(): Promise<void> {
+    return this.chain;
+  }
+
+  private async report(job: k8s.V1Job): Promise<void> {
+    const { config: cfg, log, metrics } = this.d;
+    const name = job.metadata!.name!;
+    const namespace = job.metadata?.namespace ?? cfg.JOB_NAMESPACE;
+    const retry = {
+      signal: this.d.signal,
+      onRetry: (err: unknown, attempt: number) => void log.warn({ job: name, attempt, err: describeError(err) }, 'retrying a job outcome record'),
+    };
+    let pods: k8s.V1Pod[] = [];
+    try {
+      pods = (await this.d.core.listNamespacedPod({ namespace, labelSelector: `batch.kubernetes.io/job-name=${name}` })).items;
+    } catch (err) {
+      log.warn({ job: name, err: describeError(err) }, "cannot read the job's pods; recording the outcome without its termination message");
+    }
+    const outcome = buildOutcome(job, pods);
+    const sendable = (e: unknown) => new RetriableError(describeError(e), { cause: e });
+    if (cfg.RESULTS_TOPIC) {
+      const record = buildResultRecord(outcome);
+      await retryForever(async () => {
+        await this.d.producer.send({ topic: cfg.RESULTS_TOPIC!, acks: -1, messages: [record] }).catch((e) => {
+          throw sendable(e);
+        });
+      }, retry);
+    }
+    if (outcome.status === 'failed' && outcome.source) {
+      let original: OneMessage = { key: null, value: null, headers: {}, timestamp: '' };
+      try {
+        original = await retryForever(() => this.d.readMessage(outcome.source!), retry);
+      } catch (err) {
+        if (!(err instanceof TerminalError)) throw err;
+        original.headers['mcp.dlq.original'] = `unavailable: ${err.message}`;
+      }
+      const record = buildDeadLetter(original, outcome.source, 'job-failed', failureText(outcome), (this.d.now ?? (() => new Date()))(), 'job');
+      await retryForever(async () => {
+        await this.d.producer.send({ topic: cfg.DLQ_TOPIC, acks: -1, messages: [record] }).catch((e) => {
+          throw sendable(e);
+        });
+      }, retry);
+      metrics.deadLettered.inc({ reason: 'job-failed' });
+    }
+    await retryForever(async () => {
+      try {
+        await this.d.batch.patchNamespacedJob({ name, namespace, body: { metadata: { labels: { [Label.outcome]: outcome.status } } } }, MERGE);
+      } catch (err) {
+        if (isNotFound(err)) return; // already deleted: nothing left to mark
+        throw classifyApiError(err, `mark Job ${name} reported`);
+      }
+    }, retry);
+    metrics.jobOutcomes.inc({ outcome: outcome.status });
+    const fields = { job: name, jobID: outcome.jobID, ...outcome.source, outcome: outcome.status, reason: outcome.reason, exitCode: outcome.exitCode };
+    if (outcome.status === 'failed') log.warn({ ...fields, error: failureText(outcome) }, 'job failed; original message dead-lettered');
+    else log.info(fields, 'job succeeded');
+  }
+}

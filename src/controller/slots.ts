@@ -1,0 +1,138 @@
+import type * as k8s from '@kubernetes/client-node';
+import { isFinished } from '../shared/identity.js';
+import type { Logger } from '../shared/logger.js';
+import type { Pauses } from './metrics.js';
+
+export interface SlotOptions {
+  /** Most unfinished Jobs at once; 0 = no cap. */
+  cap: number;
+  log: Logger;
+  pauses?: Pauses;
+  onCount?: (n: number) => void;
+  /** Called once per Job seen to reach Complete or Failed. */
+  onFinished?: (job: k8s.V1Job) => void;
+  now?: () => number;
+  /** A Job created but never seen by the watch stops holding its slot after this long. */
+  pendingTtlMs?: number;
+}
+
+/**
+ * Counts the controller's unfinished Jobs for the active-Job cap: the Jobs its watch shows
+ * (so a restarted controller learns them from the cluster, not from memory), plus the Jobs it
+ * has just created that the watch has not shown yet, plus the creates in flight. `acquire()`
+ * waits for a free slot; a slot is released when the Job finishes or is deleted. Fed by the
+ * Job informer; knows nothing of the API server.
+ */
+export class ActiveJobSlots {
+  private readonly active = new Set<string>();
+  private readonly finished = new Set<string>();
+  /** Created by us and not yet seen by the watch, with when: a slot is held for them. */
+  private readonly pending = new Map<string, number>();
+  private reserved = 0;
+  private waiters: (() => void)[] = [];
+
+  constructor(private readonly o: SlotOptions) {}
+
+  private now(): number {
+    return (this.o.now ?? Date.now)();
+  }
+
+  get count(): number {
+    let n = this.active.size + this.reserved;
+    for (const p of this.pending.keys()) if (!this.active.has(p) && !this.finished.has(p)) n++;
+    return n;
+  }
+
+  /** A Job as the watch shows it (added or updated). */
+  observe(job: k8s.V1Job): void {
+    const name = job.metadata?.name ?? '';
+    if (isFinished(job)) {
+      const wasKnown = this.active.delete(name) || this.pending.has(name) || !this.finished.has(name);
+      this.pending.delete(name);
+      if (!this.finished.has(name)) {
+        this.finished.add(name);
+        if (wasKnown) this.o.onFinished?.(job);
+      }
+    } else if (!this.finished.has(name)) {
+      this.active.add(name);
+      this.pending.delete(name);
+    }
+    this.changed();
+  }
+
+  /** A Job deleted (or no longer matching the selector). */
+  forget(name: string): void {
+    this.active.delete(name);
+    this.pending.delete(name);
+    this.finished.delete(name);
+    this.changed();
+  }
+
+  /** A full list: whatever it lacks is gone; a pending Job deleted before the watch showed it would hold its slot for ever. */
+  reconcile(all: k8s.V1Job[]): void {
+    const names = new Set(all.map((j) => j.metadata?.name ?? ''));
+    for (const j of all) this.observe(j);
+    for (const n of [...this.active]) if (!names.has(n)) this.forget(n);
+    const stale = this.now() - (this.o.pendingTtlMs ?? 30_000);
+    for (const [n, at] of [...this.pending]) if (at < stale && !names.has(n)) this.pending.delete(n);
+    this.changed();
+  }
+
+  private changed(): void {
+    this.o.onCount?.(this.count);
+    const w = this.waiters;
+    this.waiters = [];
+    for (const f of w) f();
+  }
+
+  /**
+   * Waits for a slot under the cap (no cap when 0); false if `signal` fired first. `heartbeat`
+   * runs while waiting: a consumer that stops heartbeating is evicted from its group and its
+   * messages are redelivered.
+   */
+  async acquire(signal?: AbortSignal, heartbeat?: () => Promise<void>): Promise<boolean> {
+    if (this.o.cap > 0) {
+      let paused = false;
+      while (this.count >= this.o.cap) {
+        if (signal?.aborted) return false;
+        if (!paused) {
+          paused = true;
+          this.o.pauses?.set('cap', true);
+          this.o.log.info({ active: this.count, cap: this.o.cap }, 'active job cap reached; waiting');
+        }
+        await new Promise<void>((resolve) => {
+          const done = () => {
+            clearTimeout(timer);
+            signal?.removeEventListener('abort', done);
+            resolve();
+          };
+          const timer = setTimeout(done, 1000);
+          this.waiters.push(done);
+          signal?.addEventListener('abort', done, { once: true });
+        });
+        // A failed heartbeat (a rebalance) is seen by whoever passed it in; waiting goes on until its signal fires.
+        await heartbeat?.().catch(() => undefined);
+      }
+      if (paused) this.o.pauses?.set('cap', false);
+    }
+    if (signal?.aborted) return false;
+    this.reserved++;
+    this.changed();
+    return true;
+  }
+
+  /**
+   * Turns a reservation into a Job that holds a slot until the watch shows it finish, or gives
+   * it back: nothing was created, or the Job existed already and had finished (a redelivery).
+   */
+  settle(name: string | undefined, alreadyFinished = false): void {
+    this.reserved = Math.max(0, this.reserved - 1);
+    if (name && !alreadyFinished && !this.active.has(name) && !this.finished.has(name)) this.pending.set(name, this.now());
+    this.changed();
+  }
+
+  /** Wakes every waiter (shutdown). */
+  wake(): void {
+    this.changed();
+  }
+}

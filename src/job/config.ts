@@ -1,0 +1,24 @@
+import { z } from 'zod';
+import { int, parseConfig, SHARED_SETTINGS, settingsInput, type SettingsShape } from '../shared/settings.js';
+import { TERMINATION_MESSAGE_PATH } from '../shared/identity.js';
+
+/** The job's settings: the coordinates the controller put in its env, and the shared limits. */
+export const JOB_SETTINGS = {
+  ...SHARED_SETTINGS,
+  KAFKA_PARTITION: int(0).describe('Partition of the message'),
+  KAFKA_OFFSET: z.string().regex(/^\d+$/, 'a non-negative integer').describe('Offset of the message'),
+  MCP_MESSAGE_SHA256: z
+    .string()
+    .regex(/^[0-9a-f]{64}$/, 'a sha256 hex digest')
+    .optional()
+    .describe('sha256 of the message value the controller saw'),
+  TERMINATION_MESSAGE_PATH: z.string().default(TERMINATION_MESSAGE_PATH).describe('Where the summary goes'),
+} satisfies SettingsShape;
+
+export const JobConfigSchema = z.object(JOB_SETTINGS);
+export type JobConfig = z.output<typeof JobConfigSchema>;
+
+/** Parses the job's config from flags and environment; throws a ConfigError naming bad settings. */
+export function jobConfig(argv: Record<string, unknown>, env: NodeJS.ProcessEnv): JobConfig {
+  return parseConfig(JobConfigSchema, settingsInput(JOB_SETTINGS, argv, env));
+}

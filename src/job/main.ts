@@ -1,0 +1,47 @@
+#!/usr/bin/env node
+/** The job's entrypoint: settings from env (set by the controller), run once, exit with the code. */
+import { writeFileSync } from 'node:fs';
+import yargs from 'yargs';
+import { hideBin } from 'yargs/helpers';
+import { ConfigError, describeError } from '../shared/errors.js';
+import { ExitCode } from '../shared/exit-codes.js';
+import { kafkaConnection } from '../shared/kafka.js';
+import { createLogger } from '../shared/logger.js';
+import { readOneMessage } from '../shared/read-message.js';
+import { yargsOptions } from '../shared/settings.js';
+import { jobConfig, JOB_SETTINGS } from './config.js';
+import { runJob } from './run.js';
+
+const argv = await yargs(hideBin(process.argv))
+  .scriptName('mcp-job')
+  .usage(
+    '$0 [options]\n\nReads one Kafka message and initializes the MCP servers it configures. Set by the controller through the environment variables in brackets.\nExit codes: 0 all servers initialized, 75 a retry may help, 65 permanent failure.',
+  )
+  .options(yargsOptions(JOB_SETTINGS))
+  .strict()
+  .help()
+  .version(false)
+  .parseAsync();
+
+let code: number;
+try {
+  const config = jobConfig(argv, process.env);
+  const log = createLogger({ level: config.LOG_LEVEL, name: 'mcp-job', sync: true });
+  const connection = kafkaConnection({ brokers: config.KAFKA_BROKERS, clientId: 'mcp-job', log, level: config.LOG_LEVEL });
+  code = await runJob({
+    config,
+    log,
+    read: (at) => readOneMessage(connection, at),
+    writeTerminationMessage: (text) => {
+      try {
+        writeFileSync(config.TERMINATION_MESSAGE_PATH, text);
+      } catch (err) {
+        log.warn({ path: config.TERMINATION_MESSAGE_PATH, err: describeError(err) }, 'could not write the termination message');
+      }
+    },
+  });
+} catch (err) {
+  process.stderr.write(`${err instanceof ConfigError ? err.message : describeError(err)}\n`);
+  code = err instanceof ConfigError ? ExitCode.PERMANENT : ExitCode.RETRIABLE;
+}
+process.exit(code);

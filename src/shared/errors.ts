@@ -1,0 +1,174 @@
+/**
+ * Every kind of failure the two programs tell apart, in one place, as in controller-runtime and
+ * kafkajs: retriable ones are retried with backoff and nothing is committed; terminal ones will
+ * fail the same way every time, so the work is dead-lettered (controller) or failed for good
+ * (job); an aborted wait is a stop, not a failure; a config error ends the process at start;
+ * and a bug (TypeError, RangeError…) is never retried, because retrying a bug only hides it.
+ */
+export class RetriableError extends Error {
+  override readonly name: string = 'RetriableError';
+  readonly retriable = true;
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+  }
+}
+
+/** Reasons a message or job can never succeed; each is a stable, documented code. */
+export type TerminalReason =
+  | 'invalid-json'
+  | 'invalid-envelope'
+  | 'invalid-payload'
+  | 'unknown-job-type'
+  | 'command-not-allowed'
+  | 'env-file-outside-secrets'
+  | 'empty-message'
+  | 'message-too-large'
+  | 'message-gone'
+  | 'checksum-mismatch'
+  | 'invalid-job'
+  | 'job-name-conflict'
+  | 'undecodable-record'
+  | 'unwritable-record';
+
+export class TerminalError extends Error {
+  override readonly name: string = 'TerminalError';
+  readonly retriable = false;
+  constructor(
+    readonly reason: TerminalReason,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+/** A wait or retry cut short because the process is stopping: neither success nor failure. */
+export class AbortedError extends Error {
+  override readonly name = 'AbortedError';
+}
+
+/** A setting is missing or wrong: the process says which and exits at start. */
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+}
+
+/** A programming error: never retried, never dead-lettered as if the message were at fault. */
+export function isBug(err: unknown): boolean {
+  return err instanceof TypeError || err instanceof RangeError || err instanceof SyntaxError || err instanceof ReferenceError;
+}
+
+/** True for what a retry may fix; terminal errors, aborts and bugs are not. */
+export function isRetriable(err: unknown): boolean {
+  if (err instanceof TerminalError || err instanceof AbortedError || err instanceof ConfigError) return false;
+  if (err instanceof RetriableError) return true;
+  if (isBug(err)) return false;
+  const e = err as { retriable?: unknown } | undefined;
+  return e?.retriable === true;
+}
+
+/** The message of an error and its causes, for one log field or a DLQ header. */
+export function describeError(err: unknown): string {
+  const parts: string[] = [];
+  let cur: unknown = err;
+  for (let depth = 0; cur && depth < 4; depth++) {
+    parts.push(cur instanceof Error ? cur.message : String(cur));
+    cur = cur instanceof Error ? cur.cause : undefined;
+  }
+  return parts.join(': ');
+}
+
+// --- Kubernetes API errors ---------------------------------------------------------------
+
+/** The parts of a client-node ApiException (or a network error) that decide what to do. */
+interface MaybeApiError {
+  code?: number | string;
+  body?: unknown;
+  message?: string;
+}
+
+/** The HTTP status of a client-node ApiException; undefined for network errors. */
+export function apiStatus(err: unknown): number | undefined {
+  const code = (err as MaybeApiError | undefined)?.code;
+  return typeof code === 'number' ? code : undefined;
+}
+
+export const isNotFound = (err: unknown): boolean => apiStatus(err) === 404;
+export const isConflict = (err: unknown): boolean => apiStatus(err) === 409;
+
+/** The `V1Status.message` of an API error body, which client-node leaves as raw text. */
+export function statusMessage(err: unknown): string {
+  const e = err as MaybeApiError;
+  if (typeof e?.body === 'string') {
+    try {
+      const s = JSON.parse(e.body) as { message?: string };
+      if (s.message) return s.message;
+    } catch {
+      return e.body.slice(0, 500);
+    }
+  }
+  if (e?.body && typeof e.body === 'object' && 'message' in e.body) return String((e.body as { message: unknown }).message);
+  return e?.message ?? String(err);
+}
+
+/** A `count/jobs.batch` ResourceQuota refused the create: pause, do not drop. */
+export function isQuotaExceeded(err: unknown): boolean {
+  return apiStatus(err) === 403 && /exceeded quota/i.test(statusMessage(err));
+}
+
+/**
+ * Sorts an error from a Kubernetes API call into retriable or terminal. Only a request the
+ * server judged invalid (400/422) is terminal; a quota, an RBAC denial or a missing namespace
+ * is retried, because an operator fixing it must not find the messages gone.
+ */
+export function classifyApiError(err: unknown, what: string): RetriableError | TerminalError {
+  const code = apiStatus(err);
+  const msg = statusMessage(err);
+  if (code === 400 || code === 422) return new TerminalError('invalid-job', `${what}: the API server rejected it (${code}): ${msg}`, { cause: err });
+  if (isQuotaExceeded(err)) return new RetriableError(`${what}: quota exceeded: ${msg}`, { cause: err });
+  if (code !== undefined) return new RetriableError(`${what}: API server answered ${code}: ${msg}`, { cause: err });
+  return new RetriableError(`${what}: API server unreachable: ${msg}`, { cause: err });
+}
+
+// --- Kafka errors -------------------------------------------------------------------------
+
+/**
+ * kafkajs error types that no retry of the same request fixes: the record is too large for
+ * the broker or topic, or the principal lacks the right. Everything else from a producer
+ * (leader moves, timeouts, a broker restarting) is worth retrying.
+ */
+const TERMINAL_KAFKA_TYPES = new Set([
+  'MESSAGE_TOO_LARGE',
+  'RECORD_LIST_TOO_LARGE',
+  'INVALID_RECORD',
+  'CORRUPT_MESSAGE',
+  'TOPIC_AUTHORIZATION_FAILED',
+  'GROUP_AUTHORIZATION_FAILED',
+  'CLUSTER_AUTHORIZATION_FAILED',
+  'TRANSACTIONAL_ID_AUTHORIZATION_FAILED',
+  'SASL_AUTHENTICATION_FAILED',
+  'INVALID_TOPIC_EXCEPTION',
+  'UNSUPPORTED_COMPRESSION_TYPE',
+]);
+
+/** The Kafka protocol error type of a kafkajs error or of any of its causes. */
+export function kafkaErrorType(err: unknown): string | undefined {
+  let cur: unknown = err;
+  for (let depth = 0; cur && depth < 6; depth++) {
+    const e = cur as { type?: unknown; errors?: unknown[]; cause?: unknown; originalError?: unknown };
+    if (typeof e.type === 'string') return e.type;
+    // KafkaJSAggregateError (one per broker) and retries' wrapper keep the real error inside.
+    cur = e.originalError ?? e.cause ?? (Array.isArray(e.errors) ? e.errors[0] : undefined);
+  }
+  return undefined;
+}
+
+/**
+ * Sorts a producer failure: "too large" and authorization errors are terminal (retrying them
+ * forever would wedge a partition); everything else is retriable.
+ */
+export function classifyProduceError(err: unknown, what: string): RetriableError | TerminalError {
+  if (err instanceof RetriableError || err instanceof TerminalError) return err;
+  const type = kafkaErrorType(err);
+  if (type && TERMINAL_KAFKA_TYPES.has(type)) return new TerminalError('unwritable-record', `${what}: ${type}: ${describeError(err)}`, { cause: err });
+  return new RetriableError(`${what}: ${describeError(err)}`, { cause: err });
+}

@@ -1,0 +1,137 @@
+import { createHash } from 'node:crypto';
+import { posix } from 'node:path';
+import { z } from 'zod';
+import { TerminalError } from './errors.js';
+import type { SharedConfig } from './settings.js';
+
+/** The job types the design documents define. */
+export const JOB_TYPES = ['server-init'] as const;
+
+const stringMap = z.record(z.string(), z.string());
+
+export const StdioServerSchema = z.strictObject({
+  type: z.literal('stdio').optional(),
+  command: z.string().min(1, 'command must not be empty'),
+  args: z.array(z.string()).default([]),
+  env: stringMap.optional(),
+  envFile: z.string().min(1).optional(),
+});
+
+export const RemoteServerSchema = z.strictObject({
+  type: z.enum(['http', 'sse']),
+  url: z.url({ protocol: /^https?$/, error: 'url must be an http(s) URL' }),
+  headers: stringMap.optional(),
+});
+
+export const ServerConfigSchema = z.union([RemoteServerSchema, StdioServerSchema]);
+
+export const MCPServersConfigSchema = z.strictObject({
+  mcpServers: z
+    .record(z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'server names are 1-64 letters, digits, _ . -'), ServerConfigSchema)
+    .refine((m) => Object.keys(m).length > 0, 'mcpServers must name at least one server')
+    .refine((m) => Object.keys(m).length <= 32, 'at most 32 servers per message'),
+});
+
+export const EnvelopeSchema = z.object({
+  jobID: z.string().min(1, 'jobID must not be empty').max(253, 'jobID is at most 253 characters'),
+  jobType: z.string().min(1),
+  payload: z.union([z.string(), z.record(z.string(), z.unknown())], { error: 'payload must be a JSON string or an object' }),
+});
+
+export type StdioServer = z.infer<typeof StdioServerSchema>;
+export type RemoteServer = z.infer<typeof RemoteServerSchema>;
+export type ServerConfig = z.infer<typeof ServerConfigSchema>;
+export type MCPServersConfig = z.infer<typeof MCPServersConfigSchema>;
+
+/** A message that passed validation. */
+export interface ValidMessage {
+  jobID: string;
+  jobType: (typeof JOB_TYPES)[number];
+  config: MCPServersConfig;
+  /** sha256 of the raw value, hex: the job checks it read the very bytes the controller saw. */
+  checksum: string;
+}
+
+/** What the controller and the job both check beyond shape. */
+export interface ValidationPolicy {
+  /** Commands a stdio server may run (basename or full path); `*` allows any. */
+  allowedCommands: readonly string[];
+  /** Folder mounted from a Secret; envFile paths must resolve inside it. */
+  secretsDir: string;
+  /** Largest accepted value, in bytes. */
+  maxMessageBytes: number;
+}
+
+export function checksumOf(value: Buffer): string {
+  return createHash('sha256').update(value).digest('hex');
+}
+
+function zodReason(err: z.ZodError): string {
+  return err.issues
+    .slice(0, 5)
+    .map((i) => `${i.path.length ? i.path.join('.') : '(root)'}: ${i.message}`)
+    .join('; ');
+}
+
+export function isCommandAllowed(command: string, allowed: readonly string[]): boolean {
+  if (allowed.includes('*')) return true;
+  return allowed.includes(command) || (!command.includes('/') && allowed.includes(posix.basename(command)));
+}
+
+/** Resolves an envFile path inside the secrets folder, or throws if it escapes it. */
+export function resolveEnvFile(envFile: string, secretsDir: string): string {
+  const root = posix.resolve(secretsDir);
+  const full = posix.resolve(root, envFile);
+  if (full !== root && full.startsWith(`${root}/`)) return full;
+  throw new TerminalError('env-file-outside-secrets', `envFile ${JSON.stringify(envFile)} is outside the secrets directory ${root}`);
+}
+
+/**
+ * Validates a Kafka message value against the contract in the design documents. Throws a
+ * TerminalError whose `reason` is a stable code and whose message says what is wrong.
+ */
+export function parseMessage(value: Buffer | null, policy: ValidationPolicy): ValidMessage {
+  if (!value || value.length === 0) throw new TerminalError('empty-message', 'message has no value');
+  if (value.length > policy.maxMessageBytes) {
+    throw new TerminalError('message-too-large', `message is ${value.length} bytes; the limit is ${policy.maxMessageBytes}`);
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(value));
+  } catch (err) {
+    throw new TerminalError('invalid-json', `message value is not UTF-8 JSON: ${(err as Error).message}`);
+  }
+  const env = EnvelopeSchema.safeParse(json);
+  if (!env.success) throw new TerminalError('invalid-envelope', `message envelope is invalid: ${zodReason(env.error)}`);
+  const { jobID, jobType, payload } = env.data;
+  if (!(JOB_TYPES as readonly string[]).includes(jobType)) {
+    throw new TerminalError('unknown-job-type', `unknown jobType ${JSON.stringify(jobType.slice(0, 64))}; known: ${JOB_TYPES.join(', ')}`);
+  }
+  let payloadObj: unknown = payload;
+  if (typeof payload === 'string') {
+    try {
+      payloadObj = JSON.parse(payload);
+    } catch (err) {
+      throw new TerminalError('invalid-payload', `payload string is not JSON: ${(err as Error).message}`);
+    }
+  }
+  const cfg = MCPServersConfigSchema.safeParse(payloadObj);
+  if (!cfg.success) throw new TerminalError('invalid-payload', `payload is not an MCPServersConfig: ${zodReason(cfg.error)}`);
+  for (const [name, server] of Object.entries(cfg.data.mcpServers)) {
+    if ('command' in server) {
+      if (!isCommandAllowed(server.command, policy.allowedCommands)) {
+        throw new TerminalError(
+          'command-not-allowed',
+          `server ${name}: command ${JSON.stringify(server.command)} is not in the allow-list (${policy.allowedCommands.join(', ')})`,
+        );
+      }
+      if (server.envFile !== undefined) resolveEnvFile(server.envFile, policy.secretsDir);
+    }
+  }
+  return { jobID, jobType: jobType as ValidMessage['jobType'], config: cfg.data, checksum: checksumOf(value) };
+}
+
+/** The validation policy both programs derive from their (shared) settings. */
+export function validationPolicy(cfg: Pick<SharedConfig, 'ALLOWED_COMMANDS' | 'SECRETS_DIR' | 'MAX_MESSAGE_BYTES'>): ValidationPolicy {
+  return { allowedCommands: cfg.ALLOWED_COMMANDS, secretsDir: cfg.SECRETS_DIR, maxMessageBytes: cfg.MAX_MESSAGE_BYTES };
+}

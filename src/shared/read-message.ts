@@ -1,0 +1,172 @@
+import { createRequire } from 'node:module';
+import type { logCreator } from 'kafkajs';
+import { RetriableError, TerminalError } from './errors.js';
+import type { Coordinates } from './identity.js';
+import { createKafka, type KafkaConnection } from './kafka.js';
+
+const require = createRequire(import.meta.url);
+
+/** kafkajs internals this module relies on; the version is pinned exactly in package.json. */
+interface KafkaJsBroker {
+  fetch(req: {
+    maxWaitTime: number;
+    minBytes: number;
+    maxBytes: number;
+    isolationLevel: number;
+    topics: { topic: string; partitions: { partition: number; fetchOffset: string; maxBytes: number }[] }[];
+  }): Promise<{ responses: { topicName: string; partitions: { partition: number; errorCode: number; highWatermark: string; messages: RawMessage[] }[] }[] }>;
+}
+interface KafkaJsCluster {
+  connect(): Promise<void>;
+  disconnect(): Promise<void>;
+  addTargetTopic(topic: string): Promise<void>;
+  findLeaderForPartitions(topic: string, partitions: number[]): Record<string, number[]>;
+  findBroker(q: { nodeId: string }): Promise<KafkaJsBroker>;
+}
+interface RawMessage {
+  offset: string;
+  key: Buffer | null;
+  value: Buffer | null;
+  headers?: Record<string, Buffer | Buffer[] | undefined>;
+  timestamp: string;
+  isControlRecord?: boolean;
+}
+
+export interface OneMessage {
+  key: Buffer | null;
+  value: Buffer | null;
+  headers: Record<string, string>;
+  timestamp: string;
+}
+
+export interface ReaderOptions {
+  connection: KafkaConnection;
+  timeoutMs?: number;
+}
+
+export interface FetchedRecord extends OneMessage {
+  offset: string;
+}
+
+/**
+ * Fetches records of one partition straight from its leader through kafkajs' own cluster and
+ * broker classes (the ones its consumer uses), never joining or committing to a group.
+ */
+export class PartitionReader {
+  private readonly cluster: KafkaJsCluster;
+  private connected = false;
+
+  constructor(o: ReaderOptions) {
+    const conn = o.connection;
+    const Cluster = require('kafkajs/src/cluster/index.js') as new (opts: object) => KafkaJsCluster;
+    const { createLogger } = require('kafkajs/src/loggers/index.js') as { createLogger: (o: object) => unknown };
+    const defaultLogCreator = require('kafkajs/src/loggers/console.js') as logCreator;
+    const socketFactory = (require('kafkajs/src/network/socketFactory.js') as () => unknown)();
+    this.cluster = new Cluster({
+      logger: createLogger({ level: conn.logLevel, logCreator: conn.logCreator ?? defaultLogCreator }),
+      brokers: conn.brokers,
+      socketFactory,
+      clientId: conn.clientId,
+      connectionTimeout: 5000,
+      requestTimeout: o.timeoutMs ?? 30_000,
+      retry: { retries: 5 },
+      allowAutoTopicCreation: false,
+      maxInFlightRequests: null,
+      isolationLevel: 1,
+    });
+  }
+
+  /** Records from `offset` on (a whole record batch may start before it; those are dropped). */
+  async fetch(topic: string, partition: number, offset: bigint, maxBytes = 8 * 1024 * 1024): Promise<FetchedRecord[]> {
+    if (!this.connected) {
+      await this.cluster.connect();
+      this.connected = true;
+    }
+    await this.cluster.addTargetTopic(topic);
+    const leaders = this.cluster.findLeaderForPartitions(topic, [partition]);
+    const nodeId = Object.keys(leaders)[0];
+    if (nodeId === undefined) throw new RetriableError(`no leader for ${topic}/${partition}`);
+    const broker = await this.cluster.findBroker({ nodeId });
+    const res = await broker.fetch({
+      maxWaitTime: 100,
+      minBytes: 1,
+      maxBytes,
+      isolationLevel: 1,
+      topics: [{ topic, partitions: [{ partition, fetchOffset: offset.toString(), maxBytes }] }],
+    });
+    const part = res.responses.flatMap((r) => r.partitions).find((p) => p.partition === partition);
+    return (part?.messages ?? [])
+      .filter((m) => !m.isControlRecord && BigInt(m.offset) >= offset)
+      .map((m) => {
+        const headers: Record<string, string> = {};
+        for (const [k, v] of Object.entries(m.headers ?? {})) if (v !== undefined) headers[k] = (Array.isArray(v) ? v[0] : v)?.toString('utf8') ?? '';
+        return { offset: m.offset, key: m.key, value: m.value, headers, timestamp: m.timestamp };
+      });
+  }
+
+  /** Every record in [from, to), in order. */
+  async *range(topic: string, partition: number, from: bigint, to: bigint): AsyncGenerator<FetchedRecord> {
+    let next = from;
+    for (let empty = 0; next < to && empty < 20;) {
+      const recs = await this.fetch(topic, partition, next);
+      if (recs.length === 0) {
+        empty++;
+        continue;
+      }
+      for (const r of recs) {
+        if (BigInt(r.offset) >= to) return;
+        yield r;
+      }
+      next = BigInt(recs.at(-1)!.offset) + 1n;
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.connected) await this.cluster.disconnect().catch(() => undefined);
+  }
+}
+
+/**
+ * Reads exactly the message at `topic`/`partition`/`offset` and nothing else. kafkajs has no
+ * `assign()`: its consumers must join a group, which costs a rebalance (3 s on a broker with
+ * default settings) and touches group state. This sends one Fetch to the partition leader
+ * instead (see PartitionReader). An offset below the log start (retention) or a
+ * compacted-away record is a terminal `message-gone`.
+ */
+export async function readOneMessage(connection: KafkaConnection, o: Coordinates, timeoutMs?: number): Promise<OneMessage> {
+  const kafka = createKafka(connection, { retry: { retries: 5 } });
+  const admin = kafka.admin();
+  const reader = new PartitionReader({ connection, timeoutMs });
+  try {
+    await admin.connect();
+    let bounds: { low: string; high: string } | undefined;
+    try {
+      const offsets = await admin.fetchTopicOffsets(o.topic);
+      const p = offsets.find((x) => x.partition === o.partition);
+      if (p) bounds = { low: p.low, high: p.high };
+    } catch (err) {
+      if ((err as { type?: string }).type === 'UNKNOWN_TOPIC_OR_PARTITION')
+        throw new TerminalError('message-gone', `topic ${o.topic} does not exist`, { cause: err });
+      throw new RetriableError(`listing offsets of ${o.topic}: ${(err as Error).message}`, { cause: err });
+    }
+    if (!bounds) throw new TerminalError('message-gone', `topic ${o.topic} has no partition ${o.partition}`);
+    const want = BigInt(o.offset);
+    if (want < BigInt(bounds.low)) {
+      throw new TerminalError('message-gone', `offset ${o.offset} of ${o.topic}/${o.partition} is gone: the log now starts at ${bounds.low} (retention)`);
+    }
+    if (want >= BigInt(bounds.high)) {
+      throw new RetriableError(`offset ${o.offset} of ${o.topic}/${o.partition} is not readable yet (high watermark ${bounds.high})`);
+    }
+    for await (const rec of reader.range(o.topic, o.partition, want, BigInt(bounds.high))) {
+      if (BigInt(rec.offset) === want) return { key: rec.key, value: rec.value, headers: rec.headers, timestamp: rec.timestamp };
+      throw new TerminalError('message-gone', `offset ${o.offset} of ${o.topic}/${o.partition} holds no record (compacted or a transaction marker)`);
+    }
+    throw new RetriableError(`offset ${o.offset} of ${o.topic}/${o.partition} could not be fetched`);
+  } catch (err) {
+    if (err instanceof TerminalError || err instanceof RetriableError) throw err;
+    throw new RetriableError(`reading ${o.topic}/${o.partition}@${o.offset}: ${(err as Error).message}`, { cause: err });
+  } finally {
+    await reader.close();
+    await admin.disconnect().catch(() => undefined);
+  }
+}

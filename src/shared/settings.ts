@@ -1,0 +1,84 @@
+import type { Options } from 'yargs';
+import { z } from 'zod';
+import { ConfigError } from './errors.js';
+
+/**
+ * Settings are declared once each: the key is the environment variable, the zod schema holds
+ * the type and the default, and `.describe()` the help line. The yargs flags (kebab-case of the
+ * key), `--help` and the parsed config are all derived from that one declaration.
+ */
+export type SettingsShape = Record<string, z.ZodType>;
+
+export const csv = z.preprocess(
+  (v) =>
+    typeof v === 'string'
+      ? v
+          .split(',')
+          .map((s) => s.trim())
+          .filter(Boolean)
+      : v,
+  z.array(z.string().min(1)),
+);
+export const int = (min: number, max = Number.MAX_SAFE_INTEGER) => z.coerce.number().int().min(min).max(max);
+export const logLevelSetting = z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
+
+export const DEFAULT_ALLOWED_COMMANDS = ['node', 'npx', 'uv', 'uvx', 'python', 'python3'];
+
+/** What both programs read, declared once: the controller passes these on to every Job. */
+export const SHARED_SETTINGS = {
+  KAFKA_BROKERS: csv.refine((a) => a.length > 0, 'at least one broker host:port').describe('Kafka bootstrap brokers, comma-separated host:port'),
+  KAFKA_TOPIC: z.string().min(1).describe('Topic of the messages'),
+  ALLOWED_COMMANDS: csv.default(DEFAULT_ALLOWED_COMMANDS).describe('Commands a stdio MCP server may run, comma-separated (* for any)'),
+  SECRETS_DIR: z
+    .string()
+    .startsWith('/', 'an absolute path')
+    .default('/var/run/mcp-secrets')
+    .describe('Folder mounted from a Secret; envFile paths must stay inside it'),
+  MAX_MESSAGE_BYTES: int(1024, 64 * 1024 * 1024)
+    .default(1024 * 1024)
+    .describe('Largest message accepted'),
+  MCP_INIT_TIMEOUT_MS: int(100).default(30_000).describe('Per-server deadline of the MCP handshake and list calls'),
+  LOG_LEVEL: logLevelSetting.default('info').describe('fatal|error|warn|info|debug|trace|silent'),
+} satisfies SettingsShape;
+
+export type SharedConfig = z.output<z.ZodObject<typeof SHARED_SETTINGS>>;
+
+export function flagName(env: string): string {
+  return env.toLowerCase().replace(/_/g, '-');
+}
+
+/** The default a setting's schema fills in, as help text; undefined when it has none. */
+export function defaultText(schema: z.ZodType): string | undefined {
+  const r = schema.safeParse(undefined);
+  if (!r.success || r.data === undefined) return undefined;
+  return Array.isArray(r.data) ? r.data.join(',') : String(r.data);
+}
+
+/** yargs options for a settings shape; the help shows each one's environment variable and default. */
+export function yargsOptions(shape: SettingsShape): Record<string, Options> {
+  return Object.fromEntries(
+    Object.entries(shape).map(([env, schema]) => {
+      const dflt = defaultText(schema);
+      const describe = `${schema.description ?? ''} [env ${env}]${dflt !== undefined ? ` (default ${dflt})` : ''}`;
+      return [flagName(env), { type: 'string', describe } satisfies Options];
+    }),
+  );
+}
+
+/** Flags win over the environment; the result is keyed by env name, ready for the zod schema. */
+export function settingsInput(shape: SettingsShape, argv: Record<string, unknown>, env: NodeJS.ProcessEnv): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const key of Object.keys(shape)) {
+    const v = argv[flagName(key)] ?? env[key];
+    if (v !== undefined && v !== '') out[key] = v;
+  }
+  return out;
+}
+
+/** Parses config, or throws a ConfigError naming each bad setting. */
+export function parseConfig<S extends z.ZodType>(schema: S, input: Record<string, unknown>): z.output<S> {
+  const r = schema.safeParse(input);
+  if (r.success) return r.data;
+  const lines = r.error.issues.map((i) => `  ${i.path.join('.') || '(config)'}: ${i.message}`);
+  throw new ConfigError(`invalid configuration:\n${lines.join('\n')}`);
+}

@@ -1,0 +1,49 @@
+import assert from 'node:assert/strict';
+import { readdirSync, readFileSync } from 'node:fs';
+import { dirname, join, relative, resolve } from 'node:path';
+import { describe, it } from 'node:test';
+import { repoRoot } from '../testbed/cache.js';
+
+/** Every .ts file under `dir`, with the repo-relative paths of the local modules it imports. */
+function sources(dir: string): { file: string; imports: string[] }[] {
+  const out: { file: string; imports: string[] }[] = [];
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    const p = join(dir, e.name);
+    if (e.isDirectory()) out.push(...sources(p));
+    else if (e.name.endsWith('.ts')) {
+      const text = readFileSync(p, 'utf8');
+      const imports = [...text.matchAll(/(?:from|import)\s*\(?\s*'(\.{1,2}\/[^']+)'/g)].map((m) => relative(repoRoot, resolve(dirname(p), m[1]!)));
+      out.push({ file: relative(repoRoot, p), imports });
+    }
+  }
+  return out;
+}
+
+describe('the layout: two programs and the contract they share', () => {
+  const all = sources(join(repoRoot, 'src'));
+
+  it('has src/controller, src/job and src/shared and nothing else at the top of src', () => {
+    const top = readdirSync(join(repoRoot, 'src')).sort();
+    assert.deepEqual(top, ['controller', 'job', 'shared']);
+  });
+
+  it('keeps the shared contract free of either program', () => {
+    for (const s of all.filter((x) => x.file.startsWith('src/shared/'))) {
+      for (const i of s.imports) assert.ok(i.startsWith('src/shared/'), `${s.file} imports ${i}`);
+    }
+  });
+
+  it('keeps the job free of the controller, and the controller free of the job', () => {
+    for (const s of all.filter((x) => x.file.startsWith('src/job/'))) {
+      for (const i of s.imports) assert.ok(!i.startsWith('src/controller/'), `${s.file} imports ${i}`);
+    }
+    for (const s of all.filter((x) => x.file.startsWith('src/controller/'))) {
+      for (const i of s.imports) assert.ok(!i.startsWith('src/job/'), `${s.file} imports ${i}`);
+    }
+  });
+
+  it('finds imports to check (the scan itself works)', () => {
+    assert.ok(all.length > 20);
+    assert.ok(all.some((s) => s.imports.includes('src/shared/errors.js')));
+  });
+});

@@ -1,0 +1,183 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import type * as k8s from '@kubernetes/client-node';
+import type { ProducerRecord, RecordMetadata } from 'kafkajs';
+import pino from 'pino';
+import { Registry } from 'prom-client';
+import { ControllerConfigSchema } from '../../../src/controller/config.js';
+import { DlqHeader } from '../../../src/controller/dead-letter.js';
+import { MessageHandler, type JobsApi } from '../../../src/controller/message-handler.js';
+import { createMetrics, Pauses } from '../../../src/controller/metrics.js';
+import { ActiveJobSlots } from '../../../src/controller/slots.js';
+import { Annotation } from '../../../src/shared/identity.js';
+import { validationPolicy } from '../../../src/shared/message.js';
+import { parseConfig } from '../../../src/shared/settings.js';
+
+const log = pino({ level: 'silent' });
+const config = parseConfig(ControllerConfigSchema, { KAFKA_BROKERS: 'k:9092', KAFKA_TOPIC: 'work', JOB_NAMESPACE: 'jobs' });
+const valid = (id = 'j-1') => ({
+  key: null,
+  value: Buffer.from(JSON.stringify({ jobID: id, jobType: 'server-init', payload: { mcpServers: { s: { command: 'node', args: ['x.js'] } } } })),
+});
+const at = (offset: string) => ({ topic: 'work', partition: 0, offset });
+const heartbeat = async () => undefined;
+
+/** An API error shaped as client-node's ApiException. */
+const apiError = (code: number, message = 'x') =>
+  Object.assign(new Error(`HTTP-Code: ${code}`), { code, body: JSON.stringify({ kind: 'Status', code, message }) });
+
+/** An in-memory Jobs API whose answers a test scripts, one per call. */
+class FakeJobs implements JobsApi {
+  readonly stored = new Map<string, k8s.V1Job>();
+  creates = 0;
+  createFailures: unknown[] = [];
+  async createNamespacedJob({ body }: { namespace: string; body: k8s.V1Job }): Promise<k8s.V1Job> {
+    this.creates++;
+    const f = this.createFailures.shift();
+    if (f) throw f;
+    const name = body.metadata!.name!;
+    if (this.stored.has(name)) throw apiError(409, 'already exists');
+    this.stored.set(name, body);
+    return body;
+  }
+  async readNamespacedJob({ name }: { name: string }): Promise<k8s.V1Job> {
+    const j = this.stored.get(name);
+    if (!j) throw apiError(404);
+    return j;
+  }
+}
+
+class FakeProducer {
+  sent: ProducerRecord[] = [];
+  failures: unknown[] = [];
+  async send(r: ProducerRecord): Promise<RecordMetadata[]> {
+    const f = this.failures.shift();
+    if (f) throw f;
+    this.sent.push(r);
+    return [];
+  }
+}
+
+function setup() {
+  const jobs = new FakeJobs();
+  const producer = new FakeProducer();
+  const metrics = createMetrics(new Registry(), false);
+  const pauses = new Pauses(metrics.paused);
+  const slots = new ActiveJobSlots({ cap: 0, log, pauses });
+  const handler = new MessageHandler({
+    config,
+    policy: validationPolicy(config),
+    jobs,
+    producer,
+    slots,
+    pauses,
+    log,
+    metrics,
+    signal: new AbortController().signal,
+    now: () => new Date('2026-01-01T00:00:00Z'),
+    backoff: { initialMs: 1, maxMs: 5 },
+  });
+  return { jobs, producer, metrics, pauses, slots, handler };
+}
+
+describe('MessageHandler', () => {
+  it('creates the Job for a valid message (201) and holds a slot for it', async () => {
+    const { handler, jobs, slots } = setup();
+    const r = await handler.handle(valid(), at('7'), heartbeat);
+    assert.deepEqual(r, { kind: 'job', name: 'mcp-work-0-7', existed: false });
+    assert.equal(jobs.stored.get('mcp-work-0-7')!.metadata!.annotations![Annotation.offset], '7');
+    assert.equal(slots.count, 1);
+  });
+
+  it('takes a 409 for the same message as success: a redelivery finds the Job it made before', async () => {
+    const { handler, jobs } = setup();
+    await handler.handle(valid(), at('7'), heartbeat);
+    const r = await handler.handle(valid(), at('7'), heartbeat);
+    assert.deepEqual(r, { kind: 'job', name: 'mcp-work-0-7', existed: true });
+    assert.equal(jobs.stored.size, 1);
+  });
+
+  it('gives the slot back when the existing Job of the same message has already finished', async () => {
+    const { handler, jobs, slots } = setup();
+    await handler.handle(valid(), at('7'), heartbeat);
+    slots.observe({ ...jobs.stored.get('mcp-work-0-7')!, status: { conditions: [{ type: 'Complete', status: 'True' }] } });
+    jobs.stored.get('mcp-work-0-7')!.status = { conditions: [{ type: 'Complete', status: 'True' }] };
+    await handler.handle(valid(), at('7'), heartbeat);
+    assert.equal(slots.count, 0);
+  });
+
+  it('dead-letters a message whose Job name is taken by another message (409, different bytes)', async () => {
+    const { handler, producer } = setup();
+    await handler.handle(valid('first'), at('7'), heartbeat);
+    const r = await handler.handle(valid('second'), at('7'), heartbeat);
+    assert.deepEqual(r, { kind: 'dead-lettered', reason: 'job-name-conflict' });
+    assert.equal(producer.sent.length, 1);
+    assert.equal(producer.sent[0]!.topic, 'work.dlq');
+  });
+
+  it('dead-letters a Job the API server refuses as invalid (422), with the reason, and creates nothing', async () => {
+    const { handler, producer, jobs } = setup();
+    jobs.createFailures.push(apiError(422, 'spec.template: Invalid value'));
+    const r = await handler.handle(valid(), at('3'), heartbeat);
+    assert.deepEqual(r, { kind: 'dead-lettered', reason: 'invalid-job' });
+    const headers = producer.sent[0]!.messages[0]!.headers!;
+    assert.equal(headers[DlqHeader.reason], 'invalid-job');
+    assert.match(String(headers[DlqHeader.error]), /Invalid value/);
+    assert.equal(jobs.stored.size, 0);
+  });
+
+  it('retries server errors (5xx) and network failures until the Job exists', async () => {
+    const { handler, jobs, metrics } = setup();
+    jobs.createFailures.push(apiError(500), apiError(503), Object.assign(new Error('ECONNRESET'), { code: 'ECONNRESET' }));
+    const r = await handler.handle(valid(), at('4'), heartbeat);
+    assert.equal(r.kind, 'job');
+    assert.equal(jobs.creates, 4);
+    assert.equal((await metrics.retries.get()).values.find((v) => v.labels.op === 'create-job')!.value, 3);
+  });
+
+  it('pauses on a full quota and resolves only once the Job exists, so nothing is committed meanwhile', async () => {
+    const { handler, jobs, pauses } = setup();
+    const quota = apiError(403, 'jobs.batch "x" is forbidden: exceeded quota: q, requested: count/jobs.batch=1');
+    jobs.createFailures.push(quota, quota, quota, quota);
+    let resolved = false;
+    const pausedSeen: boolean[] = [];
+    const p = handler
+      .handle(valid(), at('9'), async () => {
+        pausedSeen.push(pauses.paused);
+      })
+      .then((r) => ((resolved = true), r));
+    while (jobs.creates < 3) await new Promise((r) => setTimeout(r, 2));
+    assert.equal(resolved, false, 'not resolved while the quota refuses');
+    assert.ok(pausedSeen.includes(true), 'paused while refused');
+    const r = await p;
+    assert.equal(r.kind, 'job');
+    assert.equal(pauses.paused, false, 'resumed once created');
+  });
+
+  it('dead-letters invalid input once, with its original bytes, and not again when it is redelivered before the commit', async () => {
+    const { handler, producer } = setup();
+    const bad = { key: Buffer.from('k'), value: Buffer.from('{not json'), headers: { trace: 'x' } };
+    assert.deepEqual(await handler.handle(bad, at('5'), heartbeat), { kind: 'dead-lettered', reason: 'invalid-json' });
+    assert.deepEqual(await handler.handle(bad, at('5'), heartbeat), { kind: 'dead-lettered', reason: 'invalid-json' });
+    assert.equal(producer.sent.length, 1);
+    const m = producer.sent[0]!.messages[0]!;
+    assert.equal(String(m.value), '{not json');
+    assert.equal(m.headers![DlqHeader.offset], '5');
+    handler.committed(0, '6');
+    assert.equal(handler.hasDeadLettered({ partition: 0, offset: '5' }), false, 'forgotten once committed');
+  });
+
+  it('does not write a record again that a previous run wrote before it was killed', async () => {
+    const { handler, producer } = setup();
+    handler.seedDeadLettered(new Set(['0/5']));
+    await handler.handle({ key: null, value: Buffer.from('x') }, at('5'), heartbeat);
+    assert.equal(producer.sent.length, 0);
+  });
+
+  it('retries a failed dead-letter send until the record is written', async () => {
+    const { handler, producer } = setup();
+    producer.failures.push(Object.assign(new Error('leader not available'), { type: 'LEADER_NOT_AVAILABLE', retriable: true }));
+    await handler.handle({ key: null, value: Buffer.from('x') }, at('1'), heartbeat);
+    assert.equal(producer.sent.length, 1);
+  });
+});

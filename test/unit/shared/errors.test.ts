@@ -1,0 +1,77 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { isRetriable, RetriableError, TerminalError } from '../../../src/shared/errors.js';
+import { ExitCode, exitCodeFor } from '../../../src/shared/exit-codes.js';
+import { classifyApiError, isQuotaExceeded } from '../../../src/shared/errors.js';
+import { backoffMs } from '../../../src/shared/retry.js';
+
+const apiError = (code: number, message: string) =>
+  Object.assign(new Error(`HTTP-Code: ${code}`), { code, body: JSON.stringify({ kind: 'Status', message, code }) });
+
+describe('classifyApiError', () => {
+  it('treats a Job the API server judged invalid as terminal', () => {
+    const e = classifyApiError(apiError(422, 'Job.batch "x" is invalid: spec.template.spec.containers[0].image: Required value'), 'create Job x');
+    assert.ok(e instanceof TerminalError);
+    assert.equal(e.reason, 'invalid-job');
+    assert.match(e.message, /containers\[0\]\.image: Required value/);
+  });
+
+  it('retries quota, RBAC denials, missing namespaces, throttling, server errors and network failures', () => {
+    const quota = apiError(
+      403,
+      'jobs.batch "x" is forbidden: exceeded quota: jobs, requested: count/jobs.batch=1, used: count/jobs.batch=5, limited: count/jobs.batch=5',
+    );
+    assert.ok(isQuotaExceeded(quota));
+    for (const err of [
+      quota,
+      apiError(403, 'forbidden: User cannot create'),
+      apiError(404, 'namespaces "x" not found'),
+      apiError(429, 'slow down'),
+      apiError(500, 'etcd'),
+      apiError(503, 'unavailable'),
+      Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:6443'), { code: 'ECONNREFUSED' }),
+    ]) {
+      const e = classifyApiError(err, 'create Job x');
+      assert.ok(e instanceof RetriableError, String(err));
+    }
+    assert.match(classifyApiError(quota, 'create Job x').message, /quota exceeded/);
+  });
+});
+
+describe('isRetriable', () => {
+  it('never retries bugs, always retries RetriableError, never TerminalError', () => {
+    assert.equal(isRetriable(new TypeError('x is undefined')), false);
+    assert.equal(isRetriable(new RangeError('bad')), false);
+    assert.equal(isRetriable(new TerminalError('invalid-json', 'x')), false);
+    assert.equal(isRetriable(new RetriableError('x')), true);
+    assert.equal(isRetriable(Object.assign(new Error('kafka'), { retriable: true })), true);
+    assert.equal(isRetriable(new Error('unknown')), false);
+  });
+});
+
+describe('exitCodeFor', () => {
+  it('exits 0 only when every server initialized', () => {
+    assert.equal(exitCodeFor(['initialized', 'initialized']), ExitCode.OK);
+  });
+  it('asks for a retry when only retriable failures happened', () => {
+    assert.equal(exitCodeFor(['initialized', 'failed-retriable']), ExitCode.RETRIABLE);
+  });
+  it('fails for good when any server failed permanently, since a retry meets it again', () => {
+    assert.equal(exitCodeFor(['failed-retriable', 'failed-permanent']), ExitCode.PERMANENT);
+  });
+  it('uses distinct codes that are not a Node crash (1) or a signal (128+)', () => {
+    const codes = Object.values(ExitCode);
+    assert.equal(new Set(codes).size, codes.length);
+    for (const c of [ExitCode.RETRIABLE, ExitCode.PERMANENT]) assert.ok(c > 1 && c < 128);
+  });
+});
+
+describe('backoffMs', () => {
+  it('grows exponentially from the initial delay to the cap, within the jitter', () => {
+    assert.equal(backoffMs(0, { initialMs: 100, jitter: 0 }), 100);
+    assert.equal(backoffMs(3, { initialMs: 100, jitter: 0 }), 800);
+    assert.equal(backoffMs(40, { initialMs: 100, maxMs: 5000, jitter: 0 }), 5000);
+    assert.equal(backoffMs(2, { initialMs: 100, jitter: 0.5, random: () => 0 }), 200);
+    assert.equal(backoffMs(2, { initialMs: 100, jitter: 0.5, random: () => 1 }), 600);
+  });
+});

@@ -1,0 +1,84 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { TerminalError } from '../../../src/shared/errors.js';
+import { checksumOf, parseMessage, resolveEnvFile, type ValidationPolicy } from '../../../src/shared/message.js';
+
+const policy: ValidationPolicy = { allowedCommands: ['node', 'npx', 'uv'], secretsDir: '/var/run/mcp-secrets', maxMessageBytes: 4096 };
+const servers = { mcpServers: { MariaDB_Server: { command: 'uv', args: ['--directory', 'path/to/server', 'run', 'server.py'], envFile: 'path/to/.env' } } };
+const buf = (v: unknown) => Buffer.from(typeof v === 'string' ? v : JSON.stringify(v));
+
+function reasonOf(value: Buffer | null): string {
+  try {
+    parseMessage(value, policy);
+  } catch (err) {
+    assert.ok(err instanceof TerminalError, `expected a TerminalError, got ${String(err)}`);
+    return err.reason;
+  }
+  assert.fail('expected the message to be rejected');
+}
+
+describe('parseMessage', () => {
+  it("accepts the design documents' example with the payload as a JSON string", () => {
+    const value = buf({ jobID: 'job-123', jobType: 'server-init', payload: JSON.stringify(servers) });
+    const m = parseMessage(value, policy);
+    assert.equal(m.jobID, 'job-123');
+    assert.equal(m.jobType, 'server-init');
+    assert.deepEqual(m.config.mcpServers.MariaDB_Server, servers.mcpServers.MariaDB_Server);
+    assert.equal(m.checksum, checksumOf(value));
+  });
+
+  it('accepts the payload as a JSON object and fills args with an empty list', () => {
+    const m = parseMessage(buf({ jobID: 'j', jobType: 'server-init', payload: { mcpServers: { a: { command: 'node' } } } }), policy);
+    assert.deepEqual(m.config.mcpServers.a, { command: 'node', args: [] });
+  });
+
+  it('accepts remote servers over http and sse', () => {
+    const m = parseMessage(
+      buf({
+        jobID: 'j',
+        jobType: 'server-init',
+        payload: { mcpServers: { h: { type: 'http', url: 'https://mcp.example/mcp' }, s: { type: 'sse', url: 'http://x:1/sse', headers: { A: 'b' } } } },
+      }),
+      policy,
+    );
+    assert.equal(Object.keys(m.config.mcpServers).length, 2);
+  });
+
+  it('rejects with a stable reason each kind of bad message', () => {
+    const ok = { jobID: 'j', jobType: 'server-init', payload: servers };
+    assert.equal(reasonOf(null), 'empty-message');
+    assert.equal(reasonOf(Buffer.alloc(0)), 'empty-message');
+    assert.equal(reasonOf(buf('not json')), 'invalid-json');
+    assert.equal(reasonOf(buf('{"jobID": "j", "jobType": "server-init", "payl')), 'invalid-json');
+    assert.equal(reasonOf(Buffer.from([0xff, 0xfe, 0x00, 0x80])), 'invalid-json');
+    assert.equal(reasonOf(buf('[1,2]')), 'invalid-envelope');
+    assert.equal(reasonOf(buf({ ...ok, jobID: 7 })), 'invalid-envelope');
+    assert.equal(reasonOf(buf({ ...ok, payload: 12 })), 'invalid-envelope');
+    assert.equal(reasonOf(buf({ ...ok, jobType: 'format-disk' })), 'unknown-job-type');
+    assert.equal(reasonOf(buf({ ...ok, payload: 'not json' })), 'invalid-payload');
+    assert.equal(reasonOf(buf({ ...ok, payload: { mcpServers: {} } })), 'invalid-payload');
+    assert.equal(reasonOf(buf({ ...ok, payload: { mcpServers: { a: { command: 'node', args: 'x' } } } })), 'invalid-payload');
+    assert.equal(reasonOf(buf({ ...ok, payload: { mcpServers: { a: { type: 'http', url: 'file:///etc/passwd' } } } })), 'invalid-payload');
+    assert.equal(reasonOf(buf({ ...ok, payload: { mcpServers: { a: { command: 'bash', args: ['-c', 'rm -rf /'] } } } })), 'command-not-allowed');
+    assert.equal(reasonOf(buf({ ...ok, payload: { mcpServers: { a: { command: '/tmp/node' } } } })), 'command-not-allowed');
+    assert.equal(reasonOf(buf({ ...ok, payload: { mcpServers: { a: { command: 'node', envFile: '../../etc/shadow' } } } })), 'env-file-outside-secrets');
+    assert.equal(reasonOf(buf({ ...ok, payload: { mcpServers: { a: { command: 'node', envFile: '/etc/shadow' } } } })), 'env-file-outside-secrets');
+    assert.equal(reasonOf(buf({ ...ok, padding: 'x'.repeat(5000) })), 'message-too-large');
+  });
+
+  it('says what is wrong in the error message', () => {
+    assert.throws(() => parseMessage(buf({ jobID: '', jobType: 'server-init', payload: servers }), policy), /jobID: jobID must not be empty/);
+    assert.throws(() => parseMessage(buf({ jobID: 'j', jobType: 'x', payload: servers }), policy), /unknown jobType "x"; known: server-init/);
+  });
+});
+
+describe('resolveEnvFile', () => {
+  it('resolves relative paths inside the secrets folder', () => {
+    assert.equal(resolveEnvFile('db/.env', '/s'), '/s/db/.env');
+    assert.equal(resolveEnvFile('/s/db/.env', '/s'), '/s/db/.env');
+  });
+
+  it('refuses paths that leave the secrets folder, including the folder itself', () => {
+    for (const p of ['../x', 'a/../../x', '/etc/passwd', '/s', '/s2/x']) assert.throws(() => resolveEnvFile(p, '/s'), TerminalError, p);
+  });
+});
