@@ -1,4 +1,5 @@
 import { Kafka, logLevel as LogLevel, type KafkaConfig, type logCreator } from 'kafkajs';
+import { registerKafkaCodecs } from './kafka-codecs.js';
 import { kafkaLevel, kafkaLogCreator, type Logger } from './logger.js';
 
 /**
@@ -23,7 +24,8 @@ export function kafkaConnection(o: { brokers: string[]; clientId: string; log?: 
   };
 }
 
-/** The one place a kafkajs client is made. */
+/** The one place a kafkajs client is made; every client reads all four Kafka codecs. */
 export function createKafka(conn: KafkaConnection, extra: Partial<KafkaConfig> = {}): Kafka {
+  registerKafkaCodecs();
   return new Kafka({ ...conn, ...extra });
 }

@@ -3,6 +3,7 @@ import type { logCreator } from 'kafkajs';
 import { RetriableError, TerminalError } from './errors.js';
 import type { Coordinates } from './identity.js';
 import { createKafka, type KafkaConnection } from './kafka.js';
+import { registerKafkaCodecs } from './kafka-codecs.js';
 
 const require = createRequire(import.meta.url);
 
@@ -58,6 +59,7 @@ export class PartitionReader {
 
   constructor(o: ReaderOptions) {
     const conn = o.connection;
+    registerKafkaCodecs();
     const Cluster = require('kafkajs/src/cluster/index.js') as new (opts: object) => KafkaJsCluster;
     const { createLogger } = require('kafkajs/src/loggers/index.js') as { createLogger: (o: object) => unknown };
     const defaultLogCreator = require('kafkajs/src/loggers/console.js') as logCreator;
