@@ -29,11 +29,14 @@ export const CONTROLLER_SETTINGS = {
     .describe('Prefix of Job names: <prefix>-<topic>-<partition>-<offset>'),
   JOB_BACKOFF_LIMIT: int(0, 100).default(2).describe('Job backoffLimit (retriable failures)'),
   JOB_ACTIVE_DEADLINE_SECONDS: int(1).default(600).describe('Job activeDeadlineSeconds'),
-  JOB_TTL_SECONDS_AFTER_FINISHED: int(0).default(3600).describe('Job ttlSecondsAfterFinished'),
+  JOB_TTL_SECONDS_AFTER_FINISHED: int(0)
+    .default(3600)
+    .describe("Job ttlSecondsAfterFinished, set once the Job's outcome is recorded and its message's offset committed"),
   JOB_SECRET_NAME: z.string().min(1).optional().describe('Secret mounted at SECRETS_DIR in every Job (envFile sources)'),
   MAX_IN_FLIGHT: int(1, 1000).default(32).describe('Job creates in flight at once per partition'),
   MAX_ACTIVE_JOBS: int(0).default(100).describe('Cap on unfinished Jobs; consumption pauses at it (0: no cap)'),
   METRICS_PORT: int(0, 65535).default(8080).describe('Port for /metrics, /healthz, /readyz (0: off)'),
+  KUBE_REQUEST_TIMEOUT_MS: int(1000).default(30_000).describe('Longest one Kubernetes API call may take before it is abandoned and retried'),
   SHUTDOWN_TIMEOUT_MS: int(0).default(25_000).describe('Longest a SIGTERM stop may take before exit'),
 } satisfies SettingsShape;
 

@@ -135,12 +135,11 @@ export function buildJob(at: Coordinates, msg: ValidMessage, cfg: JobBuildConfig
       annotations: { ...template.metadata?.annotations, ...annotations },
     },
     spec: {
-      ...tSpec,
+      ...withoutTtl(tSpec),
       completions: 1,
       parallelism: 1,
       backoffLimit: tSpec.backoffLimit ?? cfg.JOB_BACKOFF_LIMIT,
       activeDeadlineSeconds: tSpec.activeDeadlineSeconds ?? cfg.JOB_ACTIVE_DEADLINE_SECONDS,
-      ttlSecondsAfterFinished: tSpec.ttlSecondsAfterFinished ?? cfg.JOB_TTL_SECONDS_AFTER_FINISHED,
       podFailurePolicy: tSpec.podFailurePolicy ?? {
         rules: [
           { action: 'FailJob', onExitCodes: { containerName: JOB_CONTAINER, operator: 'In', values: [ExitCode.PERMANENT] } },
@@ -174,4 +173,18 @@ export function buildJob(at: Coordinates, msg: ValidMessage, cfg: JobBuildConfig
       },
     },
   };
+}
+
+/**
+ * Jobs are created without `ttlSecondsAfterFinished`: the outcome reporter sets it once the
+ * Job's outcome is recorded and its message's offset committed, so a Job is never deleted while
+ * its message can still be redelivered. This is the value it sets.
+ */
+export function jobTtlSeconds(cfg: Pick<ControllerConfig, 'JOB_TTL_SECONDS_AFTER_FINISHED'>, template: k8s.V1Job = {}): number {
+  return template.spec?.ttlSecondsAfterFinished ?? cfg.JOB_TTL_SECONDS_AFTER_FINISHED;
+}
+
+function withoutTtl(spec: k8s.V1JobSpec): k8s.V1JobSpec {
+  const { ttlSecondsAfterFinished: _ttl, ...rest } = spec;
+  return rest;
 }

@@ -40,7 +40,11 @@ export function loadJobTemplate(path: string | undefined): k8s.V1Job | undefined
  * quarter of the controller's CPU in a profile, and as much again on the API server). Headers
  * still come from the KubeConfig on each request, so rotated ServiceAccount tokens are used.
  */
-export function makeKeepAliveClient<T>(kc: k8s.KubeConfig, apiClientType: new (config: k8s.Configuration) => T, maxSockets = 128): T {
+export function makeKeepAliveClient<T>(
+  kc: k8s.KubeConfig,
+  apiClientType: new (config: k8s.Configuration) => T,
+  { maxSockets = 128, timeoutMs = 30_000 }: { maxSockets?: number; timeoutMs?: number } = {},
+): T {
   const cluster = kc.getCurrentCluster();
   if (!cluster) throw new ConfigError('the kubeconfig has no current cluster');
   let agent: Agent | undefined;
@@ -51,6 +55,9 @@ export function makeKeepAliveClient<T>(kc: k8s.KubeConfig, apiClientType: new (c
       const fresh = context.getAgent() as Agent | undefined;
       if (fresh && !agent) agent = new Agent({ ...fresh.options, keepAlive: true, maxSockets });
       if (agent) context.setAgent(agent);
+      // client-node sets no timeout: a half-open kept-alive socket would hang a call (and the
+      // partition waiting on it) for ever. An aborted call is a network error, retried.
+      context.setSignal(AbortSignal.timeout(timeoutMs));
     },
   };
   const config = k8s.createConfiguration({

@@ -30,11 +30,21 @@ async function run(argv: Record<string, unknown>): Promise<void> {
   const template = loadJobTemplate(cfg.JOB_TEMPLATE);
   const metrics = createMetrics();
   const connection = kafkaConnection({ brokers: cfg.KAFKA_BROKERS, clientId: cfg.KAFKA_CLIENT_ID, log, level: cfg.LOG_LEVEL });
-  const batch = makeKeepAliveClient(kc, k8s.BatchV1Api);
+  const batch = makeKeepAliveClient(kc, k8s.BatchV1Api, { timeoutMs: cfg.KUBE_REQUEST_TIMEOUT_MS });
   let ready = () => false;
-  const server = cfg.METRICS_PORT > 0 ? await startHttp(cfg.METRICS_PORT, metrics.registry, () => ready()) : undefined;
+  let live = () => true;
+  const server =
+    cfg.METRICS_PORT > 0
+      ? await startHttp(
+          cfg.METRICS_PORT,
+          metrics.registry,
+          () => ready(),
+          () => live(),
+        )
+      : undefined;
   const handle = await runController({ config: cfg, connection, kc, batch, template, log, metrics });
   ready = handle.isReady;
+  live = handle.isLive;
   const shutdown = async (signal: string) => {
     log.info({ signal }, 'shutdown requested');
     const timer = setTimeout(() => {
@@ -50,8 +60,9 @@ async function run(argv: Record<string, unknown>): Promise<void> {
   process.once('SIGINT', () => void shutdown('SIGINT'));
   try {
     await handle.done;
-  } catch (err) {
-    log.fatal({ err: describeError(err) }, 'consumer stopped for good');
+  } catch {
+    // runController has logged why; let the line reach the log before the exit Kubernetes restarts on.
+    await new Promise<void>((resolve) => log.flush(() => resolve()));
     process.exit(1);
   }
 }

@@ -1,12 +1,23 @@
 import type * as k8s from '@kubernetes/client-node';
-import type { ProducerRecord, RecordMetadata } from 'kafkajs';
-import { AbortedError, classifyApiError, describeError, isConflict, isQuotaExceeded, RetriableError, TerminalError } from '../shared/errors.js';
-import { isFinished, isSameMessage, type Coordinates } from '../shared/identity.js';
+import { CompressionTypes, type Message, type ProducerRecord, type RecordMetadata } from 'kafkajs';
+import {
+  AbortedError,
+  classifyApiError,
+  classifyProduceError,
+  describeError,
+  FatalError,
+  isConflict,
+  isQuotaExceeded,
+  kafkaErrorType,
+  RetriableError,
+  TerminalError,
+} from '../shared/errors.js';
+import { Annotation, isFinished, isSameMessage, type Coordinates } from '../shared/identity.js';
 import type { Logger } from '../shared/logger.js';
 import { parseMessage, type ValidationPolicy } from '../shared/message.js';
 import { retryForever, type BackoffOptions } from '../shared/retry.js';
 import type { ControllerConfig } from './config.js';
-import { buildDeadLetter, type SourceRecord } from './dead-letter.js';
+import { buildDeadLetter, truncateDeadLetter, type SourceRecord } from './dead-letter.js';
 import { buildJob } from './job-builder.js';
 import type { Metrics, Pauses } from './metrics.js';
 
@@ -42,6 +53,8 @@ export interface HandlerDeps {
   /** Fires when the controller stops: waits and retries end with an AbortedError. */
   signal: AbortSignal;
   now?: () => Date;
+  /** The dead-letter topic's `max.message.bytes`: a record over it is written truncated. */
+  dlqMaxBytes?: () => number;
   /** Backoff between retries of a retriable failure; short so a recovered API server is used within seconds. */
   backoff?: BackoffOptions;
 }
@@ -77,8 +90,13 @@ export class MessageHandler {
     return this.deadLettered.has(`${at.partition}/${at.offset}`);
   }
 
-  async handle(m: SourceRecord, at: Coordinates, heartbeat: () => Promise<void>): Promise<Outcome> {
+  /**
+   * Resolves once the message's Job or dead-letter record exists. `signal` (a rebalance, say)
+   * ends its waits and retries early with an AbortedError, as the controller's stop does.
+   */
+  async handle(m: SourceRecord, at: Coordinates, heartbeat: () => Promise<void>, signal?: AbortSignal): Promise<Outcome> {
     const { config: cfg, metrics, log } = this.d;
+    const sig = signal ? AbortSignal.any([this.d.signal, signal]) : this.d.signal;
     let job: k8s.V1Job;
     let checksum: string;
     try {
@@ -86,14 +104,14 @@ export class MessageHandler {
       checksum = msg.checksum;
       job = buildJob(at, msg, cfg, this.d.template);
     } catch (err) {
-      if (err instanceof TerminalError) return this.deadLetter(m, at, err, heartbeat);
+      if (err instanceof TerminalError) return this.deadLetter(m, at, err, heartbeat, sig);
       throw err;
     }
-    if (!(await this.d.slots.acquire(this.d.signal, heartbeat))) throw new AbortedError('stopped while waiting for the active-job cap');
+    if (!(await this.d.slots.acquire(sig, heartbeat))) throw new AbortedError('stopped while waiting for the active-job cap');
     let created: string | undefined;
     let finished = false;
     try {
-      const r = await retryForever(() => this.createJob(job, at, checksum), this.retryOpts('create-job', heartbeat, at));
+      const r = await retryForever(() => this.createJob(job, at, checksum), this.retryOpts('create-job', heartbeat, at, sig));
       this.d.pauses.set('quota', false);
       created = job.metadata!.name!;
       finished = r.finished === true;
@@ -101,17 +119,17 @@ export class MessageHandler {
       log.info({ job: created, ...at, existed: r.existed }, r.existed ? 'job already existed' : 'job created');
       return { kind: 'job', name: created, existed: r.existed };
     } catch (err) {
-      if (err instanceof TerminalError) return this.deadLetter(m, at, err, heartbeat);
+      if (err instanceof TerminalError) return this.deadLetter(m, at, err, heartbeat, sig);
       throw err;
     } finally {
       this.d.slots.settle(created, finished);
     }
   }
 
-  private retryOpts(op: string, heartbeat: () => Promise<void>, at: Coordinates) {
+  private retryOpts(op: string, heartbeat: () => Promise<void>, at: Coordinates, signal: AbortSignal) {
     const { log, metrics } = this.d;
     return {
-      signal: this.d.signal,
+      signal,
       maxMs: 5000,
       ...this.d.backoff,
       onRetry: async (err: unknown, attempt: number, delayMs: number) => {
@@ -147,31 +165,61 @@ export class MessageHandler {
     } catch (err) {
       throw classifyApiError(err, `read existing Job ${name}`);
     }
-    if (isSameMessage(existing, at, checksum)) return { existed: true, finished: isFinished(existing) };
+    const group = existing.metadata?.annotations?.[Annotation.group];
+    if (group !== undefined && group !== cfg.KAFKA_CONSUMER_GROUP) {
+      // Two controllers (consumer groups) share JOB_NAME_PREFIX and JOB_NAMESPACE: each would take
+      // the other's Jobs for its own and never run its own messages. Nothing per message fixes that.
+      throw new FatalError(
+        `Job ${name} belongs to consumer group ${JSON.stringify(group)}, not ${JSON.stringify(cfg.KAFKA_CONSUMER_GROUP)}: give each controller its own JOB_NAME_PREFIX or JOB_NAMESPACE`,
+      );
+    }
+    if (isSameMessage(existing, at, checksum, cfg.KAFKA_CONSUMER_GROUP)) return { existed: true, finished: isFinished(existing) };
     throw new TerminalError('job-name-conflict', `Job ${name} exists but was made for another message (topic recreated?)`);
   }
 
-  private async deadLetter(m: SourceRecord, at: Coordinates, err: TerminalError, heartbeat: () => Promise<void>): Promise<Outcome> {
-    const { config: cfg, log, metrics } = this.d;
+  private async deadLetter(m: SourceRecord, at: Coordinates, err: TerminalError, heartbeat: () => Promise<void>, signal: AbortSignal): Promise<Outcome> {
+    const { log, metrics } = this.d;
     const key = `${at.partition}/${at.offset}`;
     if (this.deadLettered.has(key)) {
       log.info({ ...at, reason: err.reason }, 'dead-letter record already written; not writing it twice');
       return { kind: 'dead-lettered', reason: err.reason };
     }
     const record = buildDeadLetter(m, at, err.reason, err.message, (this.d.now ?? (() => new Date()))());
+    await this.sendDeadLetter(record, at, heartbeat, signal);
+    this.deadLettered.add(key);
+    metrics.deadLettered.inc({ reason: err.reason });
+    log.warn({ ...at, reason: err.reason, error: err.message, dlq: this.d.config.DLQ_TOPIC }, 'message dead-lettered');
+    return { kind: 'dead-lettered', reason: err.reason };
+  }
+
+  /**
+   * Writes one dead-letter record, compressed, retrying what a retry can fix. A record over the
+   * topic's size limit is written again truncated (headers say so); any other error no retry
+   * fixes — the controller may not write the topic, say — is fatal: skipping the message would
+   * lose it, and retrying for ever would stall its partition with nobody told.
+   */
+  async sendDeadLetter(record: Message, at: Coordinates, heartbeat: () => Promise<void>, signal?: AbortSignal): Promise<void> {
+    const { config: cfg, log, metrics } = this.d;
+    let current = record;
     await retryForever(
       async () => {
         try {
-          await this.d.producer.send({ topic: cfg.DLQ_TOPIC, acks: -1, messages: [record] });
+          await this.d.producer.send({ topic: cfg.DLQ_TOPIC, acks: -1, compression: CompressionTypes.GZIP, messages: [current] });
         } catch (e) {
-          throw new RetriableError(`dead-letter produce failed: ${describeError(e)}`, { cause: e });
+          const err = classifyProduceError(e, `dead-letter record for ${at.topic}/${at.partition}@${at.offset}`);
+          if (!(err instanceof TerminalError)) throw err;
+          const type = kafkaErrorType(e);
+          if ((type === 'MESSAGE_TOO_LARGE' || type === 'RECORD_LIST_TOO_LARGE') && current === record) {
+            const limit = this.d.dlqMaxBytes?.() ?? 1024 * 1024;
+            current = truncateDeadLetter(record, limit);
+            metrics.deadLetterTruncated.inc();
+            log.warn({ ...at, limit, size: record.value?.length ?? 0 }, 'dead-letter record over the topic limit; writing it truncated');
+            throw new RetriableError('dead-letter record over the topic limit; sending it truncated', { cause: e });
+          }
+          throw new FatalError(`cannot write to the dead-letter topic ${cfg.DLQ_TOPIC}: ${err.message}`, { cause: e });
         }
       },
-      this.retryOpts('dead-letter', heartbeat, at),
+      this.retryOpts('dead-letter', heartbeat, at, signal ? AbortSignal.any([this.d.signal, signal]) : this.d.signal),
     );
-    this.deadLettered.add(key);
-    metrics.deadLettered.inc({ reason: err.reason });
-    log.warn({ ...at, reason: err.reason, error: err.message, dlq: cfg.DLQ_TOPIC }, 'message dead-lettered');
-    return { kind: 'dead-lettered', reason: err.reason };
   }
 }

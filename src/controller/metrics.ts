@@ -30,6 +30,17 @@ export function createMetrics(registry = new Registry(), defaults = true) {
       labelNames: ['reason'],
       registers: r,
     }),
+    deadLetterTruncated: new Counter({
+      name: 'mcp_job_controller_dead_letter_truncated_total',
+      help: 'Dead-letter records over the topic limit, written with their value truncated.',
+      registers: r,
+    }),
+    retentionGap: new Counter({
+      name: 'mcp_job_controller_retention_gap_messages_total',
+      help: 'Messages deleted by retention before the controller consumed them (recorded on the dead-letter topic).',
+      labelNames: ['topic', 'partition'],
+      registers: r,
+    }),
     retries: new Counter({ name: 'mcp_job_controller_retries_total', help: 'Retriable failures met, by operation.', labelNames: ['op'], registers: r }),
     activeJobs: new Gauge({ name: 'mcp_job_controller_active_jobs', help: 'Jobs of this controller not yet finished.', registers: r }),
     activeJobsCap: new Gauge({ name: 'mcp_job_controller_active_jobs_cap', help: 'The cap on active Jobs (0: none).', registers: r }),

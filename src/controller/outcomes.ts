@@ -1,6 +1,7 @@
 import type * as k8s from '@kubernetes/client-node';
 import type { Message } from 'kafkajs';
-import { Annotation, JOB_CONTAINER, type Coordinates } from '../shared/identity.js';
+import { Annotation, JOB_CONTAINER, sourceOf, type Coordinates } from '../shared/identity.js';
+import { JobSummarySchema, type JobSummary } from '../shared/summary.js';
 
 export interface JobOutcome {
   job: string;
@@ -11,35 +12,55 @@ export interface JobOutcome {
   /** The Job's condition reason: PodFailurePolicy, BackoffLimitExceeded, DeadlineExceeded… */
   reason?: string;
   message?: string;
-  /** The job's termination message: its JSON summary when it wrote one. */
-  summary?: unknown;
+  /** Where the job read its message: the source, or what a replay pointed it at. */
+  readFrom?: Coordinates;
+  /** The job's termination message: its summary when it wrote a valid one, else the text (a log tail, or what a pod wrote). */
+  summary?: JobSummary | string;
   exitCode?: number;
   finishedAt?: string;
 }
 
-/** Reads what happened to a finished Job from the Job and its newest pod. Pure. */
+/** When a pod was created, as a number; client-node gives Dates, a raw object gives strings. */
+function createdAt(p: k8s.V1Pod): number {
+  const t = p.metadata?.creationTimestamp as Date | string | undefined;
+  const ms = t instanceof Date ? t.getTime() : t ? Date.parse(t) : NaN;
+  return Number.isNaN(ms) ? 0 : ms;
+}
+
+/** The coordinates in a `replay-of` annotation (`topic/partition/offset`; the topic may hold `/`). */
+export function parseReplayOf(v: string | undefined): Coordinates | undefined {
+  const m = v ? /^(.+)\/(\d+)\/(\d+)$/.exec(v) : null;
+  return m ? { topic: m[1]!, partition: Number(m[2]), offset: m[3]! } : undefined;
+}
+
+/**
+ * Reads what happened to a finished Job from the Job and its newest pod. Pure. What the pod
+ * wrote is not trusted: a termination message that is not a valid job summary is kept as text.
+ */
 export function buildOutcome(job: k8s.V1Job, pods: k8s.V1Pod[]): JobOutcome {
   const a = job.metadata?.annotations ?? {};
   const cond = (job.status?.conditions ?? []).find((c) => (c.type === 'Complete' || c.type === 'Failed') && c.status === 'True');
-  const newest = [...pods].sort((x, y) => String(y.metadata?.creationTimestamp ?? '').localeCompare(String(x.metadata?.creationTimestamp ?? '')))[0];
+  const newest = [...pods].sort((x, y) => createdAt(y) - createdAt(x))[0];
   const cs = newest?.status?.containerStatuses?.find((c) => c.name === JOB_CONTAINER) ?? newest?.status?.containerStatuses?.[0];
   const term = cs?.state?.terminated;
-  let summary: unknown = term?.message || undefined;
+  let summary: JobSummary | string | undefined = term?.message || undefined;
   if (typeof summary === 'string') {
     try {
-      summary = JSON.parse(summary);
+      const parsed = JobSummarySchema.safeParse(JSON.parse(summary));
+      if (parsed.success) summary = parsed.data;
     } catch {
       /* a plain-text message (log tail) stays text */
     }
   }
-  const src =
-    a[Annotation.topic] !== undefined ? { topic: a[Annotation.topic]!, partition: Number(a[Annotation.partition]), offset: a[Annotation.offset]! } : undefined;
+  const src = sourceOf(job);
+  const readFrom = parseReplayOf(a[Annotation.replayOf]) ?? src;
   const finished = cond?.lastTransitionTime ?? job.status?.completionTime;
   return {
     job: job.metadata?.name ?? '',
     namespace: job.metadata?.namespace ?? '',
     jobID: a[Annotation.jobID],
     source: src,
+    readFrom,
     status: cond?.type === 'Complete' ? 'succeeded' : 'failed',
     reason: cond?.reason,
     message: cond?.message,
@@ -60,7 +81,7 @@ export function buildResultRecord(o: JobOutcome): Message {
 
 /** Why a Job failed for good, in one line for a dead-letter header. */
 export function failureText(o: JobOutcome): string {
-  const s = o.summary as { reason?: string; error?: string; servers?: Record<string, { status?: string; reason?: string }> } | string | undefined;
+  const s = o.summary;
   let detail = '';
   if (typeof s === 'string') detail = s.slice(-500);
   else if (s) {

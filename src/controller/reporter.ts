@@ -12,6 +12,12 @@ import { buildOutcome, buildResultRecord, failureText } from './outcomes.js';
 
 export interface ReporterDeps {
   config: Pick<ControllerConfig, 'JOB_NAMESPACE' | 'RESULTS_TOPIC' | 'DLQ_TOPIC'>;
+  /** ttlSecondsAfterFinished, set on a Job only once its outcome is recorded and its offset committed. */
+  ttlSeconds: number;
+  /** True once the source offset of `at` is committed: the message can no longer be redelivered. */
+  isCommitted: (at: Coordinates) => Promise<boolean>;
+  /** How long to wait before looking again at a Job whose offset is not committed yet. */
+  recheckMs?: number;
   batch: k8s.BatchV1Api;
   core: k8s.CoreV1Api;
   producer: Producer;
@@ -27,9 +33,11 @@ const MERGE = k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch)
 /**
  * Records each finished Job once: a metric, a log line, a results-topic record (when
  * configured) and, for a Job that failed for good, its original message on the dead-letter
- * topic with the reason — so no work disappears when the TTL controller deletes the Job. The
- * Job is then annotated as reported; a restarted controller skips it. Reports run one at a
- * time off the consumption path.
+ * topic with the reason — so no work disappears when the Job is deleted. The Job is then
+ * labelled as reported (a restarted controller skips it) and only then given its
+ * `ttlSecondsAfterFinished`, and only once its message's offset is committed: a Job is never
+ * deleted while its message can still be redelivered, so a redelivery always meets its `409`.
+ * Reports run one at a time off the consumption path.
  */
 export class OutcomeReporter {
   private chain: Promise<void> = Promise.resolve();
@@ -47,6 +55,23 @@ export class OutcomeReporter {
         if (!(err instanceof AbortedError)) this.d.log.error({ job: name, err: describeError(err) }, 'recording a job outcome failed; a restart retries it');
       })
       .finally(() => this.queued.delete(name));
+  }
+
+  private readonly deferred = new Set<NodeJS.Timeout>();
+
+  /** Looks at the Job again later: its offset is not committed yet. */
+  private defer(job: k8s.V1Job): void {
+    const t = setTimeout(() => {
+      this.deferred.delete(t);
+      if (!this.d.signal.aborted) this.enqueue(job);
+    }, this.d.recheckMs ?? 2000);
+    this.deferred.add(t);
+  }
+
+  /** Stops the re-checks of Jobs waiting for their commit (shutdown); a restart finds them again. */
+  stop(): void {
+    for (const t of this.deferred) clearTimeout(t);
+    this.deferred.clear();
   }
 
   /** Resolves when everything queued so far is recorded (tests, shutdown). */
@@ -69,6 +94,11 @@ export class OutcomeReporter {
       log.warn({ job: name, err: describeError(err) }, "cannot read the job's pods; recording the outcome without its termination message");
     }
     const outcome = buildOutcome(job, pods);
+    if (outcome.source && !(await this.d.isCommitted(outcome.source))) {
+      log.debug({ job: name, ...outcome.source }, 'job finished before its offset was committed; recording it later');
+      this.defer(job);
+      return;
+    }
     const sendable = (e: unknown) => new RetriableError(describeError(e), { cause: e });
     if (cfg.RESULTS_TOPIC) {
       const record = buildResultRecord(outcome);
@@ -81,7 +111,7 @@ export class OutcomeReporter {
     if (outcome.status === 'failed' && outcome.source) {
       let original: OneMessage = { key: null, value: null, headers: {}, timestamp: '' };
       try {
-        original = await retryForever(() => this.d.readMessage(outcome.source!), retry);
+        original = await retryForever(() => this.d.readMessage(outcome.readFrom ?? outcome.source!), retry);
       } catch (err) {
         if (!(err instanceof TerminalError)) throw err;
         original.headers['mcp.dlq.original'] = `unavailable: ${err.message}`;
@@ -96,7 +126,10 @@ export class OutcomeReporter {
     }
     await retryForever(async () => {
       try {
-        await this.d.batch.patchNamespacedJob({ name, namespace, body: { metadata: { labels: { [Label.outcome]: outcome.status } } } }, MERGE);
+        await this.d.batch.patchNamespacedJob(
+          { name, namespace, body: { metadata: { labels: { [Label.outcome]: outcome.status } }, spec: { ttlSecondsAfterFinished: this.d.ttlSeconds } } },
+          MERGE,
+        );
       } catch (err) {
         if (isNotFound(err)) return; // already deleted: nothing left to mark
         throw classifyApiError(err, `mark Job ${name} reported`);

@@ -47,6 +47,15 @@ export class AbortedError extends Error {
   override readonly name = 'AbortedError';
 }
 
+/**
+ * The process cannot go on doing its job correctly (a bug in a handler, a consumer kafkajs will
+ * not restart, a dead-letter topic it may not write): it ends with a non-zero code, so
+ * Kubernetes restarts it and the failure is visible, never a live process doing nothing.
+ */
+export class FatalError extends Error {
+  override readonly name = 'FatalError';
+}
+
 /** A setting is missing or wrong: the process says which and exits at start. */
 export class ConfigError extends Error {
   override readonly name = 'ConfigError';
@@ -59,7 +68,7 @@ export function isBug(err: unknown): boolean {
 
 /** True for what a retry may fix; terminal errors, aborts and bugs are not. */
 export function isRetriable(err: unknown): boolean {
-  if (err instanceof TerminalError || err instanceof AbortedError || err instanceof ConfigError) return false;
+  if (err instanceof TerminalError || err instanceof AbortedError || err instanceof ConfigError || err instanceof FatalError) return false;
   if (err instanceof RetriableError) return true;
   if (isBug(err)) return false;
   const e = err as { retriable?: unknown } | undefined;
@@ -149,6 +158,20 @@ const TERMINAL_KAFKA_TYPES = new Set([
   'INVALID_TOPIC_EXCEPTION',
   'UNSUPPORTED_COMPRESSION_TYPE',
 ]);
+
+/**
+ * kafkajs could not decode a record batch: a codec it lacks (`KafkaJSNotImplemented`) or bytes
+ * it cannot parse. No retry reads it differently.
+ */
+export function isUndecodable(err: unknown): boolean {
+  let cur: unknown = err;
+  for (let depth = 0; cur && depth < 6; depth++) {
+    const e = cur as { name?: unknown; message?: unknown; cause?: unknown; originalError?: unknown };
+    if (e.name === 'KafkaJSNotImplemented' || /compression not implemented|unsupported compression/i.test(String(e.message ?? ''))) return true;
+    cur = e.originalError ?? e.cause;
+  }
+  return false;
+}
 
 /** The Kafka protocol error type of a kafkajs error or of any of its causes. */
 export function kafkaErrorType(err: unknown): string | undefined {

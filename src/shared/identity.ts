@@ -63,10 +63,14 @@ export function unreportedJobSelector(group: string): string {
   return `${jobSelector(group)},!${Label.outcome}`;
 }
 
-/** True when an existing Job was made for the message at `at` with these very bytes. */
-export function isSameMessage(job: k8s.V1Job, at: Coordinates, checksum: string): boolean {
+/**
+ * True when an existing Job was made for the message at `at` with these very bytes, by this
+ * consumer group: a message's identity is its group, topic, partition, offset and checksum.
+ */
+export function isSameMessage(job: k8s.V1Job, at: Coordinates, checksum: string, group: string): boolean {
   const a = job.metadata?.annotations ?? {};
   return (
+    a[Annotation.group] === group &&
     a[Annotation.topic] === at.topic &&
     a[Annotation.partition] === String(at.partition) &&
     a[Annotation.offset] === at.offset &&

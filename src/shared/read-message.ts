@@ -1,6 +1,6 @@
 import { createRequire } from 'node:module';
 import type { logCreator } from 'kafkajs';
-import { RetriableError, TerminalError } from './errors.js';
+import { isUndecodable, RetriableError, TerminalError } from './errors.js';
 import type { Coordinates } from './identity.js';
 import { createKafka, type KafkaConnection } from './kafka.js';
 import { registerKafkaCodecs } from './kafka-codecs.js';
@@ -166,6 +166,8 @@ export async function readOneMessage(connection: KafkaConnection, o: Coordinates
     throw new RetriableError(`offset ${o.offset} of ${o.topic}/${o.partition} could not be fetched`);
   } catch (err) {
     if (err instanceof TerminalError || err instanceof RetriableError) throw err;
+    if (isUndecodable(err))
+      throw new TerminalError('undecodable-record', `${o.topic}/${o.partition}@${o.offset} cannot be decoded: ${(err as Error).message}`, { cause: err });
     throw new RetriableError(`reading ${o.topic}/${o.partition}@${o.offset}: ${(err as Error).message}`, { cause: err });
   } finally {
     await reader.close();

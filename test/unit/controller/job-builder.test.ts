@@ -44,7 +44,6 @@ describe('buildJob', () => {
         parallelism: 1,
         backoffLimit: 2,
         activeDeadlineSeconds: 600,
-        ttlSecondsAfterFinished: 3600,
         podFailurePolicy: {
           rules: [
             { action: 'FailJob', onExitCodes: { containerName: 'job', operator: 'In', values: [65] } },
@@ -155,9 +154,11 @@ describe('buildJob', () => {
 describe('isSameMessage', () => {
   it('recognises the Job made for the same coordinates and bytes, and only that one', () => {
     const job = buildJob(at, msg, cfg);
-    assert.equal(isSameMessage(job, at, msg.checksum), true);
-    assert.equal(isSameMessage(job, { ...at, offset: '18' }, msg.checksum), false);
-    assert.equal(isSameMessage(job, at, '0'.repeat(64)), false);
+    const group = cfg.KAFKA_CONSUMER_GROUP;
+    assert.equal(isSameMessage(job, at, msg.checksum, group), true);
+    assert.equal(isSameMessage(job, { ...at, offset: '18' }, msg.checksum, group), false);
+    assert.equal(isSameMessage(job, at, '0'.repeat(64), group), false);
+    assert.equal(isSameMessage(job, at, msg.checksum, 'another-group'), false, 'a message is identified by its consumer group too');
   });
 });
 

@@ -181,3 +181,64 @@ describe('MessageHandler', () => {
     assert.equal(producer.sent.length, 1);
   });
 });
+
+describe('MessageHandler, what no retry fixes', () => {
+  const tooLarge = () =>
+    Object.assign(new Error('The request included a message larger than the max message size the server will accept'), {
+      type: 'MESSAGE_TOO_LARGE',
+      retriable: false,
+    });
+
+  it('writes a dead-letter record over the topic limit again, truncated, with headers saying so', async () => {
+    const { handler, producer, metrics } = setup();
+    producer.failures.push(tooLarge());
+    const big = { key: null, value: Buffer.alloc(5000, 0xff) };
+    const r = await handler.handle(big, at('2'), heartbeat);
+    assert.deepEqual(r, { kind: 'dead-lettered', reason: 'invalid-json' });
+    const m = producer.sent[0]!.messages[0]!;
+    assert.equal(m.headers!['mcp.dlq.truncated'], 'true');
+    assert.equal(m.headers!['mcp.dlq.original.size'], '5000');
+    assert.equal(producer.sent[0]!.compression, 1, 'dead-letter records are sent gzip-compressed');
+    assert.equal((await metrics.deadLetterTruncated.get()).values[0]!.value, 1);
+  });
+
+  it('ends the controller (FatalError) when the dead-letter topic refuses the write for good, rather than skip or stall', async () => {
+    const { handler, producer } = setup();
+    producer.failures.push(Object.assign(new Error('Not authorized to access topics'), { type: 'TOPIC_AUTHORIZATION_FAILED' }));
+    await assert.rejects(
+      handler.handle({ key: null, value: Buffer.from('x') }, at('1'), heartbeat),
+      (e: Error) => e.name === 'FatalError' && /work\.dlq/.test(e.message),
+    );
+  });
+
+  it('ends the controller when another consumer group owns the Job name: two controllers share a prefix and namespace', async () => {
+    const { handler, jobs } = setup();
+    await handler.handle(valid(), at('7'), heartbeat);
+    jobs.stored.get('mcp-work-0-7')!.metadata!.annotations![Annotation.group] = 'other-controller';
+    await assert.rejects(handler.handle(valid(), at('7'), heartbeat), (e: Error) => e.name === 'FatalError' && /JOB_NAME_PREFIX/.test(e.message));
+  });
+
+  it('gives up waiting at the cap when its batch is abandoned (a rebalance), so the batch can drain', async () => {
+    const jobs = new FakeJobs();
+    const metrics = createMetrics(new Registry(), false);
+    const pauses = new Pauses(metrics.paused);
+    const slots = new ActiveJobSlots({ cap: 1, log, pauses });
+    slots.observe({ metadata: { name: 'busy' }, status: {} });
+    const handler = new MessageHandler({
+      config,
+      policy: validationPolicy(config),
+      jobs,
+      producer: new FakeProducer(),
+      slots,
+      pauses,
+      log,
+      metrics,
+      signal: new AbortController().signal,
+    });
+    const rebalance = new AbortController();
+    const p = handler.handle(valid(), at('1'), heartbeat, rebalance.signal);
+    rebalance.abort();
+    await assert.rejects(p, (e: Error) => e.name === 'AbortedError');
+    assert.equal(jobs.creates, 0);
+  });
+});

@@ -1,6 +1,19 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { isRetriable, RetriableError, TerminalError } from '../../../src/shared/errors.js';
+import {
+  AbortedError,
+  apiStatus,
+  classifyProduceError,
+  FatalError,
+  isBug,
+  isConflict,
+  isNotFound,
+  isRetriable,
+  isUndecodable,
+  kafkaErrorType,
+  RetriableError,
+  TerminalError,
+} from '../../../src/shared/errors.js';
 import { ExitCode, exitCodeFor } from '../../../src/shared/exit-codes.js';
 import { classifyApiError, isQuotaExceeded } from '../../../src/shared/errors.js';
 import { backoffMs } from '../../../src/shared/retry.js';
@@ -73,5 +86,46 @@ describe('backoffMs', () => {
     assert.equal(backoffMs(40, { initialMs: 100, maxMs: 5000, jitter: 0 }), 5000);
     assert.equal(backoffMs(2, { initialMs: 100, jitter: 0.5, random: () => 0 }), 200);
     assert.equal(backoffMs(2, { initialMs: 100, jitter: 0.5, random: () => 1 }), 600);
+  });
+});
+
+describe('Kafka errors', () => {
+  it('treats records too large and authorization failures as terminal, and everything else from a producer as retriable', () => {
+    for (const type of ['MESSAGE_TOO_LARGE', 'TOPIC_AUTHORIZATION_FAILED', 'SASL_AUTHENTICATION_FAILED']) {
+      assert.ok(classifyProduceError(Object.assign(new Error(type), { type }), 'send') instanceof TerminalError, type);
+    }
+    // kafkajs wraps the broker's error once retries run out
+    const wrapped = Object.assign(new Error('retries exceeded'), {
+      name: 'KafkaJSNumberOfRetriesExceeded',
+      cause: Object.assign(new Error('too big'), { type: 'RECORD_LIST_TOO_LARGE' }),
+    });
+    assert.equal(kafkaErrorType(wrapped), 'RECORD_LIST_TOO_LARGE');
+    assert.ok(classifyProduceError(wrapped, 'send') instanceof TerminalError);
+    for (const e of [Object.assign(new Error('x'), { type: 'LEADER_NOT_AVAILABLE' }), new Error('Connection timeout')]) {
+      assert.ok(classifyProduceError(e, 'send') instanceof RetriableError);
+    }
+  });
+
+  it('recognises a batch kafkajs cannot decode, also when wrapped', () => {
+    const e = Object.assign(new Error('LZ4 compression not implemented'), { name: 'KafkaJSNotImplemented' });
+    assert.equal(isUndecodable(e), true);
+    assert.equal(isUndecodable(new Error('outer', { cause: e })), true);
+    assert.equal(isUndecodable(new Error('Connection closed')), false);
+  });
+
+  it('decides "is a bug" in one place, and never retries bugs, aborts or fatal errors', () => {
+    assert.equal(isBug(new TypeError('x')), true);
+    assert.equal(isBug(new ReferenceError('x')), true);
+    assert.equal(isBug(new Error('x')), false);
+    assert.equal(isRetriable(new AbortedError('stop')), false);
+    assert.equal(isRetriable(new FatalError('stop')), false);
+    assert.equal(isRetriable(Object.assign(new TypeError('x'), { retriable: true })), false);
+  });
+
+  it('reads Kubernetes status codes without casts', () => {
+    const e = (code: number) => Object.assign(new Error(`HTTP-Code: ${code}`), { code });
+    assert.equal(isNotFound(e(404)), true);
+    assert.equal(isConflict(e(409)), true);
+    assert.equal(apiStatus(new Error('ECONNRESET')), undefined);
   });
 });
