@@ -22,7 +22,8 @@ export function ensureKafka(version: string): string {
   const libs = join(home, 'libs');
   if (!existsSync(libs) || !readdirSync(libs).some((f) => f.startsWith('kafka_2.13-'))) {
     process.stderr.write(`testbed: fetching Kafka ${version} jars from Maven Central (first run only)\n`);
-    execFileSync('bash', [join(scriptsDir, 'fetch-kafka.sh'), version, home], { stdio: ['ignore', 'inherit', 'inherit'] });
+    // Maven's output goes to stderr: stdout belongs to the caller (the CLI prints JSON and env lines there).
+    execFileSync('bash', [join(scriptsDir, 'fetch-kafka.sh'), version, home], { stdio: ['ignore', 2, 'inherit'] });
   }
   return home;
 }

@@ -304,6 +304,10 @@ export async function runSecureCheck(o: SecureCheckOptions = {}): Promise<Secure
     allowed.push('Produce to the dead-letter and results topics, Fetch from the dead-letter topic (SCRAM-SHA-512)');
     report.refused.controllerCreateResultsTopic = await mustFail('controller: create a topic it has no CREATE on', () =>
       ctlAdmin.createTopics({ topics: [{ topic: `${names.resultsTopic}-2`, numPartitions: 1 }] }));
+    // Kafka's default message.max.bytes (1048588): a dead-letter record carrying a message
+    // just over 1 MiB is refused by the broker, as in production.
+    report.refused.controllerRecordOverMessageMaxBytes = await mustFail('controller: a record over message.max.bytes', () =>
+      ctlProducer.send({ topic: names.deadLetterTopic, acks: -1, messages: [{ value: Buffer.alloc(1024 * 1024 + 100, 'x') }] }));
     report.controllerAllowed = allowed;
     phase('controller rights');
 
