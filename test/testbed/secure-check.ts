@@ -1,6 +1,6 @@
 import { createRequire } from 'node:module';
 import { randomBytes } from 'node:crypto';
-import { readFileSync, rmSync } from 'node:fs';
+import { readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Kafka, logLevel, type Admin, type KafkaConfig } from 'kafkajs';
@@ -28,7 +28,7 @@ export interface ErrorSeen {
 
 export interface SecureCheckReport {
   kafkaVersion: string;
-  start: { formatMs?: number; readyMs?: number; totalMs: number };
+  start: { formatMs?: number; readyMs?: number; totalMs?: number };
   topics: { source: string; deadLetter: string; results: string; group: string };
   acls: string[];
   /** Java producer as `producer`, one batch per codec, over SASL_SSL. */
@@ -141,21 +141,28 @@ export function readSegmentBatches(file: string): { baseOffset: string; count: n
 
 export interface SecureCheckOptions {
   log?: (line: string) => void;
-  /** Keep the broker's folder (logs, data) after the check. */
+  /**
+   * A started secure broker to check (e.g. a test bed's, started with `secureKafka`); it is
+   * left running. Without it the check starts its own and stops it: start no other broker
+   * meanwhile on a 2-core machine.
+   */
+  broker?: KafkaBroker;
+  /** Keep the check's folder (the broker's logs and data, when it started one). */
   keep?: boolean;
 }
 
 /**
- * Starts a secure broker, exercises the product's principals against it and records what
- * every refusal looks like from kafkajs. Throws if anything allowed is refused or anything
- * refused is allowed. One broker at a time; it is stopped before this returns.
+ * Exercises the product's principals against a secure broker and records what every refusal
+ * looks like from kafkajs. Throws if anything allowed is refused or anything refused is
+ * allowed. Topic, group names are fresh on every run.
  */
 export async function runSecureCheck(o: SecureCheckOptions = {}): Promise<SecureCheckReport> {
   const log = o.log ?? ((l: string) => process.stderr.write(`${l}\n`));
-  const home = ensureKafka(versions.kafka);
+  if (o.broker && !o.broker.secure) throw new Error('secure-check: the broker given is not in secure mode');
   const dir = join(cacheRoot, 'run', `secure-check-${new Date().toISOString().replace(/[:.]/g, '-')}-${process.pid}`);
   const t0 = performance.now();
-  const broker = await KafkaBroker.create(home, join(dir, 'kafka'), { secure: true });
+  const broker = o.broker ?? await KafkaBroker.create(ensureKafka(versions.kafka), join(dir, 'kafka'), { secure: true });
+  const home = broker.home;
   const clients: { disconnect(): Promise<void> }[] = [];
   const client = (user: string, mechanism: 'scram-sha-256' | 'scram-sha-512' | 'plain', extra: Partial<KafkaConfig> = {}) =>
     new Kafka({ clientId: `secure-check-${user}`, logLevel: logLevel.NOTHING, ...broker.kafkaOptions(user, mechanism), ...extra });
@@ -165,10 +172,12 @@ export async function runSecureCheck(o: SecureCheckOptions = {}): Promise<Secure
     return admin;
   };
   try {
-    await broker.start();
+    if (!o.broker) await broker.start();
     const report: Partial<SecureCheckReport> & { refused: Record<string, ErrorSeen> } = {
-      kafkaVersion: versions.kafka,
-      start: { ...broker.startTimings, totalMs: Math.round(performance.now() - t0) },
+      // From the jars, which KAFKA_HOME may have chosen instead of the bed's version setting.
+      kafkaVersion: readdirSync(join(home, 'libs')).map((f) => /^kafka-clients-(.+)\.jar$/.exec(f)?.[1]).find(Boolean) ?? 'unknown',
+      // A broker given was started by the caller: its timings, and no total of ours.
+      start: { ...broker.startTimings, ...(o.broker ? {} : { totalMs: Math.round(performance.now() - t0) }) },
       refused: {},
       phasesMs: {},
     };
@@ -350,9 +359,11 @@ export async function runSecureCheck(o: SecureCheckOptions = {}): Promise<Secure
     return report as SecureCheckReport;
   } finally {
     for (const c of clients.reverse()) await c.disconnect().catch(() => undefined);
-    const ts = performance.now();
-    await broker.stop();
-    log(`secure-check: broker stopped in ${Math.round(performance.now() - ts)} ms; whole check ${Math.round(performance.now() - t0)} ms`);
+    if (!o.broker) {
+      const ts = performance.now();
+      await broker.stop();
+      log(`secure-check: broker stopped in ${Math.round(performance.now() - ts)} ms; whole check ${Math.round(performance.now() - t0)} ms`);
+    }
     if (!o.keep) rmSync(dir, { recursive: true, force: true });
   }
 }
