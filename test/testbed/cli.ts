@@ -58,7 +58,21 @@ if (cmd === 'up') {
   });
 } else if (cmd === 'down') {
   down();
+} else if (cmd === 'secure-check') {
+  // A secure broker alone (no Kubernetes): the product's principals and ACLs exercised, and
+  // what each refusal looks like from kafkajs, as JSON on standard output.
+  import('./secure-check.js')
+    .then(({ runSecureCheck }) => runSecureCheck({ keep: process.env.TESTBED_KEEP === '1' }))
+    .then(
+      (report) => {
+        process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+      },
+      (err: unknown) => {
+        process.stderr.write(`testbed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+        process.exit(1);
+      },
+    );
 } else {
-  process.stderr.write('usage: npm run testbed -- up|down\n');
+  process.stderr.write('usage: npm run testbed -- up|down|secure-check\n');
   process.exit(2);
 }

@@ -17,6 +17,8 @@ export interface TestbedEnv {
 export interface TestbedOptions {
   /** Kafka's `group.initial.rebalance.delay.ms`; 0 for the suites, 3000 (Kafka's default) for benchmarks. */
   initialRebalanceDelayMs?: number;
+  /** Start the broker in secure mode (SASL_SSL, ACLs; see KafkaBrokerOptions.secure). */
+  secureKafka?: boolean;
   log?: (line: string) => void;
 }
 
@@ -54,7 +56,10 @@ export class Testbed {
     pruneOldRuns(join(cacheRoot, 'run'));
     const dir = join(cacheRoot, 'run', `${new Date().toISOString().replace(/[:.]/g, '-')}-${process.pid}`);
     mkdirSync(dir, { recursive: true });
-    const kafka = await KafkaBroker.create(kafkaHome, join(dir, 'kafka'), opts.initialRebalanceDelayMs ?? 0);
+    const kafka = await KafkaBroker.create(kafkaHome, join(dir, 'kafka'), {
+      initialRebalanceDelayMs: opts.initialRebalanceDelayMs ?? 0,
+      secure: opts.secureKafka ?? false,
+    });
     const control = await ControlPlane.create(kubeBin, join(dir, 'kube'));
     const t0 = Date.now();
     log(`testbed: starting Kafka ${versions.kafka} and Kubernetes ${versions.kubernetes} (state in ${dir})`);
