@@ -8,6 +8,7 @@ import { waitFor } from './helpers.js';
 
 export const CONTROLLER = join(repoRoot, 'dist', 'src', 'controller', 'main.js');
 export const FIXTURE = join(repoRoot, 'dist', 'test', 'fixtures', 'mcp-server.js');
+export const JOB_MAIN = join(repoRoot, 'dist', 'src', 'job', 'main.js');
 
 /** Creates the ServiceAccount, Role and RoleBinding of k8s/ in `namespace`, as kustomize would. */
 export async function applyControllerRbac(kc: k8s.KubeConfig, namespace: string): Promise<void> {
@@ -47,7 +48,7 @@ export async function serviceAccountKubeconfig(kc: k8s.KubeConfig, namespace: st
 export class ControllerProcess {
   child?: ChildProcess;
   logs: Record<string, any>[] = [];
-  private exited?: Promise<number | null>;
+  private exited_?: Promise<number | null>;
 
   constructor(readonly env: Record<string, string>) {}
 
@@ -72,7 +73,7 @@ export class ControllerProcess {
     };
     child.stdout!.on('data', onData);
     child.stderr!.on('data', onData);
-    this.exited = new Promise((resolve) => child.on('exit', (code) => resolve(code)));
+    this.exited_ = new Promise((resolve) => child.on('exit', (code) => resolve(code)));
     this.child = child;
     return this;
   }
@@ -91,14 +92,56 @@ export class ControllerProcess {
       .join('\n');
   }
 
+  /** Resolves the exit code once the process has exited by itself. */
+  exited(): Promise<number | null> {
+    return this.exited_!;
+  }
+
   /** SIGTERM and wait; resolves the exit code. */
   async stop(): Promise<number | null> {
     this.child?.kill('SIGTERM');
-    return this.exited!;
+    return this.exited_!;
   }
 
   async kill(): Promise<void> {
     this.child?.kill('SIGKILL');
-    await this.exited;
+    await this.exited_;
   }
+}
+
+/** What one run of the job binary as a local process did. */
+export interface JobRun {
+  code: number | null;
+  summary: Record<string, any>;
+  logs: Record<string, any>[];
+  ms: number;
+}
+
+/** The job binary as a local process, the way a Job's pod runs it; env is what the controller would set. */
+export function runJob(env: Record<string, string>): Promise<JobRun> {
+  const dir = mkdtempSync(join(tmpdir(), 'job-test-'));
+  const term = join(dir, 'termination-log');
+  const t0 = Date.now();
+  const child = spawn(process.execPath, [JOB_MAIN], {
+    env: { PATH: process.env.PATH, HOME: dir, KAFKA_BROKERS: process.env.KAFKA_BROKERS ?? '', TERMINATION_MESSAGE_PATH: term, LOG_LEVEL: 'info', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  child.stdout.on('data', (c) => (out += c));
+  child.stderr.on('data', (c) => (out += c));
+  return new Promise((resolve) =>
+    child.on('exit', (code) => {
+      let summary: Record<string, any> = {};
+      try {
+        summary = JSON.parse(readFileSync(term, 'utf8'));
+      } catch {
+        /* asserted by the caller */
+      }
+      const logs = out
+        .split('\n')
+        .filter((l) => l.startsWith('{'))
+        .map((l) => JSON.parse(l));
+      resolve({ code, summary, logs, ms: Date.now() - t0 });
+    }),
+  );
 }

@@ -32,6 +32,16 @@ export const CONTROLLER_SETTINGS = {
   JOB_TTL_SECONDS_AFTER_FINISHED: int(0)
     .default(3600)
     .describe("Job ttlSecondsAfterFinished, set once the Job's outcome is recorded and its message's offset committed"),
+  JOB_KAFKA_SECRET_NAME: z
+    .string()
+    .min(1)
+    .optional()
+    .describe("Secret mounted in every Job with the job's Kafka credentials: keys password, and ca.crt / tls.crt / tls.key when TLS needs them"),
+  JOB_KAFKA_SASL_USERNAME: z
+    .string()
+    .min(1)
+    .optional()
+    .describe("The job's own Kafka principal (read-only on the topic); its password is the Secret's key password"),
   JOB_SECRET_NAME: z.string().min(1).optional().describe('Secret mounted at SECRETS_DIR in every Job (envFile sources)'),
   MAX_IN_FLIGHT: int(1, 1000).default(32).describe('Job creates in flight at once per partition'),
   MAX_ACTIVE_JOBS: int(0).default(100).describe('Cap on unfinished Jobs; consumption pauses at it (0: no cap)'),
@@ -43,6 +53,23 @@ export const CONTROLLER_SETTINGS = {
 /** The controller's whole configuration, from flags and environment, parsed once at start. */
 export const ControllerConfigSchema = z
   .object(CONTROLLER_SETTINGS)
+  .superRefine((c, ctx) => {
+    // A Job must be able to read its message: its credentials come from JOB_KAFKA_SECRET_NAME.
+    if (c.KAFKA_SASL_MECHANISM && !(c.JOB_KAFKA_SASL_USERNAME && c.JOB_KAFKA_SECRET_NAME)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['JOB_KAFKA_SASL_USERNAME'],
+        message: 'with KAFKA_SASL_MECHANISM, Jobs need JOB_KAFKA_SASL_USERNAME and JOB_KAFKA_SECRET_NAME',
+      });
+    }
+    if (c.KAFKA_TLS && (c.KAFKA_TLS_CA_FILE || c.KAFKA_TLS_CERT_FILE) && !c.JOB_KAFKA_SECRET_NAME) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['JOB_KAFKA_SECRET_NAME'],
+        message: 'with KAFKA_TLS_CA_FILE or KAFKA_TLS_CERT_FILE, Jobs need JOB_KAFKA_SECRET_NAME (keys ca.crt, tls.crt, tls.key)',
+      });
+    }
+  })
   .transform((c) => ({ ...c, DLQ_TOPIC: c.DLQ_TOPIC ?? `${c.KAFKA_TOPIC}.dlq`, JOB_KAFKA_BROKERS: c.JOB_KAFKA_BROKERS ?? c.KAFKA_BROKERS }));
 
 export type ControllerConfig = z.output<typeof ControllerConfigSchema>;

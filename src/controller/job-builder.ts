@@ -14,6 +14,13 @@ export interface Replay {
 export type JobBuildConfig = Pick<
   ControllerConfig,
   | 'KAFKA_CONSUMER_GROUP'
+  | 'KAFKA_TLS'
+  | 'KAFKA_TLS_CA_FILE'
+  | 'KAFKA_TLS_CERT_FILE'
+  | 'KAFKA_TLS_SERVERNAME'
+  | 'KAFKA_SASL_MECHANISM'
+  | 'JOB_KAFKA_SECRET_NAME'
+  | 'JOB_KAFKA_SASL_USERNAME'
   | 'JOB_KAFKA_BROKERS'
   | 'JOB_NAMESPACE'
   | 'JOB_IMAGE'
@@ -96,6 +103,7 @@ export function buildJob(at: Coordinates, msg: ValidMessage, cfg: JobBuildConfig
     { name: 'MCP_INIT_TIMEOUT_MS', value: String(cfg.MCP_INIT_TIMEOUT_MS) },
     { name: 'TERMINATION_MESSAGE_PATH', value: TERMINATION_MESSAGE_PATH },
     { name: 'HOME', value: '/tmp' },
+    ...jobKafkaSecurityEnv(cfg),
   ];
   const ourNames = new Set(ours.map((e) => e.name));
   const env = [...(tJob?.env ?? []).filter((e) => !ourNames.has(e.name)), ...ours];
@@ -106,6 +114,10 @@ export function buildJob(at: Coordinates, msg: ValidMessage, cfg: JobBuildConfig
   if (!mounts.some((m) => m.mountPath === '/tmp')) {
     volumes.push({ name: 'tmp', emptyDir: { sizeLimit: '256Mi' } });
     mounts.push({ name: 'tmp', mountPath: '/tmp' });
+  }
+  if (cfg.JOB_KAFKA_SECRET_NAME && !mounts.some((m) => m.mountPath === JOB_KAFKA_DIR)) {
+    volumes.push({ name: 'mcp-kafka', secret: { secretName: cfg.JOB_KAFKA_SECRET_NAME, defaultMode: 0o440 } });
+    mounts.push({ name: 'mcp-kafka', mountPath: JOB_KAFKA_DIR, readOnly: true });
   }
   if (cfg.JOB_SECRET_NAME && !mounts.some((m) => m.mountPath === cfg.SECRETS_DIR)) {
     volumes.push({ name: 'mcp-secrets', secret: { secretName: cfg.JOB_SECRET_NAME, defaultMode: 0o440 } });
@@ -173,6 +185,34 @@ export function buildJob(at: Coordinates, msg: ValidMessage, cfg: JobBuildConfig
       },
     },
   };
+}
+
+/** Where a Job finds its own Kafka credentials: JOB_KAFKA_SECRET_NAME, mounted read-only. */
+export const JOB_KAFKA_DIR = '/var/run/mcp-kafka';
+
+/**
+ * How the job connects to Kafka: the controller's TLS settings, and the job's own read-only
+ * principal, whose password (and CA, client certificate) are files of JOB_KAFKA_SECRET_NAME.
+ * Only names of files go into the Job; the Secret's values never do.
+ */
+export function jobKafkaSecurityEnv(cfg: JobBuildConfig): k8s.V1EnvVar[] {
+  const env: k8s.V1EnvVar[] = [];
+  if (cfg.KAFKA_TLS) {
+    env.push({ name: 'KAFKA_TLS', value: 'true' });
+    if (cfg.KAFKA_TLS_CA_FILE) env.push({ name: 'KAFKA_TLS_CA_FILE', value: `${JOB_KAFKA_DIR}/ca.crt` });
+    if (cfg.KAFKA_TLS_CERT_FILE) {
+      env.push({ name: 'KAFKA_TLS_CERT_FILE', value: `${JOB_KAFKA_DIR}/tls.crt` }, { name: 'KAFKA_TLS_KEY_FILE', value: `${JOB_KAFKA_DIR}/tls.key` });
+    }
+    if (cfg.KAFKA_TLS_SERVERNAME) env.push({ name: 'KAFKA_TLS_SERVERNAME', value: cfg.KAFKA_TLS_SERVERNAME });
+  }
+  if (cfg.KAFKA_SASL_MECHANISM && cfg.JOB_KAFKA_SASL_USERNAME) {
+    env.push(
+      { name: 'KAFKA_SASL_MECHANISM', value: cfg.KAFKA_SASL_MECHANISM },
+      { name: 'KAFKA_SASL_USERNAME', value: cfg.JOB_KAFKA_SASL_USERNAME },
+      { name: 'KAFKA_SASL_PASSWORD_FILE', value: `${JOB_KAFKA_DIR}/password` },
+    );
+  }
+  return env;
 }
 
 /**

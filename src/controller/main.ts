@@ -5,7 +5,7 @@ import * as k8s from '@kubernetes/client-node';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { ConfigError, describeError, TerminalError } from '../shared/errors.js';
-import { createKafka, kafkaConnection } from '../shared/kafka.js';
+import { createKafka, describeKafkaSecurity, kafkaConnection } from '../shared/kafka.js';
 import { createLogger } from '../shared/logger.js';
 import { parseMessage, validationPolicy } from '../shared/message.js';
 import { readOneMessage } from '../shared/read-message.js';
@@ -29,7 +29,7 @@ async function run(argv: Record<string, unknown>): Promise<void> {
   const kc = loadKubeConfig();
   const template = loadJobTemplate(cfg.JOB_TEMPLATE);
   const metrics = createMetrics();
-  const connection = kafkaConnection({ brokers: cfg.KAFKA_BROKERS, clientId: cfg.KAFKA_CLIENT_ID, log, level: cfg.LOG_LEVEL });
+  const connection = kafkaConnection({ brokers: cfg.KAFKA_BROKERS, clientId: cfg.KAFKA_CLIENT_ID, log, level: cfg.LOG_LEVEL, security: cfg });
   const batch = makeKeepAliveClient(kc, k8s.BatchV1Api, { timeoutMs: cfg.KUBE_REQUEST_TIMEOUT_MS });
   let ready = () => false;
   let live = () => true;
@@ -42,7 +42,16 @@ async function run(argv: Record<string, unknown>): Promise<void> {
           () => live(),
         )
       : undefined;
-  const handle = await runController({ config: cfg, connection, kc, batch, template, log, metrics });
+  let handle: Awaited<ReturnType<typeof runController>>;
+  try {
+    handle = await runController({ config: cfg, connection, kc, batch, template, log, metrics });
+  } catch (err) {
+    // Most often the brokers refused us (a wrong password, a CA that does not match): say how we
+    // connected and what the broker said, then exit so the pod is visibly not running.
+    log.fatal({ ...describeKafkaSecurity(connection), err: describeError(err) }, 'controller could not start');
+    await new Promise<void>((resolve) => log.flush(() => resolve()));
+    process.exit(1);
+  }
   ready = handle.isReady;
   live = handle.isLive;
   const shutdown = async (signal: string) => {
@@ -102,7 +111,7 @@ async function produce(argv: Record<string, unknown>): Promise<void> {
     process.exit(65);
   }
   const log = createLogger({ level: 'warn', name: 'mcp-job-controller-produce' });
-  const kafka = createKafka(kafkaConnection({ brokers: cfg.KAFKA_BROKERS, clientId: `${cfg.KAFKA_CLIENT_ID}-produce`, log, level: 'warn' }));
+  const kafka = createKafka(kafkaConnection({ brokers: cfg.KAFKA_BROKERS, clientId: `${cfg.KAFKA_CLIENT_ID}-produce`, log, level: 'warn', security: cfg }));
   const total = lines.filter((l) => l.trim()).length;
   const progress = total >= 1000 ? (sent: number, all: number) => process.stderr.write(`sent ${sent}/${all}\n`) : undefined;
   const res = await produceLines(kafka, cfg.KAFKA_TOPIC, lines, progress);
@@ -125,7 +134,7 @@ async function replayCommand(argv: Record<string, unknown>): Promise<void> {
         config: cfg,
         batch: makeKeepAliveClient(kc, k8s.BatchV1Api),
         template: loadJobTemplate(cfg.JOB_TEMPLATE),
-        read: (at) => readOneMessage(kafkaConnection({ brokers: cfg.KAFKA_BROKERS, clientId: `${cfg.KAFKA_CLIENT_ID}-replay` }), at),
+        read: (at) => readOneMessage(kafkaConnection({ brokers: cfg.KAFKA_BROKERS, clientId: `${cfg.KAFKA_CLIENT_ID}-replay`, security: cfg }), at),
       },
       argv['from-dlq'] !== undefined ? { dlq: parse(String(argv['from-dlq'])) } : { source: parse(String(argv.source)) },
     );

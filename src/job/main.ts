@@ -27,11 +27,12 @@ let code: number;
 try {
   const config = jobConfig(argv, process.env);
   const log = createLogger({ level: config.LOG_LEVEL, name: 'mcp-job', sync: true });
-  const connection = kafkaConnection({ brokers: config.KAFKA_BROKERS, clientId: 'mcp-job', log, level: config.LOG_LEVEL });
   code = await runJob({
     config,
     log,
-    read: (at) => readOneMessage(connection, at),
+    // Built on first use, inside runJob: an unreadable credentials file is reported like a failed
+    // connection (exit 75, with the reason in the summary) — fixing the Secret makes a retry work.
+    read: (at) => readOneMessage(kafkaConnection({ brokers: config.KAFKA_BROKERS, clientId: 'mcp-job', log, level: config.LOG_LEVEL, security: config }), at),
     writeTerminationMessage: (text) => {
       try {
         writeFileSync(config.TERMINATION_MESSAGE_PATH, text);

@@ -67,6 +67,9 @@ export class PartitionReader {
     this.cluster = new Cluster({
       logger: createLogger({ level: conn.logLevel, logCreator: conn.logCreator ?? defaultLogCreator }),
       brokers: conn.brokers,
+      ssl: conn.ssl,
+      sasl: conn.sasl,
+      authenticationTimeout: 10_000,
       socketFactory,
       clientId: conn.clientId,
       connectionTimeout: 5000,

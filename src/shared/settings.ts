@@ -22,12 +22,25 @@ export const csv = z.preprocess(
 export const int = (min: number, max = Number.MAX_SAFE_INTEGER) => z.coerce.number().int().min(min).max(max);
 export const logLevelSetting = z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
 
+/** `true`/`false` (and 1/0, yes/no) from flags and env, where a string is all there is. */
+export const bool = z.preprocess((v) => (typeof v === 'string' ? /^(true|1|yes)$/i.test(v.trim()) : v), z.boolean());
+
+export const SASL_MECHANISMS = ['plain', 'scram-sha-256', 'scram-sha-512'] as const;
+
 export const DEFAULT_ALLOWED_COMMANDS = ['node', 'npx', 'uv', 'uvx', 'python', 'python3'];
 
 /** What both programs read, declared once: the controller passes these on to every Job. */
 export const SHARED_SETTINGS = {
   KAFKA_BROKERS: csv.refine((a) => a.length > 0, 'at least one broker host:port').describe('Kafka bootstrap brokers, comma-separated host:port'),
   KAFKA_TOPIC: z.string().min(1).describe('Topic of the messages'),
+  KAFKA_TLS: bool.default(false).describe('Connect to the brokers over TLS'),
+  KAFKA_TLS_CA_FILE: z.string().min(1).optional().describe("PEM file of the CA that signed the brokers' certificates (default: the system's CAs)"),
+  KAFKA_TLS_CERT_FILE: z.string().min(1).optional().describe('PEM client certificate, for brokers that require one (mTLS)'),
+  KAFKA_TLS_KEY_FILE: z.string().min(1).optional().describe('PEM key of the client certificate'),
+  KAFKA_TLS_SERVERNAME: z.string().min(1).optional().describe("Name to check the brokers' certificates against, when it is not the host dialled"),
+  KAFKA_SASL_MECHANISM: z.enum(SASL_MECHANISMS).optional().describe('SASL mechanism: plain|scram-sha-256|scram-sha-512 (unset: no SASL)'),
+  KAFKA_SASL_USERNAME: z.string().min(1).optional().describe('SASL user name'),
+  KAFKA_SASL_PASSWORD_FILE: z.string().min(1).optional().describe('File holding the SASL password (mount it from a Secret; never set the password itself)'),
   ALLOWED_COMMANDS: csv.default(DEFAULT_ALLOWED_COMMANDS).describe('Commands a stdio MCP server may run, comma-separated (* for any)'),
   SECRETS_DIR: z
     .string()

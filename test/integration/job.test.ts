@@ -1,51 +1,15 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
 import { repoRoot } from '../testbed/cache.js';
-import { brokers, freshTopic, waitFor, useKafka } from '../helpers.js';
+import { freshTopic, waitFor, useKafka } from '../helpers.js';
 import { alive as isAlive } from '../../src/job/mcp-init.js';
 import { checksumOf } from '../../src/shared/message.js';
+import { runJob } from '../support.js';
 
-const JOB = join(repoRoot, 'dist', 'src', 'job', 'main.js');
 const FIXTURE = join(repoRoot, 'dist', 'test', 'fixtures', 'mcp-server.js');
-
-interface JobRun {
-  code: number | null;
-  summary: Record<string, any>;
-  logs: Record<string, any>[];
-  ms: number;
-}
-
-function runJob(env: Record<string, string>): Promise<JobRun> {
-  const dir = mkdtempSync(join(tmpdir(), 'job-test-'));
-  const term = join(dir, 'termination-log');
-  const t0 = Date.now();
-  const child = spawn(process.execPath, [JOB], {
-    env: { PATH: process.env.PATH, HOME: dir, KAFKA_BROKERS: brokers().join(','), TERMINATION_MESSAGE_PATH: term, LOG_LEVEL: 'info', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  child.stdout.on('data', (c) => (out += c));
-  child.stderr.on('data', (c) => (out += c));
-  return new Promise((resolve) =>
-    child.on('exit', (code) => {
-      let summary: Record<string, any> = {};
-      try {
-        summary = JSON.parse(readFileSync(term, 'utf8'));
-      } catch {
-        /* asserted by the caller */
-      }
-      const logs = out
-        .split('\n')
-        .filter((l) => l.startsWith('{'))
-        .map((l) => JSON.parse(l));
-      resolve({ code, summary, logs, ms: Date.now() - t0 });
-    }),
-  );
-}
 
 describe('the job binary', () => {
   const { admin, producer } = useKafka();

@@ -23,7 +23,7 @@ export interface ProductAclNames {
   principals?: { controller?: string; job?: string; producer?: string };
 }
 
-export type AclOperation = 'Read' | 'Write' | 'Create' | 'Describe';
+export type AclOperation = 'Read' | 'Write' | 'Create' | 'Describe' | 'DescribeConfigs';
 
 /** One kafka-acls.sh line: ALLOW `operations` to `principal` on one literal resource, any host. */
 export interface AclRule {
@@ -49,8 +49,8 @@ export function productAcls(n: ProductAclNames): AclRule[] {
       principal: controller,
       resource: 'topic',
       name: n.topic,
-      operations: ['Read', 'Describe'],
-      why: 'consume the source topic (metadata, ListOffsets, Fetch)',
+      operations: ['Read', 'Describe', 'DescribeConfigs'],
+      why: 'consume the source topic (metadata, ListOffsets, Fetch); read its max.message.bytes for the dead-letter topic',
     },
     { principal: controller, resource: 'group', name: n.group, operations: ['Read'], why: 'join the consumer group, commit and fetch its offsets' },
     // CREATE: the controller makes its own dead-letter topic at start with the source's
@@ -61,7 +61,7 @@ export function productAcls(n: ProductAclNames): AclRule[] {
       principal: controller,
       resource: 'topic',
       name: n.deadLetterTopic,
-      operations: ['Write', 'Describe', 'Create', 'Read'],
+      operations: ['Write', 'Describe', 'Create', 'Read', 'DescribeConfigs'],
       why: 'create the dead-letter topic, write dead-letter records, read them back on restart and for replays',
     },
   ];
@@ -95,6 +95,7 @@ const operationCode: Record<AclOperation, number> = {
   Write: AclOperationTypes.WRITE,
   Create: AclOperationTypes.CREATE,
   Describe: AclOperationTypes.DESCRIBE,
+  DescribeConfigs: AclOperationTypes.DESCRIBE_CONFIGS,
 };
 
 /** The rules as kafkajs `createAcls` entries (one per operation). */

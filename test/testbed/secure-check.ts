@@ -68,7 +68,7 @@ interface RawCluster {
  * partition leader, no group), here with TLS and SASL, and also used to send single requests
  * (OffsetCommit, Produce) whose refusal the check records.
  */
-function rawCluster(opts: KafkaClientOptions): RawCluster {
+export function rawCluster(opts: KafkaClientOptions): RawCluster {
   const Cluster = require('kafkajs/src/cluster/index.js') as new (o: object) => RawCluster;
   const { createLogger } = require('kafkajs/src/loggers/index.js') as { createLogger: (o: object) => unknown };
   const socketFactory = (require('kafkajs/src/network/socketFactory.js') as () => unknown)();
@@ -88,7 +88,7 @@ function rawCluster(opts: KafkaClientOptions): RawCluster {
   });
 }
 
-async function leaderOf(cluster: RawCluster, topic: string, partition: number): Promise<RawBroker> {
+export async function leaderOf(cluster: RawCluster, topic: string, partition: number): Promise<RawBroker> {
   await cluster.addTargetTopic(topic);
   const nodeId = Object.keys(cluster.findLeaderForPartitions(topic, [partition]))[0];
   if (nodeId === undefined) throw new Error(`no leader for ${topic}/${partition}`);
