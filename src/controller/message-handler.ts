@@ -54,7 +54,7 @@ export interface HandlerDeps {
   signal: AbortSignal;
   now?: () => Date;
   /** The dead-letter topic's `max.message.bytes`: a record over it is written truncated. */
-  dlqMaxBytes?: () => number;
+  dlqMaxBytes?: () => number | Promise<number>;
   /** Backoff between retries of a retriable failure; short so a recovered API server is used within seconds. */
   backoff?: BackoffOptions;
 }
@@ -201,6 +201,7 @@ export class MessageHandler {
   async sendDeadLetter(record: Message, at: Coordinates, heartbeat: () => Promise<void>, signal?: AbortSignal): Promise<void> {
     const { config: cfg, log, metrics } = this.d;
     let current = record;
+    let limit: number | undefined;
     await retryForever(
       async () => {
         try {
@@ -209,10 +210,14 @@ export class MessageHandler {
           const err = classifyProduceError(e, `dead-letter record for ${at.topic}/${at.partition}@${at.offset}`);
           if (!(err instanceof TerminalError)) throw err;
           const type = kafkaErrorType(e);
-          if ((type === 'MESSAGE_TOO_LARGE' || type === 'RECORD_LIST_TOO_LARGE') && current === record) {
-            const limit = this.d.dlqMaxBytes?.() ?? 1024 * 1024;
+          const tooLarge = type === 'MESSAGE_TOO_LARGE' || type === 'RECORD_LIST_TOO_LARGE';
+          // The limit is read when needed (an operator may have changed it), then halved if the
+          // broker still says no: its framing overhead is not ours to know exactly.
+          if (tooLarge && (limit === undefined || limit > 4096)) {
+            const first = limit === undefined;
+            limit = first ? await this.dlqLimit() : Math.floor(limit! / 2);
             current = truncateDeadLetter(record, limit);
-            metrics.deadLetterTruncated.inc();
+            if (first) metrics.deadLetterTruncated.inc();
             log.warn({ ...at, limit, size: record.value?.length ?? 0 }, 'dead-letter record over the topic limit; writing it truncated');
             throw new RetriableError('dead-letter record over the topic limit; sending it truncated', { cause: e });
           }
@@ -221,5 +226,9 @@ export class MessageHandler {
       },
       this.retryOpts('dead-letter', heartbeat, at, signal ? AbortSignal.any([this.d.signal, signal]) : this.d.signal),
     );
+  }
+
+  private async dlqLimit(): Promise<number> {
+    return (await this.d.dlqMaxBytes?.()) ?? 1024 * 1024;
   }
 }

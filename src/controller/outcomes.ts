@@ -5,6 +5,8 @@ import { JobSummarySchema, type JobSummary } from '../shared/summary.js';
 
 export interface JobOutcome {
   job: string;
+  /** The Job object's uid: two Jobs of one name (one deleted, one made again) are told apart by it. */
+  uid?: string;
   namespace: string;
   jobID?: string;
   source?: Coordinates;
@@ -57,6 +59,7 @@ export function buildOutcome(job: k8s.V1Job, pods: k8s.V1Pod[]): JobOutcome {
   const finished = cond?.lastTransitionTime ?? job.status?.completionTime;
   return {
     job: job.metadata?.name ?? '',
+    uid: job.metadata?.uid,
     namespace: job.metadata?.namespace ?? '',
     jobID: a[Annotation.jobID],
     source: src,

@@ -129,7 +129,6 @@ export async function runController(deps: ControllerDeps): Promise<ControllerHan
     handlers: { upsert: (j) => slots.observe(j), remove: (j) => slots.forget(j.metadata?.name ?? ''), relisted: (all) => slots.reconcile(all) },
     log: log.child({ component: 'job-watch' }),
   });
-  let dlqMaxBytes = KAFKA_DEFAULT_MAX_MESSAGE_BYTES;
   const handler = new MessageHandler({
     config: cfg,
     policy: validationPolicy(cfg),
@@ -142,7 +141,7 @@ export async function runController(deps: ControllerDeps): Promise<ControllerHan
     metrics,
     signal: stopping.signal,
     now,
-    dlqMaxBytes: () => dlqMaxBytes,
+    dlqMaxBytes: async () => (await topicMaxMessageBytes(cfg.DLQ_TOPIC).catch(() => undefined)) ?? KAFKA_DEFAULT_MAX_MESSAGE_BYTES,
   });
   const consumer: Consumer = kafka.consumer({
     groupId: cfg.KAFKA_CONSUMER_GROUP,
@@ -279,22 +278,14 @@ export async function runController(deps: ControllerDeps): Promise<ControllerHan
 
   /**
    * The dead-letter topic gets the source's partition count and `max.message.bytes`, so records
-   * spread the same way and an original record fits; the limit it ends up with is remembered, so
-   * a record over it is written truncated rather than retried for ever.
+   * spread the same way and an original record fits; a record over the limit is written
+   * truncated rather than retried for ever.
    */
   async function ensureDeadLetterTopic(): Promise<void> {
-    const topicMax = async (topic: string): Promise<number | undefined> => {
-      const r = await admin.describeConfigs({
-        includeSynonyms: false,
-        resources: [{ type: kafkajs.ConfigResourceTypes.TOPIC, name: topic, configNames: ['max.message.bytes'] }],
-      });
-      const v = r.resources[0]?.configEntries.find((e) => e.configName === 'max.message.bytes')?.configValue;
-      return v ? Number(v) : undefined;
-    };
     try {
       const meta = await admin.fetchTopicMetadata({ topics: [cfg.KAFKA_TOPIC] }).catch(() => undefined);
       const partitions = meta?.topics[0]?.partitions.length ?? 1;
-      const sourceMax = await topicMax(cfg.KAFKA_TOPIC).catch(() => undefined);
+      const sourceMax = await topicMaxMessageBytes(cfg.KAFKA_TOPIC).catch(() => undefined);
       const created = await admin.createTopics({
         topics: [
           {
@@ -310,7 +301,16 @@ export async function runController(deps: ControllerDeps): Promise<ControllerHan
       // Without the right to create topics, the operator creates it; the first send finds out.
       log.warn({ topic: cfg.DLQ_TOPIC, err: describeError(err) }, 'could not make sure the dead-letter topic exists');
     }
-    dlqMaxBytes = (await topicMax(cfg.DLQ_TOPIC).catch(() => undefined)) ?? KAFKA_DEFAULT_MAX_MESSAGE_BYTES;
+  }
+
+  /** A topic's `max.message.bytes` (DescribeConfigs). */
+  async function topicMaxMessageBytes(topic: string): Promise<number | undefined> {
+    const r = await admin.describeConfigs({
+      includeSynonyms: false,
+      resources: [{ type: kafkajs.ConfigResourceTypes.TOPIC, name: topic, configNames: ['max.message.bytes'] }],
+    });
+    const v = r.resources[0]?.configEntries.find((e) => e.configName === 'max.message.bytes')?.configValue;
+    return v ? Number(v) : undefined;
   }
 
   /**

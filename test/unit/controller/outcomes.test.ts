@@ -6,6 +6,7 @@ import { buildOutcome, buildResultRecord, failureText } from '../../../src/contr
 const job = (type: 'Complete' | 'Failed', reason: string, message = ''): k8s.V1Job => ({
   metadata: {
     name: 'mcp-t-0-7',
+    uid: 'uid-7',
     namespace: 'ns',
     annotations: {
       'mcp-job-controller.io/topic': 't',
@@ -38,6 +39,7 @@ describe('buildOutcome', () => {
     ]);
     assert.deepEqual(o, {
       job: 'mcp-t-0-7',
+      uid: 'uid-7',
       namespace: 'ns',
       jobID: 'job-7',
       source: { topic: 't', partition: 0, offset: '7' },
