@@ -30,7 +30,8 @@ export async function uncommittedDeadLetters(o: {
     let since: number | undefined;
     for (const end of ends) {
       const c = committed?.partitions.find((p) => p.partition === end.partition)?.offset;
-      const from = c === undefined || c === '-1' ? BigInt(end.low) : BigInt(c);
+      // Never below the log start: retention may have passed the committed offset (a Fetch there fails).
+      const from = c === undefined || c === '-1' || BigInt(c) < BigInt(end.low) ? BigInt(end.low) : BigInt(c);
       if (from >= BigInt(end.high)) continue;
       const [first] = await o.reader.fetch(o.topic, end.partition, from, 1024 * 1024);
       if (first) since = Math.min(since ?? Infinity, Number(first.timestamp));
