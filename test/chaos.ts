@@ -80,7 +80,8 @@ class Supervisor {
       this.exits.push(code);
       if (this.stopped || this.current !== p) return;
       this.restarts++;
-      setTimeout(() => !this.stopped && this.start(), 1000);
+      // Unless the harness replaced (or killed) it meanwhile: never two controllers at once.
+      setTimeout(() => !this.stopped && this.current === p && this.start(), 1000);
     });
   }
 
@@ -281,6 +282,8 @@ interface Scenario {
   name: string;
   /** Runs the fault while messages flow; resolves when the fault is over (the clock for recovery starts). */
   run: (c: Chaos, sup: Supervisor, env: Record<string, string>) => Promise<string>;
+  /** Two controllers run at once: the cap is per controller (the Deployment runs one), so its peak is shown but not judged. */
+  twoControllers?: boolean;
 }
 
 const scenarios: Scenario[] = [
@@ -421,6 +424,7 @@ const scenarios: Scenario[] = [
   },
   {
     name: 'second-instance-rebalance',
+    twoControllers: true,
     run: async (c, _sup, env) => {
       const flow = c.stream(60, 10, 5);
       await sleep(2000);
@@ -507,6 +511,7 @@ async function main(): Promise<number> {
     for (const [i, sc] of scenarios.entries()) {
       if (only && i > 0 && !only.includes(sc.name)) continue;
       const before = chaos.sent.length;
+      const maxBefore = chaos.maxActive;
       const t0 = Date.now();
       let what: string;
       try {
@@ -527,9 +532,11 @@ async function main(): Promise<number> {
       lostTotal = a.lost;
       dupTotal = a.duplicates;
       gapTotal = a.gap;
+      const peak = chaos.maxActive;
+      if (sc.twoControllers) chaos.maxActive = maxBefore;
       capBroken ||= chaos.maxActive > CAP;
       say(
-        `scenario ${i + 1} ${sc.name}: ${what}; messages=${mine.length} (valid=${mine.length - malformed} malformed=${malformed}) jobs=${a.jobs} duplicates=${a.duplicates} lost=${a.lost} gap=${a.gap} dead-lettered=${a.deadLettered} truncated=${a.truncated} wrong-reason=${a.wrongReason} max-active=${chaos.maxActive}/${CAP} controller-restarts=${sup.restarts} nonzero-exits=${sup.exits.filter((x) => x !== 0 && x !== null).length} recovery=${recovery.toFixed(1)}s elapsed=${((faultOver - t0) / 1000).toFixed(0)}s`,
+        `scenario ${i + 1} ${sc.name}: ${what}; messages=${mine.length} (valid=${mine.length - malformed} malformed=${malformed}) jobs=${a.jobs} duplicates=${a.duplicates} lost=${a.lost} gap=${a.gap} dead-lettered=${a.deadLettered} truncated=${a.truncated} wrong-reason=${a.wrongReason} max-active=${peak}/${CAP}${sc.twoControllers ? ' (two controllers, not judged)' : ''} controller-restarts=${sup.restarts} nonzero-exits=${sup.exits.filter((x) => x !== 0 && x !== null).length} recovery=${recovery.toFixed(1)}s elapsed=${((faultOver - t0) / 1000).toFixed(0)}s`,
       );
     }
   } finally {

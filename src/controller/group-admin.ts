@@ -62,9 +62,14 @@ export class GroupAdmin {
     return (this.committed.get(at.partition) ?? -1n) > BigInt(at.offset);
   }
 
-  /** The gap retention left before `firstFetched` on `partition`, if any. */
+  /**
+   * The gap retention left before `firstFetched` on `partition`, if any. The committed offset
+   * is the one this process read at start or committed itself: on OFFSET_OUT_OF_RANGE kafkajs
+   * commits "earliest" (-2) in the group's name, which erases the evidence on the broker.
+   */
   async retentionGapBefore(partition: number, firstFetched: string): Promise<RetentionGap | undefined> {
-    const c = (await this.committedOffsets()).get(partition) ?? -1n;
+    if (!this.committed.has(partition)) await this.committedOffsets();
+    const c = this.committed.get(partition) ?? -1n;
     if (c < 0n || BigInt(firstFetched) <= c) return undefined;
     const low = BigInt((await this.admin.fetchTopicOffsets(this.o.topic)).find((p) => p.partition === partition)?.low ?? '0');
     return retentionGap(c, BigInt(firstFetched), low);

@@ -195,6 +195,8 @@ export async function runController(deps: ControllerDeps): Promise<ControllerHan
       { signal: stopping.signal, onRetry: (err) => void log.warn({ err: describeError(err) }, 'retrying the dead-letter scan') },
     ),
   );
+  // What the group had committed before kafkajs can reset anything (see GroupAdmin.retentionGapBefore).
+  await groupAdmin.committedOffsets();
   await consumer.connect();
   await consumer.subscribe({ topics: [cfg.KAFKA_TOPIC], fromBeginning: true });
   await consumer.run({

@@ -59,6 +59,35 @@ describe('shipping: manifests, render, metrics, produce and npm run dev', () => 
   const batch = kc.makeApiClient(k8s.BatchV1Api);
   const { admin, producer } = useKafka();
 
+  it("applies the secure-kafka overlay: the controller gets TLS and SASL from a mounted Secret, and every Job the job's own principal", async () => {
+    const ns = uniqueName('secure');
+    const dir = overlay(
+      'k8s/overlays/secure-kafka',
+      `namespace: ${ns}\npatches:\n  - target: { kind: Deployment, name: mcp-job-controller }\n    patch: '[{"op": "replace", "path": "/spec/replicas", "value": 0}]'\n`,
+    );
+    try {
+      kubectl(['apply', '-k', dir]);
+      const dep = await kc.makeApiClient(k8s.AppsV1Api).readNamespacedDeployment({ name: 'mcp-job-controller', namespace: ns });
+      const c = dep.spec!.template.spec!.containers[0]!;
+      const env = Object.fromEntries(c.env!.filter((e) => e.value !== undefined).map((e) => [e.name, e.value!]));
+      const mount = c.volumeMounts!.find((m) => m.name === 'kafka-credentials')!;
+      assert.equal(env.KAFKA_SASL_PASSWORD_FILE, `${mount.mountPath}/password`, 'the password is a file of the mounted Secret');
+      const cfg = parseConfig(ControllerConfigSchema, { ...env, JOB_NAMESPACE: ns });
+      const job = buildJob(
+        { topic: cfg.KAFKA_TOPIC, partition: 0, offset: '0' },
+        { jobID: 'x', jobType: 'server-init', config: { mcpServers: {} }, checksum: '0'.repeat(64) },
+        cfg,
+      );
+      const jobEnv = Object.fromEntries(job.spec!.template.spec!.containers[0]!.env!.map((e) => [e.name, e.value]));
+      assert.equal(jobEnv.KAFKA_SASL_USERNAME, 'job');
+      assert.equal(jobEnv.KAFKA_SASL_PASSWORD_FILE, '/var/run/mcp-kafka/password');
+      const secret = await core.readNamespacedSecret({ name: env.JOB_KAFKA_SECRET_NAME!, namespace: ns });
+      assert.deepEqual(Object.keys(secret.data ?? {}).sort(), ['ca.crt', 'password'], "the job's Secret holds what the Job's env names");
+    } finally {
+      await core.deleteNamespace({ name: ns }).catch(() => undefined);
+    }
+  });
+
   it('applies the k8s/ base with a stock kubectl, and its controller pod passes PodSecurity restricted', async () => {
     const ns = uniqueName('base');
     const dir = overlay(
