@@ -52,6 +52,7 @@ export async function processBatch(d: BatchDeps, p: EachBatchPayload): Promise<v
   };
   const inFlight = new Set<Promise<void>>();
   let failure: unknown;
+  let lastCommitOk = true;
   const commitFinished = async (force: boolean) => {
     const c = window.take(force);
     if (!c) return;
@@ -61,8 +62,10 @@ export async function processBatch(d: BatchDeps, p: EachBatchPayload): Promise<v
       d.onCommitted?.(partition, c.next);
       d.handler.committed(partition, c.next);
       d.metrics.committedOffset.set({ topic, partition: String(partition) }, Number(c.next));
+      lastCommitOk = true;
       d.log.debug({ topic, partition, offset: c.next }, 'offset committed');
     } catch (err) {
+      lastCommitOk = false;
       // The Jobs exist; a lost commit only means a redelivery, which the 409 path absorbs.
       d.log.warn({ topic, partition, offset: c.next, err: describeError(err) }, 'offset commit failed; messages will be redelivered');
     }
@@ -109,7 +112,12 @@ export async function processBatch(d: BatchDeps, p: EachBatchPayload): Promise<v
     throw failure;
   }
   if (heartbeatError !== undefined) {
-    d.log.info({ topic, partition, err: describeError(heartbeatError) }, 'rebalance: stopped dispatching, drained and committed this batch');
+    d.log.info(
+      { topic, partition, committed: lastCommitOk, err: describeError(heartbeatError) },
+      lastCommitOk
+        ? 'rebalance: stopped dispatching, drained and committed this batch'
+        : 'rebalance: stopped dispatching and drained this batch; its commit failed',
+    );
     throw heartbeatError;
   }
 }

@@ -46,7 +46,7 @@ export const CONTROLLER_SETTINGS = {
   MAX_IN_FLIGHT: int(1, 1000).default(32).describe('Job creates in flight at once per partition'),
   MAX_ACTIVE_JOBS: int(0).default(100).describe('Cap on unfinished Jobs; consumption pauses at it (0: no cap)'),
   METRICS_PORT: int(0, 65535).default(8080).describe('Port for /metrics, /healthz, /readyz (0: off)'),
-  KUBE_REQUEST_TIMEOUT_MS: int(1000).default(30_000).describe('Longest one Kubernetes API call may take before it is abandoned and retried'),
+  KUBE_REQUEST_TIMEOUT_MS: int(1000).default(15_000).describe('Longest one Kubernetes API call may take before it is abandoned and retried'),
   SHUTDOWN_TIMEOUT_MS: int(0).default(25_000).describe('Longest a SIGTERM stop may take before exit'),
 } satisfies SettingsShape;
 
@@ -54,6 +54,14 @@ export const CONTROLLER_SETTINGS = {
 export const ControllerConfigSchema = z
   .object(CONTROLLER_SETTINGS)
   .superRefine((c, ctx) => {
+    // A graceful stop waits for the creates in flight: one call must not outlast the stop.
+    if (c.SHUTDOWN_TIMEOUT_MS > 0 && c.KUBE_REQUEST_TIMEOUT_MS >= c.SHUTDOWN_TIMEOUT_MS) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['KUBE_REQUEST_TIMEOUT_MS'],
+        message: 'must be less than SHUTDOWN_TIMEOUT_MS, so a stop can wait for the calls in flight',
+      });
+    }
     // A Job must be able to read its message: its credentials come from JOB_KAFKA_SECRET_NAME.
     if (c.KAFKA_SASL_MECHANISM && !(c.JOB_KAFKA_SASL_USERNAME && c.JOB_KAFKA_SECRET_NAME)) {
       ctx.addIssue({

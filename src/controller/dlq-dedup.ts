@@ -1,4 +1,5 @@
 import type { Kafka } from 'kafkajs';
+import { isUndecodable } from '../shared/errors.js';
 import { DlqHeader } from './dead-letter.js';
 import type { Logger } from '../shared/logger.js';
 import type { PartitionReader } from '../shared/read-message.js';
@@ -28,18 +29,28 @@ export async function uncommittedDeadLetters(o: {
     const [committed] = await admin.fetchOffsets({ groupId: o.group, topics: [o.topic] });
     const ends = await admin.fetchTopicOffsets(o.topic);
     let since: number | undefined;
+    let fromStart = false;
     for (const end of ends) {
       const c = committed?.partitions.find((p) => p.partition === end.partition)?.offset;
       // Never below the log start: retention may have passed the committed offset (a Fetch there fails).
       const from = c === undefined || c === '-1' || BigInt(c) < BigInt(end.low) ? BigInt(end.low) : BigInt(c);
       if (from >= BigInt(end.high)) continue;
-      const [first] = await o.reader.fetch(o.topic, end.partition, from, 1024 * 1024);
-      if (first) since = Math.min(since ?? Infinity, Number(first.timestamp));
+      try {
+        // One batch (a 1-byte limit): the oldest uncommitted message's timestamp is all we need.
+        const [first] = await o.reader.fetch(o.topic, end.partition, from, 1);
+        if (first) since = Math.min(since ?? Infinity, Number(first.timestamp));
+      } catch (err) {
+        // A batch kafkajs cannot decode: its time is unknown, so read the dead-letter topic whole.
+        if (!isUndecodable(err)) throw err;
+        fromStart = true;
+      }
     }
-    if (since === undefined) return found;
+    if (since === undefined && !fromStart) return found;
     let starts: { partition: number; offset: string }[];
     try {
-      starts = await admin.fetchTopicOffsetsByTimestamp(o.dlqTopic, since - CLOCK_SKEW_MARGIN_MS);
+      starts = fromStart
+        ? (await admin.fetchTopicOffsets(o.dlqTopic)).map((e) => ({ partition: e.partition, offset: e.low }))
+        : await admin.fetchTopicOffsetsByTimestamp(o.dlqTopic, since! - CLOCK_SKEW_MARGIN_MS);
     } catch {
       return found; // no dead-letter topic yet: nothing to find
     }

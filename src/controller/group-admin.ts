@@ -68,8 +68,10 @@ export class GroupAdmin {
    * commits "earliest" (-2) in the group's name, which erases the evidence on the broker.
    */
   async retentionGapBefore(partition: number, firstFetched: string): Promise<RetentionGap | undefined> {
-    if (!this.committed.has(partition)) await this.committedOffsets();
-    const c = this.committed.get(partition) ?? -1n;
+    // The broker's value when it is a real offset (another instance may have moved it on);
+    // what this process knew when kafkajs has overwritten it with "earliest".
+    const fresh = (await this.committedOffsets()).get(partition) ?? -1n;
+    const c = fresh >= 0n ? fresh : (this.committed.get(partition) ?? -1n);
     if (c < 0n || BigInt(firstFetched) <= c) return undefined;
     const low = BigInt((await this.admin.fetchTopicOffsets(this.o.topic)).find((p) => p.partition === partition)?.low ?? '0');
     return retentionGap(c, BigInt(firstFetched), low);

@@ -24,7 +24,7 @@ export class RetentionGapGuard {
   constructor(
     private readonly d: {
       groupAdmin: Pick<GroupAdmin, 'retentionGapBefore'>;
-      handler: Pick<MessageHandler, 'hasDeadLettered' | 'sendDeadLetter'>;
+      handler: Pick<MessageHandler, 'hasDeadLettered' | 'sendDeadLetter' | 'markDeadLettered'>;
       log: Logger;
       metrics: Metrics;
       now: () => Date;
@@ -45,6 +45,7 @@ export class RetentionGapGuard {
       if (!this.d.handler.hasDeadLettered(at)) {
         const error = `offsets ${at.offset}..${last} of ${topic}/${partition} were deleted by retention before the controller consumed them`;
         await this.d.handler.sendDeadLetter(buildLossRecord(at, 'retention-gap', error, this.d.now(), last), at, heartbeat);
+        this.d.handler.markDeadLettered(at);
         this.d.metrics.retentionGap.inc({ topic, partition: String(partition) }, gap.count);
         this.d.metrics.deadLettered.inc({ reason: 'retention-gap' });
       }
@@ -55,46 +56,73 @@ export class RetentionGapGuard {
 }
 
 /**
- * kafkajs could not decode a batch at a partition's committed offset: it will fail the same
- * way every time. Record each offset it cannot read on the dead-letter topic (no bytes to keep),
- * move the group's offset past them — the consumer has left the group, so it may — and return
- * how many; the process then exits and its successor goes on after them.
+ * kafkajs could not decode a batch after a partition's committed offset, and it fails the
+ * whole fetch for that partition, so neither the bad batch nor the good ones before it ever
+ * reach the handler. Walk the partition one batch at a time (a Fetch with a 1-byte limit returns
+ * exactly one batch): the records of good batches are handled as the consumer would have
+ * (Job or dead-letter record), each offset of the bad batch gets an `undecodable-record`
+ * dead-letter record (no bytes to keep), and the group's offset moves past them — the consumer
+ * has left the group, so it may. Returns how many offsets were undecodable; the process then
+ * exits and its successor goes on after them.
  */
 export async function quarantineUndecodable(d: {
   topic: string;
   cause: unknown;
-  groupAdmin: GroupAdmin;
+  groupAdmin: Pick<GroupAdmin, 'committedOffsets' | 'ends' | 'setOffset'>;
   reader: Pick<PartitionReader, 'fetch'>;
-  handler: Pick<MessageHandler, 'hasDeadLettered' | 'sendDeadLetter'>;
+  handler: Pick<MessageHandler, 'handle' | 'hasDeadLettered' | 'sendDeadLetter' | 'markDeadLettered'>;
   log: Logger;
   metrics: Metrics;
   now: () => Date;
 }): Promise<number> {
   const committed = await d.groupAdmin.committedOffsets();
+  const noHeartbeat = async () => undefined;
   let recorded = 0;
   for (const end of await d.groupAdmin.ends()) {
     const c = committed.get(end.partition) ?? -1n;
     const start = c >= BigInt(end.low) ? c : BigInt(end.low);
+    if (start >= BigInt(end.high) || (await decodes(d.reader, d.topic, end.partition, start))) continue;
     let o = start;
+    let bad = 0;
     while (o < BigInt(end.high)) {
+      let records;
       try {
-        await d.reader.fetch(d.topic, end.partition, o, 1024 * 1024);
-        break;
+        records = await d.reader.fetch(d.topic, end.partition, o, 1);
       } catch (err) {
         if (!isUndecodable(err)) throw err;
         const at = { topic: d.topic, partition: end.partition, offset: o.toString() };
         if (!d.handler.hasDeadLettered(at)) {
-          await d.handler.sendDeadLetter(buildLossRecord(at, 'undecodable-record', describeError(d.cause), d.now()), at, async () => undefined);
+          await d.handler.sendDeadLetter(buildLossRecord(at, 'undecodable-record', describeError(d.cause), d.now()), at, noHeartbeat);
+          d.handler.markDeadLettered(at);
           d.metrics.deadLettered.inc({ reason: 'undecodable-record' });
         }
+        d.log.error({ ...at, err: describeError(err) }, 'undecodable record dead-lettered');
+        bad++;
         recorded++;
         o++;
+        continue;
       }
+      // Past the bad batch: the consumer can go on from here.
+      if (bad > 0) break;
+      if (records.length === 0) {
+        o++; // a transaction marker or a compacted offset: nothing to handle
+        continue;
+      }
+      for (const r of records) await d.handler.handle(r, { topic: d.topic, partition: end.partition, offset: r.offset }, noHeartbeat);
+      o = BigInt(records.at(-1)!.offset) + 1n;
     }
-    if (o > start) {
-      d.log.error({ topic: d.topic, partition: end.partition, from: start.toString(), to: (o - 1n).toString() }, 'undecodable records dead-lettered');
-      await d.groupAdmin.setOffset(end.partition, o);
-    }
+    if (bad > 0) await d.groupAdmin.setOffset(end.partition, o);
   }
   return recorded;
+}
+
+/** Whether a Fetch like the consumer's (1 MiB from `offset`) decodes: the partition the consumer failed on does not. */
+async function decodes(reader: Pick<PartitionReader, 'fetch'>, topic: string, partition: number, offset: bigint): Promise<boolean> {
+  try {
+    await reader.fetch(topic, partition, offset, 1024 * 1024);
+    return true;
+  } catch (err) {
+    if (isUndecodable(err)) return false;
+    throw err;
+  }
 }

@@ -90,6 +90,11 @@ export class MessageHandler {
     return this.deadLettered.has(`${at.partition}/${at.offset}`);
   }
 
+  /** A record for `at` was written outside `handle` (a loss record): do not write it again before the commit. */
+  markDeadLettered(at: Pick<Coordinates, 'partition' | 'offset'>): void {
+    this.deadLettered.add(`${at.partition}/${at.offset}`);
+  }
+
   /**
    * Resolves once the message's Job or dead-letter record exists. `signal` (a rebalance, say)
    * ends its waits and retries early with an AbortedError, as the controller's stop does.
@@ -111,8 +116,9 @@ export class MessageHandler {
     let created: string | undefined;
     let finished = false;
     try {
-      const r = await retryForever(() => this.createJob(job, at, checksum), this.retryOpts('create-job', heartbeat, at, sig));
-      this.d.pauses.set('quota', false);
+      const r = await retryForever(() => this.createJob(job, at, checksum), this.retryOpts('create-job', heartbeat, at, sig)).finally(() =>
+        this.d.pauses.set('quota', false),
+      );
       created = job.metadata!.name!;
       finished = r.finished === true;
       metrics.jobsCreated.inc({ result: r.existed ? 'existed' : 'created' });

@@ -1,8 +1,18 @@
 import * as k8s from '@kubernetes/client-node';
-import type { Producer } from 'kafkajs';
+import type { Message, Producer } from 'kafkajs';
 import type { ControllerConfig } from './config.js';
 import { buildDeadLetter } from './dead-letter.js';
-import { AbortedError, classifyApiError, describeError, isNotFound, RetriableError, TerminalError } from '../shared/errors.js';
+import {
+  AbortedError,
+  classifyApiError,
+  classifyProduceError,
+  describeError,
+  FatalError,
+  isBug,
+  isNotFound,
+  RetriableError,
+  TerminalError,
+} from '../shared/errors.js';
 import { Label, type Coordinates } from '../shared/identity.js';
 import type { Logger } from '../shared/logger.js';
 import type { OneMessage } from '../shared/read-message.js';
@@ -22,6 +32,10 @@ export interface ReporterDeps {
   core: k8s.CoreV1Api;
   producer: Producer;
   readMessage: (at: Coordinates) => Promise<OneMessage>;
+  /** Writes a dead-letter record the way every other one is written (compressed, truncated if too large, fatal if refused). */
+  sendDeadLetter: (record: Message, at: Coordinates) => Promise<void>;
+  /** Something no retry fixes (a topic the controller may not write): the process must end. */
+  onFatal: (err: unknown) => void;
   log: Logger;
   metrics: Metrics;
   signal: AbortSignal;
@@ -52,7 +66,11 @@ export class OutcomeReporter {
     this.chain = this.chain
       .then(() => this.report(job))
       .catch((err) => {
-        if (!(err instanceof AbortedError)) this.d.log.error({ job: name, err: describeError(err) }, 'recording a job outcome failed; a restart retries it');
+        if (err instanceof AbortedError) return;
+        if (err instanceof FatalError || isBug(err)) return this.d.onFatal(err);
+        // Looked at again later: the watch reports a finished Job only once.
+        this.d.log.warn({ job: name, err: describeError(err) }, 'recording a job outcome failed; retrying it later');
+        this.defer(job);
       })
       .finally(() => this.queued.delete(name));
   }
@@ -94,17 +112,21 @@ export class OutcomeReporter {
       log.warn({ job: name, err: describeError(err) }, "cannot read the job's pods; recording the outcome without its termination message");
     }
     const outcome = buildOutcome(job, pods);
-    if (outcome.source && !(await this.d.isCommitted(outcome.source))) {
+    if (
+      outcome.source &&
+      !(await retryForever(() => this.d.isCommitted(outcome.source!).catch((e) => Promise.reject(new RetriableError(describeError(e), { cause: e }))), retry))
+    ) {
       log.debug({ job: name, ...outcome.source }, 'job finished before its offset was committed; recording it later');
       this.defer(job);
       return;
     }
-    const sendable = (e: unknown) => new RetriableError(describeError(e), { cause: e });
     if (cfg.RESULTS_TOPIC) {
       const record = buildResultRecord(outcome);
       await retryForever(async () => {
         await this.d.producer.send({ topic: cfg.RESULTS_TOPIC!, acks: -1, messages: [record] }).catch((e) => {
-          throw sendable(e);
+          const err = classifyProduceError(e, `results record for Job ${name}`);
+          // A results topic the controller may not write is not fixed by waiting: say so and exit.
+          throw err instanceof TerminalError ? new FatalError(`cannot write to the results topic ${cfg.RESULTS_TOPIC}: ${err.message}`, { cause: e }) : err;
         });
       }, retry);
     }
@@ -117,11 +139,7 @@ export class OutcomeReporter {
         original.headers['mcp.dlq.original'] = `unavailable: ${err.message}`;
       }
       const record = buildDeadLetter(original, outcome.source, 'job-failed', failureText(outcome), (this.d.now ?? (() => new Date()))(), 'job');
-      await retryForever(async () => {
-        await this.d.producer.send({ topic: cfg.DLQ_TOPIC, acks: -1, messages: [record] }).catch((e) => {
-          throw sendable(e);
-        });
-      }, retry);
+      await this.d.sendDeadLetter(record, outcome.source);
       metrics.deadLettered.inc({ reason: 'job-failed' });
     }
     await retryForever(async () => {

@@ -1,6 +1,6 @@
 import * as k8s from '@kubernetes/client-node';
 import { Partitioners, type Admin, type Consumer, type EachBatchPayload, type Kafka, type Producer } from 'kafkajs';
-import { describeError, FatalError, isUndecodable, RetriableError } from '../shared/errors.js';
+import { classifyProduceError, describeError, FatalError, isUndecodable, RetriableError, TerminalError } from '../shared/errors.js';
 import { unreportedJobSelector } from '../shared/identity.js';
 import { createKafka, type KafkaConnection } from '../shared/kafka.js';
 import type { Logger } from '../shared/logger.js';
@@ -98,6 +98,8 @@ export async function runController(deps: ControllerDeps): Promise<ControllerHan
     signal: stopping.signal,
     now,
     readMessage: (at) => readOneMessage(readerConnection, at),
+    sendDeadLetter: (record, at) => handler.sendDeadLetter(record, at, async () => undefined),
+    onFatal: (err) => fatal(err),
   });
   const slots = new ActiveJobSlots({
     cap: cfg.MAX_ACTIVE_JOBS,
@@ -189,7 +191,9 @@ export async function runController(deps: ControllerDeps): Promise<ControllerHan
         try {
           return await uncommittedDeadLetters({ kafka, reader, group: cfg.KAFKA_CONSUMER_GROUP, topic: cfg.KAFKA_TOPIC, dlqTopic: cfg.DLQ_TOPIC, log });
         } catch (err) {
-          throw new RetriableError(`scanning the dead-letter topic: ${describeError(err)}`, { cause: err });
+          // Not allowed to read the dead-letter topic: no wait fixes that; say so and exit.
+          const e = classifyProduceError(err, `scanning the dead-letter topic ${cfg.DLQ_TOPIC}`);
+          throw e instanceof TerminalError ? new FatalError(e.message, { cause: err }) : new RetriableError(e.message, { cause: err });
         }
       },
       { signal: stopping.signal, onRetry: (err) => void log.warn({ err: describeError(err) }, 'retrying the dead-letter scan') },

@@ -30,6 +30,8 @@ export class ActiveJobSlots {
   private readonly pending = new Map<string, number>();
   private reserved = 0;
   private waiters: (() => void)[] = [];
+  /** Acquirers waiting at the cap: consumption is paused while there is one. */
+  private atCap = 0;
 
   constructor(private readonly o: SlotOptions) {}
 
@@ -91,29 +93,30 @@ export class ActiveJobSlots {
    * messages are redelivered.
    */
   async acquire(signal?: AbortSignal, heartbeat?: () => Promise<void>): Promise<boolean> {
-    if (this.o.cap > 0) {
-      let paused = false;
-      while (this.count >= this.o.cap) {
-        if (signal?.aborted) return false;
-        if (!paused) {
-          paused = true;
-          this.o.pauses?.set('cap', true);
-          this.o.log.info({ active: this.count, cap: this.o.cap }, 'active job cap reached; waiting');
-        }
-        await new Promise<void>((resolve) => {
-          const done = () => {
-            clearTimeout(timer);
-            signal?.removeEventListener('abort', done);
-            resolve();
-          };
-          const timer = setTimeout(done, 1000);
-          this.waiters.push(done);
-          signal?.addEventListener('abort', done, { once: true });
-        });
-        // A failed heartbeat (a rebalance) is seen by whoever passed it in; waiting goes on until its signal fires.
-        await heartbeat?.().catch(() => undefined);
+    if (this.o.cap > 0 && this.count >= this.o.cap) {
+      if (++this.atCap === 1) {
+        this.o.pauses?.set('cap', true);
+        this.o.log.info({ active: this.count, cap: this.o.cap }, 'active job cap reached; waiting');
       }
-      if (paused) this.o.pauses?.set('cap', false);
+      try {
+        while (this.count >= this.o.cap) {
+          if (signal?.aborted) return false;
+          await new Promise<void>((resolve) => {
+            const done = () => {
+              clearTimeout(timer);
+              signal?.removeEventListener('abort', done);
+              resolve();
+            };
+            const timer = setTimeout(done, 1000);
+            this.waiters.push(done);
+            signal?.addEventListener('abort', done, { once: true });
+          });
+          // A failed heartbeat (a rebalance) is seen by whoever passed it in; waiting goes on until its signal fires.
+          await heartbeat?.().catch(() => undefined);
+        }
+      } finally {
+        if (--this.atCap === 0) this.o.pauses?.set('cap', false);
+      }
     }
     if (signal?.aborted) return false;
     this.reserved++;
