@@ -186,7 +186,16 @@ describe('the controller and the job on a secured broker (SASL_SSL, SCRAM, ACLs)
     assert.match(run.summary.error, /SASL SCRAM SHA256 authentication failed/);
   });
 
-  it('reports a CA that did not sign the broker: the job exits 75 naming the certificate problem', async () => {
+  it('reports a CA that did not sign the broker: the controller exits non-zero and the job exits 75, both naming the certificate problem', async () => {
+    // The control plane's CA: a real CA, but not the broker's.
+    const wrongCa = kc.getCurrentCluster()!.caFile!;
+    const controller = new ControllerProcess({ ...controllerEnv, KAFKA_TLS_CA_FILE: wrongCa }).start();
+    assert.notEqual(await controller.exited(), 0);
+    const line = controller.logs.find((l) => l.msg === 'controller could not start');
+    assert.ok(line, `a fatal line; logs: ${controller.tail(5)}`);
+    assert.equal(line.tls, true);
+    assert.match(line.err, /certificate/i);
+
     writeFileSync(join(dir, 'password'), broker.users.job!);
     const run = await runJob({
       KAFKA_BROKERS: broker.brokers,
@@ -194,8 +203,7 @@ describe('the controller and the job on a secured broker (SASL_SSL, SCRAM, ACLs)
       KAFKA_PARTITION: '0',
       KAFKA_OFFSET: '0',
       KAFKA_TLS: 'true',
-      // The control plane's CA: a real CA, but not the broker's.
-      KAFKA_TLS_CA_FILE: kc.getCurrentCluster()!.caFile!,
+      KAFKA_TLS_CA_FILE: wrongCa,
       KAFKA_SASL_MECHANISM: 'scram-sha-256',
       KAFKA_SASL_USERNAME: 'job',
       KAFKA_SASL_PASSWORD_FILE: join(dir, 'password'),
