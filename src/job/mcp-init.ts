@@ -31,6 +31,12 @@ export const ServerResultSchema = z.object({
   prompts: z.array(z.string()).optional(),
   resources: z.array(z.string()).optional(),
   durationMs: z.number(),
+  /** The protocol generation that answered: the 2025 `initialize` handshake, or 2026-07-28 `server/discover`. */
+  generation: z.enum(['2025', '2026-07-28']).optional(),
+  /** Milliseconds per phase; spawn for stdio, connect for http/sse. */
+  phases: z.object({ spawn: z.number().optional(), connect: z.number().optional(), handshake: z.number().optional(), lists: z.number().optional() }).optional(),
+  /** Lists that stopped at the page cap: the server offers more than reported. */
+  capped: z.array(z.enum(['tools', 'prompts', 'resources'])).optional(),
 });
 export type ServerResult = z.infer<typeof ServerResultSchema>;
 
