@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { posix } from 'node:path';
 import { z } from 'zod';
 import { TerminalError } from './errors.js';
-import type { SharedConfig } from './settings.js';
+import { McpProtocolSchema, type SharedConfig } from './settings.js';
 
 /** The job types the design documents define. */
 export const JOB_TYPES = ['server-init'] as const;
@@ -15,12 +15,15 @@ export const StdioServerSchema = z.strictObject({
   args: z.array(z.string()).default([]),
   env: stringMap.optional(),
   envFile: z.string().min(1).optional(),
+  cwd: z.string().min(1).optional(),
+  protocol: McpProtocolSchema.optional(),
 });
 
 export const RemoteServerSchema = z.strictObject({
   type: z.enum(['http', 'sse']),
   url: z.url({ protocol: /^https?$/, error: 'url must be an http(s) URL' }),
   headers: stringMap.optional(),
+  protocol: McpProtocolSchema.optional(),
 });
 
 export const ServerConfigSchema = z.union([RemoteServerSchema, StdioServerSchema]);
