@@ -250,23 +250,23 @@ function remoteTransport(cfg: Exclude<ServerConfig, { command: string }>): Trans
  */
 export async function initializeServer(name: string, cfg: ServerConfig, opts: InitOptions): Promise<ServerResult> {
   const started = performance.now();
-  const kind = 'command' in cfg ? 'stdio' : cfg.type;
+  let kind: ServerResult['transport'] = 'command' in cfg ? 'stdio' : cfg.type;
   const protocol = cfg.protocol ?? opts.protocol;
-  const client = new Client(CLIENT_INFO, { capabilities: {}, ...negotiation(protocol) });
+  const newClient = () => new Client(CLIENT_INFO, { capabilities: {}, ...negotiation(protocol) });
+  let client = newClient();
   let transport: Transport | undefined;
   /** The stdio child's pid, kept so the job can make sure it is gone before exiting. */
   let pid: number | undefined;
-  const deadline = new Deadline(opts.timeoutMs, () => {
+  const deadline = new Deadline(cfg.timeoutMs ?? opts.timeoutMs, () => {
     void client.close().catch(() => undefined);
     void transport?.close().catch(() => undefined);
   });
   const phases: NonNullable<ServerResult['phases']> = {};
   let stage = kind === 'stdio' ? 'spawn' : 'connect';
-  try {
-    transport = 'command' in cfg ? stdioTransport(name, cfg, opts, protocol) : remoteTransport(cfg);
+  /** Starts the transport and runs the handshake, timing the two apart. */
+  const connect = async (t: Transport): Promise<void> => {
     // The transport's start is the spawn (stdio) or the connection (an SSE GET waits for the
-    // server's `endpoint` event); timed apart from the handshake that connect() runs around it.
-    const t = transport;
+    // server's `endpoint` event); connect() runs the handshake around it.
     const start = t.start.bind(t);
     let startMs = 0;
     t.start = async () => {
@@ -280,6 +280,22 @@ export async function initializeServer(name: string, cfg: ServerConfig, opts: In
     await deadline.run(protocol === '2025' ? 'initialize' : 'server/discover', client.connect(t, { timeout: deadline.remaining() }));
     phases[kind === 'stdio' ? 'spawn' : 'connect'] = Math.round(startMs);
     phases.handshake = Math.round(performance.now() - t1 - startMs);
+  };
+  try {
+    transport = 'command' in cfg ? stdioTransport(name, cfg, opts, protocol) : remoteTransport(cfg);
+    try {
+      await connect(transport);
+    } catch (err) {
+      const status = httpStatus(err);
+      // A `url` without `type` is Streamable HTTP first, then SSE on a 4xx, as clients do.
+      if ('command' in cfg || !cfg.sseFallback || status === undefined || status < 400 || status >= 500) throw err;
+      await client.close().catch(() => undefined);
+      await transport.close().catch(() => undefined);
+      kind = 'sse';
+      client = newClient();
+      transport = remoteTransport({ ...cfg, type: 'sse' });
+      await connect(transport);
+    }
     const modern = client.getProtocolEra() === 'modern';
     // Trace context rides in `_meta` only on 2026-07-28, which reserves those keys for it.
     const meta: Record<string, string> = {};
@@ -392,7 +408,7 @@ export async function createInitService(
   await client.connect(clientSide);
   // initializeServer is bounded by its own deadline; the margin covers reaping a stubborn child
   // (SIGTERM, 2 s, SIGKILL) and the in-process round trip.
-  const callTimeout = opts.timeoutMs + 5_000;
+  const callTimeout = (cfg: ServerConfig) => (cfg.timeoutMs ?? opts.timeoutMs) + 5_000;
   return {
     initialize: async (name, cfg) => {
       const started = performance.now();
@@ -406,7 +422,7 @@ export async function createInitService(
       });
       let r: Awaited<ReturnType<typeof client.callTool>>;
       try {
-        r = await client.callTool({ name: 'server_initialize', arguments: { serverName: name, config: cfg } }, { timeout: callTimeout });
+        r = await client.callTool({ name: 'server_initialize', arguments: { serverName: name, config: cfg } }, { timeout: callTimeout(cfg) });
       } catch (err) {
         const timedOut = err instanceof SdkError && err.code === SdkErrorCode.RequestTimeout;
         return lost(timedOut ? 'timeout' : 'internal-error', `server_initialize: ${describeError(err)}`);

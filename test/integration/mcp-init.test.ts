@@ -16,6 +16,7 @@ import { buildSummary } from '../../src/job/summary.js';
 import type { ServerConfig } from '../../src/shared/message.js';
 import { JobSummarySchema, TERMINATION_MESSAGE_LIMIT } from '../../src/shared/summary.js';
 import { PAGE_SIZE, startHttpFixture } from '../fixtures/server-2026.js';
+import { startSseFixture } from '../fixtures/sse-server-2025.js';
 
 const FIXTURE_2025 = join(repoRoot, 'dist', 'test', 'fixtures', 'mcp-server.js');
 const FIXTURE_2026 = join(repoRoot, 'dist', 'test', 'fixtures', 'mcp-server-2026.js');
@@ -160,6 +161,30 @@ describe('initializing a 2026-07-28 server over Streamable HTTP', () => {
   });
 });
 
+describe('a url without type', () => {
+  let sse: { url: string; close: () => Promise<void> };
+  before(async () => {
+    sse = await startSseFixture();
+  });
+  after(async () => {
+    await sse.close();
+  });
+
+  it('falls back to SSE when Streamable HTTP answers 4xx, as clients do', async () => {
+    const r = await initializeServer('old-web', { type: 'http', url: sse.url, sseFallback: true }, opts());
+    assert.equal(r.status, 'initialized', r.error);
+    assert.equal(r.transport, 'sse');
+    assert.equal(r.generation, '2025');
+    assert.deepEqual(r.tools, ['echo']);
+  });
+
+  it('does not fall back when the entry says http', async () => {
+    const r = await initializeServer('old-web', { type: 'http', url: sse.url }, opts());
+    assert.equal(r.status, 'failed-permanent', r.error);
+    assert.equal(r.reason, 'http-rejected');
+  });
+});
+
 describe('bounded in every phase', () => {
   let hanging: HttpServer;
   let url: string;
@@ -186,9 +211,9 @@ describe('bounded in every phase', () => {
     assert.ok(took < 1_000 + 1_500, `took ${Math.round(took)} ms`);
   });
 
-  it('gives up on a stdio server that never answers within the deadline', async () => {
+  it("gives up on a stdio server that never answers within the entry's own timeout", async () => {
     const t0 = performance.now();
-    const r = await initializeServer('mute', stdio([FIXTURE_2025, '--hang']), opts({ timeoutMs: 1_000, protocol: '2025' }));
+    const r = await initializeServer('mute', stdio([FIXTURE_2025, '--hang'], { timeoutMs: 1_000 }), opts({ timeoutMs: 60_000, protocol: '2025' }));
     const took = performance.now() - t0;
     assert.equal(r.status, 'failed-retriable');
     assert.equal(r.reason, 'timeout');
