@@ -34,7 +34,7 @@ async function measure(label: string, cfg: ServerConfig, protocol: McpProtocol):
     generation = r.generation;
   }
   const row = [
-    label.padEnd(34),
+    label.padEnd(36),
     protocol.padEnd(11),
     String(generation).padEnd(11),
     `${Math.round(median(total))} ms`.padStart(8),
@@ -44,11 +44,13 @@ async function measure(label: string, cfg: ServerConfig, protocol: McpProtocol):
 }
 
 process.stdout.write(`median of ${RUNS} runs each; total = spawn/connect + handshake + lists + close\n`);
-process.stdout.write(`${['server'.padEnd(34), 'mode'.padEnd(11), 'generation'.padEnd(11), 'total'.padStart(8), 'handshake'.padStart(8)].join('  ')}\n`);
+process.stdout.write(`${['server'.padEnd(36), 'mode'.padEnd(11), 'generation'.padEnd(11), 'total'.padStart(8), 'handshake'.padStart(8)].join('  ')}\n`);
 const stdio2026: ServerConfig = { command: 'node', args: [FIXTURE_2026, '--legacy', 'serve'] };
 const stdio2025: ServerConfig = { command: 'node', args: [FIXTURE_2025] };
 for (const p of ['2025', 'auto', '2026-07-28'] as const) await measure('stdio, 2026-07-28 server (+legacy)', stdio2026, p);
 for (const p of ['2025', 'auto'] as const) await measure('stdio, 2025-only server', stdio2025, p);
+// The case the SDK's sibling probe exists for: the job starts it again with the 2025 handshake.
+await measure('stdio, 2025 server exiting on probe', { command: 'node', args: [FIXTURE_2025, '--exit-on-discover'] }, 'auto');
 const http = await startHttpFixture('stateless');
 try {
   for (const p of ['2025', 'auto', '2026-07-28'] as const) await measure('http, 2026-07-28 server (+legacy)', { type: 'http', url: http.url }, p);

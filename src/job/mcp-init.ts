@@ -78,13 +78,22 @@ class InitFailure extends Error {
 }
 
 /**
- * The SDK's own stdio transport probes `server/discover` on a disposable sibling process, so a
- * server that exits on an unknown pre-`initialize` request is still reached in `auto` mode. A
- * subclass probes in place (the SDK recognises only its exact class for the sibling): used when
- * the generation is pinned to 2026-07-28, where there is no fallback to protect and the extra
- * spawn is pure cost.
+ * The SDK's own stdio transport probes `server/discover` on a disposable sibling process (one
+ * extra spawn per connect), because some servers exit on an unknown pre-`initialize` request. A
+ * subclass probes in place (the SDK recognises only its exact class for the sibling). Measured
+ * here (test/bench-mcp.ts and the commit that chose this), the sibling roughly doubles a stdio
+ * connect (≈ +400 ms) while the v1 fixture, server-everything and a serveStdio server all answer
+ * the probe in place and keep serving. So the job probes in place and, only if the server closes
+ * the connection during the probe, starts it again with the 2025 handshake.
  */
 class InPlaceStdioClientTransport extends StdioClientTransport {}
+
+/** A probe the server ended by closing the connection: what servers that exit on it do. */
+function closedDuringProbe(err: unknown): boolean {
+  return (
+    err instanceof SdkError && (err.code === SdkErrorCode.ConnectionClosed || (err.code === SdkErrorCode.EraNegotiationFailed && /clos/i.test(err.message)))
+  );
+}
 
 function negotiation(protocol: McpProtocol): ConstructorParameters<typeof Client>[1] {
   if (protocol === '2025') return { versionNegotiation: { mode: 'legacy' } };
@@ -92,7 +101,7 @@ function negotiation(protocol: McpProtocol): ConstructorParameters<typeof Client
   return { versionNegotiation: { mode: { pin: protocol } } };
 }
 
-function stdioTransport(name: string, cfg: Extract<ServerConfig, { command: string }>, opts: InitOptions, protocol: McpProtocol): StdioClientTransport {
+function stdioTransport(name: string, cfg: Extract<ServerConfig, { command: string }>, opts: InitOptions): StdioClientTransport {
   if (!isCommandAllowed(cfg.command, opts.allowedCommands)) {
     throw new InitFailure('failed-permanent', 'command-not-allowed', `command ${JSON.stringify(cfg.command)} is not in the allow-list`);
   }
@@ -121,7 +130,7 @@ function stdioTransport(name: string, cfg: Extract<ServerConfig, { command: stri
     ...(cfg.cwd ? { cwd: cfg.cwd } : {}),
     stderr: 'pipe',
   };
-  const t = protocol === '2026-07-28' ? new InPlaceStdioClientTransport(params) : new StdioClientTransport(params);
+  const t = new InPlaceStdioClientTransport(params);
   const stderr = t.stderr;
   if (stderr && opts.onStderr) {
     let buf = '';
@@ -251,7 +260,7 @@ function remoteTransport(cfg: Exclude<ServerConfig, { command: string }>): Trans
 export async function initializeServer(name: string, cfg: ServerConfig, opts: InitOptions): Promise<ServerResult> {
   const started = performance.now();
   let kind: ServerResult['transport'] = 'command' in cfg ? 'stdio' : cfg.type;
-  const protocol = cfg.protocol ?? opts.protocol;
+  let protocol = cfg.protocol ?? opts.protocol;
   const newClient = () => new Client(CLIENT_INFO, { capabilities: {}, ...negotiation(protocol) });
   let client = newClient();
   let transport: Transport | undefined;
@@ -282,18 +291,27 @@ export async function initializeServer(name: string, cfg: ServerConfig, opts: In
     phases.handshake = Math.round(performance.now() - t1 - startMs);
   };
   try {
-    transport = 'command' in cfg ? stdioTransport(name, cfg, opts, protocol) : remoteTransport(cfg);
+    transport = 'command' in cfg ? stdioTransport(name, cfg, opts) : remoteTransport(cfg);
     try {
       await connect(transport);
     } catch (err) {
       const status = httpStatus(err);
+      // A server that exits on the in-place probe is a 2025 server: start it again, 2025 only.
+      const probeKilled = 'command' in cfg && protocol === 'auto' && closedDuringProbe(err);
       // A `url` without `type` is Streamable HTTP first, then SSE on a 4xx, as clients do.
-      if ('command' in cfg || !cfg.sseFallback || status === undefined || status < 400 || status >= 500) throw err;
+      const sseFallback = !('command' in cfg) && cfg.sseFallback && status !== undefined && status >= 400 && status < 500;
+      if (!probeKilled && !sseFallback) throw err;
       await client.close().catch(() => undefined);
       await transport.close().catch(() => undefined);
-      kind = 'sse';
+      if (pid) await reap(pid);
+      if ('command' in cfg) {
+        protocol = '2025';
+        transport = stdioTransport(name, cfg, opts);
+      } else {
+        kind = 'sse';
+        transport = remoteTransport({ ...cfg, type: 'sse' });
+      }
       client = newClient();
-      transport = remoteTransport({ ...cfg, type: 'sse' });
       await connect(transport);
     }
     const modern = client.getProtocolEra() === 'modern';

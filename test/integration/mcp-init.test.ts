@@ -59,6 +59,13 @@ describe('initializing a 2025-only server', () => {
     assert.match(r.error!, /did not offer pinned protocol version 2026-07-28/);
   });
 
+  it('starts a server that exits on the discover probe again, with the 2025 handshake, in auto mode', async () => {
+    const r = await initializeServer('fragile', stdio([FIXTURE_2025, '--exit-on-discover']), opts());
+    assert.equal(r.status, 'initialized', r.error);
+    assert.equal(r.generation, '2025');
+    assert.deepEqual(r.tools, ['echo', 'add']);
+  });
+
   it('initializes the reference server-everything from npm', async () => {
     const r = await initializeServer('everything', stdio([EVERYTHING, 'stdio']), opts());
     assert.equal(r.status, 'initialized', r.error);
