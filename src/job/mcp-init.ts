@@ -166,12 +166,18 @@ function classify(err: unknown, stage: string): InitFailure {
   const failure = (outcome: InitFailure['outcome'], reason: string) => new InitFailure(outcome, reason, msg, { cause: err });
   if (code === 'ENOENT' || code === 'EACCES') return failure('failed-permanent', 'spawn-failed');
   if (err instanceof UnsupportedProtocolVersionError) return failure('failed-permanent', 'protocol-mismatch');
+  if (isPermanentHttp(httpStatus(err))) return failure('failed-permanent', 'http-rejected');
   if (err instanceof SdkError) {
     if (err.code === SdkErrorCode.RequestTimeout) return failure('failed-retriable', 'timeout');
     if (err.code === SdkErrorCode.ConnectionClosed) return failure('failed-retriable', 'server-exited');
-    if (err.code === SdkErrorCode.EraNegotiationFailed) return failure('failed-permanent', 'protocol-mismatch');
+    // The SDK wraps every failed probe in one code: only a server that answered without the
+    // generation asked for is a mismatch; a network failure or a closed connection may pass.
+    if (err.code === SdkErrorCode.EraNegotiationFailed) {
+      if (/did not offer|overlap|unusable reply/i.test(err.message)) return failure('failed-permanent', 'protocol-mismatch');
+      if (httpStatus(err) === undefined && /clos/i.test(err.message)) return failure('failed-retriable', 'server-exited');
+      return failure('failed-retriable', 'connect-failed');
+    }
   }
-  if (isPermanentHttp(httpStatus(err))) return failure('failed-permanent', 'http-rejected');
   if (/protocol version is not supported/i.test(msg)) return failure('failed-permanent', 'protocol-mismatch');
   if (err instanceof ProtocolError) return failure('failed-permanent', 'protocol-error');
   return failure('failed-retriable', 'connect-failed');

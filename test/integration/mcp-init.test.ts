@@ -239,6 +239,16 @@ describe('bounded in every phase', () => {
     }
   });
 
+  it('reports a refused connection in auto mode as retriable, not as a protocol mismatch', async () => {
+    const closed = createServer();
+    await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
+    const port = (closed.address() as AddressInfo).port;
+    await new Promise((resolve) => closed.close(resolve));
+    const r = await initializeServer('down', { type: 'http', url: `http://127.0.0.1:${port}/mcp`, sseFallback: true }, opts());
+    assert.equal(r.status, 'failed-retriable', r.error);
+    assert.equal(r.reason, 'connect-failed');
+  });
+
   it('reports 32 failing servers in a valid summary of at most 4096 bytes', async () => {
     const service = await createInitService(opts({ timeoutMs: 2_000, protocol: '2025' }));
     try {
