@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { repoRoot } from '../testbed/cache.js';
-import { createInitService, initializeServer, type InitOptions } from '../../src/job/mcp-init.js';
+import { createInitService, initializeServer, MAX_LIST_PAGES, type InitOptions } from '../../src/job/mcp-init.js';
 import { buildSummary } from '../../src/job/summary.js';
 import type { ServerConfig } from '../../src/shared/message.js';
 import { JobSummarySchema, TERMINATION_MESSAGE_LIMIT } from '../../src/shared/summary.js';
@@ -111,6 +111,13 @@ describe('initializing a 2026-07-28 server over stdio', () => {
     assert.equal(r.tools?.length, PAGE_SIZE * 3 + 1);
     assert.equal(r.tools?.at(-1), `tool_${PAGE_SIZE * 3}`);
     assert.equal(r.capped, undefined);
+  });
+
+  it('stops a list at the page cap and says so, keeping what it read', async () => {
+    const r = await initializeServer('endless', v2026('serve', '--tools', String(PAGE_SIZE * (MAX_LIST_PAGES + 5))), opts({ protocol: '2026-07-28' }));
+    assert.equal(r.status, 'initialized', r.error);
+    assert.equal(r.tools?.length, PAGE_SIZE * MAX_LIST_PAGES);
+    assert.deepEqual(r.capped, ['tools']);
   });
 
   it("puts the job's trace context in each request's _meta on 2026-07-28", async () => {
