@@ -33,6 +33,7 @@ export type JobBuildConfig = Pick<
   | 'ALLOWED_COMMANDS'
   | 'MAX_MESSAGE_BYTES'
   | 'MCP_INIT_TIMEOUT_MS'
+  | 'MCP_PROTOCOL'
   | 'LOG_LEVEL'
 >;
 
@@ -101,6 +102,7 @@ export function buildJob(at: Coordinates, msg: ValidMessage, cfg: JobBuildConfig
     { name: 'SECRETS_DIR', value: cfg.SECRETS_DIR },
     { name: 'MAX_MESSAGE_BYTES', value: String(cfg.MAX_MESSAGE_BYTES) },
     { name: 'MCP_INIT_TIMEOUT_MS', value: String(cfg.MCP_INIT_TIMEOUT_MS) },
+    { name: 'MCP_PROTOCOL', value: cfg.MCP_PROTOCOL },
     { name: 'TERMINATION_MESSAGE_PATH', value: TERMINATION_MESSAGE_PATH },
     { name: 'HOME', value: '/tmp' },
     ...jobKafkaSecurityEnv(cfg),

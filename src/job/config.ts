@@ -12,6 +12,17 @@ export const JOB_SETTINGS = {
     .regex(/^[0-9a-f]{64}$/, 'a sha256 hex digest')
     .optional()
     .describe('sha256 of the message value the controller saw'),
+  // The OpenTelemetry environment-carrier names: the controller copies the Kafka record's
+  // `traceparent`/`tracestate` headers here; the job passes them on in each MCP request's `_meta`.
+  // A malformed value is dropped, not fatal: W3C trace context says to ignore it, and a
+  // producer's bad header must not fail the work.
+  TRACEPARENT: z
+    .string()
+    .regex(/^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$/)
+    .optional()
+    .catch(undefined)
+    .describe("W3C trace context of the message, sent in each MCP request's _meta on 2026-07-28"),
+  TRACESTATE: z.string().max(512).optional().catch(undefined).describe('W3C tracestate accompanying TRACEPARENT'),
   TERMINATION_MESSAGE_PATH: z.string().default(TERMINATION_MESSAGE_PATH).describe('Where the summary goes'),
 } satisfies SettingsShape;
 

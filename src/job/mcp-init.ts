@@ -1,17 +1,27 @@
 import { readFileSync } from 'node:fs';
 import { parseEnv } from 'node:util';
-import { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js';
-import { getDefaultEnvironment, StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
-import { StreamableHTTPClientTransport, StreamableHTTPError } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
-import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
-import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
-import { ErrorCode, McpError } from '@modelcontextprotocol/sdk/types.js';
+import {
+  Client,
+  InMemoryTransport,
+  ProtocolError,
+  SdkError,
+  SdkErrorCode,
+  SdkHttpError,
+  SSEClientTransport,
+  SseError,
+  StreamableHTTPClientTransport,
+  TRACEPARENT_META_KEY,
+  TRACESTATE_META_KEY,
+  UnsupportedProtocolVersionError,
+  type Transport,
+} from '@modelcontextprotocol/client';
+import { getDefaultEnvironment, StdioClientTransport, type StdioServerParameters } from '@modelcontextprotocol/client/stdio';
+import { McpServer } from '@modelcontextprotocol/server';
 import { z } from 'zod';
-import { describeError, TerminalError } from '../shared/errors.js';
+import { describeError } from '../shared/errors.js';
 import type { ServerOutcome } from '../shared/exit-codes.js';
 import { isCommandAllowed, resolveEnvFile, ServerConfigSchema, type ServerConfig } from '../shared/message.js';
+import type { McpProtocol } from '../shared/settings.js';
 import { sleep } from '../shared/wait.js';
 
 export const CLIENT_INFO = { name: 'mcp-job-controller', version: '0.1.0' };
@@ -31,54 +41,30 @@ export const ServerResultSchema = z.object({
   prompts: z.array(z.string()).optional(),
   resources: z.array(z.string()).optional(),
   durationMs: z.number(),
+  /** The protocol generation that answered: the 2025 `initialize` handshake, or 2026-07-28 `server/discover`. */
+  generation: z.enum(['2025', '2026-07-28']).optional(),
+  /** Milliseconds per phase; spawn for stdio, connect for http/sse. */
+  phases: z.object({ spawn: z.number().optional(), connect: z.number().optional(), handshake: z.number().optional(), lists: z.number().optional() }).optional(),
+  /** Lists that stopped at the page cap: the server offers more than reported. */
+  capped: z.array(z.enum(['tools', 'prompts', 'resources'])).optional(),
 });
 export type ServerResult = z.infer<typeof ServerResultSchema>;
 
 export interface InitOptions {
+  /** One deadline per server, covering start, handshake and every list page. */
   timeoutMs: number;
   secretsDir: string;
   allowedCommands: readonly string[];
+  /** The generation to speak unless the server's entry names one (`MCP_PROTOCOL`). */
+  protocol: McpProtocol;
+  /** W3C trace context for each request's `_meta` on the 2026-07-28 generation. */
+  trace?: { traceparent?: string; tracestate?: string };
   /** Receives the server's stderr lines (stdio only), for the job's log. */
   onStderr?: (server: string, line: string) => void;
 }
 
-/**
- * Forwards a transport and remembers the protocol version the server answered `initialize`
- * with; the SDK's Client negotiates it but does not expose it.
- */
-class ObservingTransport implements Transport {
-  onclose?: Transport['onclose'];
-  onerror?: Transport['onerror'];
-  onmessage?: Transport['onmessage'];
-  protocolVersion?: string;
-  /** The stdio child's pid, kept so the job can make sure it is gone before exiting. */
-  pid?: number;
-  constructor(readonly inner: Transport) {
-    inner.onmessage = (m, extra) => {
-      const r = (m as { result?: { protocolVersion?: unknown } }).result;
-      if (!this.protocolVersion && typeof r?.protocolVersion === 'string') this.protocolVersion = r.protocolVersion;
-      this.onmessage?.(m, extra);
-    };
-    inner.onclose = () => this.onclose?.();
-    inner.onerror = (e) => this.onerror?.(e);
-  }
-  get sessionId() {
-    return this.inner.sessionId;
-  }
-  async start() {
-    await this.inner.start();
-    this.pid = (this.inner as { pid?: number | null }).pid ?? undefined;
-  }
-  send(...args: Parameters<Transport['send']>) {
-    return this.inner.send(...args);
-  }
-  close() {
-    return this.inner.close();
-  }
-  setProtocolVersion(v: string) {
-    this.inner.setProtocolVersion?.(v);
-  }
-}
+/** Pages read per list before giving up: a server whose cursor never ends must not hold the job. */
+export const MAX_LIST_PAGES = 100;
 
 class InitFailure extends Error {
   constructor(
@@ -89,6 +75,30 @@ class InitFailure extends Error {
   ) {
     super(message, options);
   }
+}
+
+/**
+ * The SDK's own stdio transport probes `server/discover` on a disposable sibling process (one
+ * extra spawn per connect), because some servers exit on an unknown pre-`initialize` request. A
+ * subclass probes in place (the SDK recognises only its exact class for the sibling). Measured
+ * here (test/bench-mcp.ts and the commit that chose this), the sibling roughly doubles a stdio
+ * connect (≈ +400 ms) while the v1 fixture, server-everything and a serveStdio server all answer
+ * the probe in place and keep serving. So the job probes in place and, only if the server closes
+ * the connection during the probe, starts it again with the 2025 handshake.
+ */
+class InPlaceStdioClientTransport extends StdioClientTransport {}
+
+/** A probe the server ended by closing the connection: what servers that exit on it do. */
+function closedDuringProbe(err: unknown): boolean {
+  return (
+    err instanceof SdkError && (err.code === SdkErrorCode.ConnectionClosed || (err.code === SdkErrorCode.EraNegotiationFailed && /clos/i.test(err.message)))
+  );
+}
+
+function negotiation(protocol: McpProtocol): ConstructorParameters<typeof Client>[1] {
+  if (protocol === '2025') return { versionNegotiation: { mode: 'legacy' } };
+  if (protocol === 'auto') return { versionNegotiation: { mode: 'auto' } };
+  return { versionNegotiation: { mode: { pin: protocol } } };
 }
 
 function stdioTransport(name: string, cfg: Extract<ServerConfig, { command: string }>, opts: InitOptions): StdioClientTransport {
@@ -113,12 +123,14 @@ function stdioTransport(name: string, cfg: Extract<ServerConfig, { command: stri
       );
     }
   }
-  const t = new StdioClientTransport({
+  const params: StdioServerParameters = {
     command: cfg.command,
     args: cfg.args,
     env: { ...getDefaultEnvironment(), ...(process.env.TMPDIR ? { TMPDIR: process.env.TMPDIR } : {}), ...fileEnv, ...cfg.env },
+    ...(cfg.cwd ? { cwd: cfg.cwd } : {}),
     stderr: 'pipe',
-  });
+  };
+  const t = new InPlaceStdioClientTransport(params);
   const stderr = t.stderr;
   if (stderr && opts.onStderr) {
     let buf = '';
@@ -135,70 +147,227 @@ function stdioTransport(name: string, cfg: Extract<ServerConfig, { command: stri
   return t;
 }
 
-/** Sorts a failed handshake: only what a retry could change is retriable. */
+function httpStatus(err: unknown): number | undefined {
+  if (err instanceof SdkHttpError) return err.status;
+  if (err instanceof SseError) return err.code;
+  return undefined;
+}
+
+/** A 4xx that a retry cannot change (408 and 429 can). */
+function isPermanentHttp(status: number | undefined): boolean {
+  return status !== undefined && status >= 400 && status < 500 && status !== 408 && status !== 429;
+}
+
+/** Sorts a failure: only what a retry could change is retriable. */
 function classify(err: unknown, stage: string): InitFailure {
   if (err instanceof InitFailure) return err;
   const msg = `${stage}: ${describeError(err)}`;
   const code = (err as NodeJS.ErrnoException)?.code;
-  if (code === 'ENOENT' || code === 'EACCES') return new InitFailure('failed-permanent', 'spawn-failed', msg, { cause: err });
-  if (err instanceof McpError && err.code === ErrorCode.RequestTimeout) return new InitFailure('failed-retriable', 'timeout', msg, { cause: err });
-  if (err instanceof McpError && err.code === ErrorCode.ConnectionClosed) return new InitFailure('failed-retriable', 'server-exited', msg, { cause: err });
-  if (err instanceof StreamableHTTPError && err.code !== undefined && err.code >= 400 && err.code < 500 && err.code !== 408 && err.code !== 429) {
-    return new InitFailure('failed-permanent', 'http-rejected', msg, { cause: err });
+  const failure = (outcome: InitFailure['outcome'], reason: string) => new InitFailure(outcome, reason, msg, { cause: err });
+  if (code === 'ENOENT' || code === 'EACCES') return failure('failed-permanent', 'spawn-failed');
+  if (err instanceof UnsupportedProtocolVersionError) return failure('failed-permanent', 'protocol-mismatch');
+  if (isPermanentHttp(httpStatus(err))) return failure('failed-permanent', 'http-rejected');
+  if (err instanceof SdkError) {
+    if (err.code === SdkErrorCode.RequestTimeout) return failure('failed-retriable', 'timeout');
+    if (err.code === SdkErrorCode.ConnectionClosed) return failure('failed-retriable', 'server-exited');
+    // The SDK wraps every failed probe in one code: only a server that answered without the
+    // generation asked for is a mismatch; a network failure or a closed connection may pass.
+    if (err.code === SdkErrorCode.EraNegotiationFailed) {
+      if (/did not offer|overlap|unusable reply/i.test(err.message)) return failure('failed-permanent', 'protocol-mismatch');
+      if (httpStatus(err) === undefined && /clos/i.test(err.message)) return failure('failed-retriable', 'server-exited');
+      return failure('failed-retriable', 'connect-failed');
+    }
   }
-  if (/protocol version is not supported/i.test(msg)) return new InitFailure('failed-permanent', 'protocol-mismatch', msg, { cause: err });
-  if (err instanceof McpError) return new InitFailure('failed-permanent', 'protocol-error', msg, { cause: err });
-  return new InitFailure('failed-retriable', 'connect-failed', msg, { cause: err });
+  if (/protocol version is not supported/i.test(msg)) return failure('failed-permanent', 'protocol-mismatch');
+  if (err instanceof ProtocolError) return failure('failed-permanent', 'protocol-error');
+  return failure('failed-retriable', 'connect-failed');
+}
+
+class DeadlineExpired extends Error {
+  override readonly name = 'DeadlineExpired';
 }
 
 /**
- * Starts (stdio) or connects to (http/sse) one MCP server, runs the real initialize handshake
- * with a timeout, lists what it offers, and closes it — the child process is gone when this
- * returns, whatever happened.
+ * One server's single deadline. The SDK's own timeouts cover requests, not a transport's start
+ * (an SSE endpoint that never sends its `endpoint` event waits forever), so every phase is raced
+ * against this clock, and on expiry `onExpire` closes the transport so nothing keeps running.
+ */
+class Deadline {
+  private readonly started = performance.now();
+  private timer?: NodeJS.Timeout;
+  private readonly expired: Promise<never>;
+  constructor(
+    readonly ms: number,
+    onExpire: () => void,
+  ) {
+    this.expired = new Promise((_, reject) => {
+      this.timer = setTimeout(() => {
+        reject(new DeadlineExpired());
+        onExpire();
+      }, ms);
+    });
+    this.expired.catch(() => undefined);
+  }
+  /** What is left, for the SDK's own request timeouts (at least 1 ms: 0 would mean none). */
+  remaining(): number {
+    return Math.max(1, Math.round(this.ms - (performance.now() - this.started)));
+  }
+  async run<T>(phase: string, work: Promise<T>): Promise<T> {
+    work.catch(() => undefined);
+    try {
+      return await Promise.race([work, this.expired]);
+    } catch (err) {
+      if (err instanceof DeadlineExpired) {
+        throw new InitFailure('failed-retriable', 'timeout', `${phase}: no answer within the ${this.ms} ms deadline`);
+      }
+      throw err;
+    }
+  }
+  clear(): void {
+    clearTimeout(this.timer);
+  }
+}
+
+type ListKind = 'tools' | 'prompts' | 'resources';
+const LIST_METHODS = { tools: 'tools/list', prompts: 'prompts/list', resources: 'resources/list' } as const;
+
+/**
+ * Every page of one list, following `nextCursor` up to MAX_LIST_PAGES. Pages are requested one by
+ * one (not the SDK's aggregate walk, which throws at its cap and keeps nothing) so a capped list
+ * still reports what it read.
+ */
+async function listAll(client: Client, kind: ListKind, meta: Record<string, string>, deadline: Deadline): Promise<{ names: string[]; capped: boolean }> {
+  const names: string[] = [];
+  let cursor: string | undefined;
+  for (let pageNo = 0; pageNo < MAX_LIST_PAGES; pageNo++) {
+    const params = { ...(cursor !== undefined ? { cursor } : {}), ...(Object.keys(meta).length ? { _meta: meta } : {}) };
+    const page = (await deadline.run(
+      `${LIST_METHODS[kind]} page ${pageNo + 1}`,
+      client.request({ method: LIST_METHODS[kind], params }, { timeout: deadline.remaining() }),
+    )) as { tools?: { name: string }[]; prompts?: { name: string }[]; resources?: { uri: string }[]; nextCursor?: string };
+    if (kind === 'resources') names.push(...(page.resources ?? []).map((r) => r.uri));
+    else names.push(...(page[kind] ?? []).map((x) => x.name));
+    if (page.nextCursor === undefined || page.nextCursor === cursor) return { names, capped: false };
+    cursor = page.nextCursor;
+  }
+  return { names, capped: true };
+}
+
+function remoteTransport(cfg: Exclude<ServerConfig, { command: string }>): Transport {
+  const requestInit = { headers: cfg.headers };
+  return cfg.type === 'sse' ? new SSEClientTransport(new URL(cfg.url), { requestInit }) : new StreamableHTTPClientTransport(new URL(cfg.url), { requestInit });
+}
+
+/**
+ * Starts (stdio) or connects to (http/sse) one MCP server, negotiates the protocol generation,
+ * lists what it offers, and closes it — all within one deadline; the child process is gone when
+ * this returns, whatever happened. Never throws for a server's failure: it is in the result.
  */
 export async function initializeServer(name: string, cfg: ServerConfig, opts: InitOptions): Promise<ServerResult> {
   const started = performance.now();
-  const kind = 'command' in cfg ? 'stdio' : cfg.type;
-  const client = new Client(CLIENT_INFO, { capabilities: {} });
-  let transport: ObservingTransport | undefined;
-  let stage = 'start';
+  let kind: ServerResult['transport'] = 'command' in cfg ? 'stdio' : cfg.type;
+  let protocol = cfg.protocol ?? opts.protocol;
+  const newClient = () => new Client(CLIENT_INFO, { capabilities: {}, ...negotiation(protocol) });
+  let client = newClient();
+  let transport: Transport | undefined;
+  /** The stdio child's pid, kept so the job can make sure it is gone before exiting. */
+  let pid: number | undefined;
+  const deadline = new Deadline(cfg.timeoutMs ?? opts.timeoutMs, () => {
+    void client.close().catch(() => undefined);
+    void transport?.close().catch(() => undefined);
+  });
+  const phases: NonNullable<ServerResult['phases']> = {};
+  let stage = kind === 'stdio' ? 'spawn' : 'connect';
+  /** Starts the transport and runs the handshake, timing the two apart. */
+  const connect = async (t: Transport): Promise<void> => {
+    // The transport's start is the spawn (stdio) or the connection (an SSE GET waits for the
+    // server's `endpoint` event); connect() runs the handshake around it.
+    const start = t.start.bind(t);
+    let startMs = 0;
+    t.start = async () => {
+      const t0 = performance.now();
+      await start();
+      startMs = performance.now() - t0;
+      pid = (t as { pid?: number | null }).pid ?? undefined;
+    };
+    const t1 = performance.now();
+    stage = 'handshake';
+    await deadline.run(protocol === '2025' ? 'initialize' : 'server/discover', client.connect(t, { timeout: deadline.remaining() }));
+    phases[kind === 'stdio' ? 'spawn' : 'connect'] = Math.round(startMs);
+    phases.handshake = Math.round(performance.now() - t1 - startMs);
+  };
   try {
-    const inner: Transport =
-      'command' in cfg
-        ? stdioTransport(name, cfg, opts)
-        : cfg.type === 'sse'
-          ? new SSEClientTransport(new URL(cfg.url), { requestInit: { headers: cfg.headers } })
-          : new StreamableHTTPClientTransport(new URL(cfg.url), { requestInit: { headers: cfg.headers } });
-    transport = new ObservingTransport(inner);
-    stage = 'initialize';
-    await client.connect(transport, { timeout: opts.timeoutMs });
+    transport = 'command' in cfg ? stdioTransport(name, cfg, opts) : remoteTransport(cfg);
+    try {
+      await connect(transport);
+    } catch (err) {
+      const status = httpStatus(err);
+      // A server that exits on the in-place probe is a 2025 server: start it again, 2025 only.
+      const probeKilled = 'command' in cfg && protocol === 'auto' && closedDuringProbe(err);
+      // A `url` without `type` is Streamable HTTP first, then SSE on a 4xx, as clients do.
+      const sseFallback = !('command' in cfg) && cfg.sseFallback && status !== undefined && status >= 400 && status < 500;
+      if (!probeKilled && !sseFallback) throw err;
+      await client.close().catch(() => undefined);
+      await transport.close().catch(() => undefined);
+      if (pid) await reap(pid);
+      if ('command' in cfg) {
+        protocol = '2025';
+        transport = stdioTransport(name, cfg, opts);
+      } else {
+        kind = 'sse';
+        transport = remoteTransport({ ...cfg, type: 'sse' });
+      }
+      client = newClient();
+      await connect(transport);
+    }
+    const modern = client.getProtocolEra() === 'modern';
+    // Trace context rides in `_meta` only on 2026-07-28, which reserves those keys for it.
+    const meta: Record<string, string> = {};
+    if (modern && opts.trace?.traceparent) meta[TRACEPARENT_META_KEY] = opts.trace.traceparent;
+    if (modern && opts.trace?.tracestate) meta[TRACESTATE_META_KEY] = opts.trace.tracestate;
     const caps = client.getServerCapabilities() ?? {};
-    const req = { timeout: opts.timeoutMs };
-    stage = 'list';
-    const tools = caps.tools ? (await client.listTools(undefined, req)).tools.map((t) => t.name) : undefined;
-    const prompts = caps.prompts ? (await client.listPrompts(undefined, req)).prompts.map((p) => p.name) : undefined;
-    const resources = caps.resources ? (await client.listResources(undefined, req)).resources.map((r) => r.uri) : undefined;
+    stage = 'lists';
+    const t2 = performance.now();
+    const lists: Partial<Record<ListKind, string[]>> = {};
+    const capped: ListKind[] = [];
+    for (const k of ['tools', 'prompts', 'resources'] as const) {
+      if (!caps[k]) continue;
+      const r = await listAll(client, k, meta, deadline);
+      lists[k] = r.names;
+      if (r.capped) capped.push(k);
+    }
+    phases.lists = Math.round(performance.now() - t2);
     const info = client.getServerVersion();
     return {
       name,
       status: 'initialized',
       transport: kind,
       serverInfo: info ? { name: info.name, version: info.version } : undefined,
-      protocolVersion: transport.protocolVersion,
+      protocolVersion: client.getNegotiatedProtocolVersion(),
+      generation: modern ? '2026-07-28' : '2025',
       capabilities: caps as Record<string, unknown>,
       instructions: client.getInstructions(),
-      tools,
-      prompts,
-      resources,
+      ...lists,
+      ...(capped.length ? { capped } : {}),
+      phases,
       durationMs: Math.round(performance.now() - started),
     };
   } catch (err) {
     const f = classify(err, stage);
-    return { name, status: f.outcome, reason: f.reason, error: f.message.slice(0, 1000), transport: kind, durationMs: Math.round(performance.now() - started) };
+    return {
+      name,
+      status: f.outcome,
+      reason: f.reason,
+      error: f.message.slice(0, 1000),
+      transport: kind,
+      ...(Object.keys(phases).length ? { phases } : {}),
+      durationMs: Math.round(performance.now() - started),
+    };
   } finally {
+    deadline.clear();
     await client.close().catch(() => undefined);
     await transport?.close().catch(() => undefined);
-    if (transport?.pid) await reap(transport.pid);
+    if (pid) await reap(pid);
   }
 }
 
@@ -235,9 +404,11 @@ async function reap(pid: number): Promise<void> {
 }
 
 /**
- * The embedded MCP logic: an in-process MCP server offering `server_initialize`, reached by an
- * in-process client. The job calls it through the MCP protocol itself, so the same tool can
- * later be served over HTTP without change.
+ * The embedded MCP logic: an in-process MCP server (the SDK's v2 server package) offering
+ * `server_initialize`, reached by an in-process client. The job calls it through the MCP protocol
+ * itself, so the same tool can later be served over HTTP without change. `initialize` never
+ * throws for one server's failure: a failed or lost tool call becomes that server's result, so
+ * the other servers' results are never lost.
  */
 export async function createInitService(
   opts: InitOptions,
@@ -246,9 +417,9 @@ export async function createInitService(
   server.registerTool(
     'server_initialize',
     {
-      description: 'Start or connect to one MCP server, run the initialize handshake, and list its tools, prompts and resources.',
-      inputSchema: { serverName: z.string(), config: ServerConfigSchema },
-      outputSchema: ServerResultSchema.shape,
+      description: 'Start or connect to one MCP server, negotiate the protocol generation, and list its tools, prompts and resources.',
+      inputSchema: z.object({ serverName: z.string(), config: ServerConfigSchema }),
+      outputSchema: ServerResultSchema,
     },
     async ({ serverName, config }) => {
       const result = await initializeServer(serverName, config, opts);
@@ -259,15 +430,31 @@ export async function createInitService(
   await server.connect(serverSide);
   const client = new Client({ name: 'mcp-job', version: CLIENT_INFO.version });
   await client.connect(clientSide);
+  // initializeServer is bounded by its own deadline; the margin covers reaping a stubborn child
+  // (SIGTERM, 2 s, SIGKILL) and the in-process round trip.
+  const callTimeout = (cfg: ServerConfig) => (cfg.timeoutMs ?? opts.timeoutMs) + 5_000;
   return {
     initialize: async (name, cfg) => {
-      const r = await client.callTool({ name: 'server_initialize', arguments: { serverName: name, config: cfg } }, undefined, {
-        timeout: opts.timeoutMs * 4 + 10_000,
+      const started = performance.now();
+      const lost = (reason: string, error: string): ServerResult => ({
+        name,
+        status: 'failed-retriable',
+        reason,
+        error: error.slice(0, 1000),
+        transport: 'command' in cfg ? 'stdio' : cfg.type,
+        durationMs: Math.round(performance.now() - started),
       });
+      let r: Awaited<ReturnType<typeof client.callTool>>;
+      try {
+        r = await client.callTool({ name: 'server_initialize', arguments: { serverName: name, config: cfg } }, { timeout: callTimeout(cfg) });
+      } catch (err) {
+        const timedOut = err instanceof SdkError && err.code === SdkErrorCode.RequestTimeout;
+        return lost(timedOut ? 'timeout' : 'internal-error', `server_initialize: ${describeError(err)}`);
+      }
       const parsed = ServerResultSchema.safeParse(r.structuredContent);
-      if (!parsed.success)
-        throw new TerminalError('invalid-payload', `server_initialize returned an unexpected result: ${JSON.stringify(r.content).slice(0, 300)}`);
-      return parsed.data;
+      return parsed.success
+        ? parsed.data
+        : lost('internal-error', `server_initialize returned an unexpected result: ${JSON.stringify(r.content).slice(0, 300)}`);
     },
     close: async () => {
       await client.close();

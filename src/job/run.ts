@@ -66,6 +66,8 @@ export async function runJob(deps: JobDeps): Promise<ExitCodeValue> {
     timeoutMs: cfg.MCP_INIT_TIMEOUT_MS,
     secretsDir: cfg.SECRETS_DIR,
     allowedCommands: cfg.ALLOWED_COMMANDS,
+    protocol: cfg.MCP_PROTOCOL,
+    ...(cfg.TRACEPARENT ? { trace: { traceparent: cfg.TRACEPARENT, ...(cfg.TRACESTATE ? { tracestate: cfg.TRACESTATE } : {}) } } : {}),
     onStderr: (server, line) => log.debug({ server, line }, 'server stderr'),
   };
   const service = await createInitService(opts);
@@ -79,6 +81,9 @@ export async function runJob(deps: JobDeps): Promise<ExitCodeValue> {
             server: name,
             serverInfo: r.serverInfo,
             protocol: r.protocolVersion,
+            generation: r.generation,
+            phases: r.phases,
+            instructions: r.instructions !== undefined,
             tools: r.tools?.length ?? 0,
             prompts: r.prompts?.length ?? 0,
             resources: r.resources?.length ?? 0,
@@ -87,7 +92,10 @@ export async function runJob(deps: JobDeps): Promise<ExitCodeValue> {
           `server ${name} initialized: ${r.serverInfo?.name ?? '?'} ${r.serverInfo?.version ?? ''}, ${r.tools?.length ?? 0} tools, ${r.prompts?.length ?? 0} prompts, ${r.resources?.length ?? 0} resources in ${r.durationMs} ms`,
         );
       } else {
-        log.error({ server: name, status: r.status, reason: r.reason, error: r.error, ms: r.durationMs }, `server ${name} failed: ${r.reason}`);
+        log.error(
+          { server: name, status: r.status, reason: r.reason, error: r.error, phases: r.phases, ms: r.durationMs },
+          `server ${name} failed: ${r.reason}`,
+        );
       }
       return r;
     });

@@ -2,35 +2,161 @@ import { createHash } from 'node:crypto';
 import { posix } from 'node:path';
 import { z } from 'zod';
 import { TerminalError } from './errors.js';
-import type { SharedConfig } from './settings.js';
+import { McpProtocolSchema, type SharedConfig } from './settings.js';
 
 /** The job types the design documents define. */
 export const JOB_TYPES = ['server-init'] as const;
 
 const stringMap = z.record(z.string(), z.string());
 
+/** A per-server deadline from a client config file: milliseconds, as MCP_INIT_TIMEOUT_MS. */
+const timeoutMs = z
+  .number({ error: 'timeout is a number of milliseconds' })
+  .int()
+  .min(100, 'timeout is in milliseconds (at least 100)')
+  .max(10 * 60_000, 'timeout is at most 600000 ms');
+const httpUrl = z.url({ protocol: /^https?$/, error: 'url must be an http(s) URL' });
+
+/**
+ * The job's internal shape of one server, what every dialect below maps onto and what the
+ * in-process `server_initialize` tool takes.
+ */
 export const StdioServerSchema = z.strictObject({
   type: z.literal('stdio').optional(),
   command: z.string().min(1, 'command must not be empty'),
   args: z.array(z.string()).default([]),
   env: stringMap.optional(),
   envFile: z.string().min(1).optional(),
+  cwd: z.string().min(1).optional(),
+  protocol: McpProtocolSchema.optional(),
+  timeoutMs: timeoutMs.optional(),
 });
 
 export const RemoteServerSchema = z.strictObject({
   type: z.enum(['http', 'sse']),
-  url: z.url({ protocol: /^https?$/, error: 'url must be an http(s) URL' }),
+  url: httpUrl,
   headers: stringMap.optional(),
+  protocol: McpProtocolSchema.optional(),
+  timeoutMs: timeoutMs.optional(),
+  /** Fall back to SSE when Streamable HTTP answers 4xx, as clients do for a `url` without `type`. */
+  sseFallback: z.boolean().optional(),
 });
 
 export const ServerConfigSchema = z.union([RemoteServerSchema, StdioServerSchema]);
 
-export const MCPServersConfigSchema = z.strictObject({
-  mcpServers: z
-    .record(z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'server names are 1-64 letters, digits, _ . -'), ServerConfigSchema)
-    .refine((m) => Object.keys(m).length > 0, 'mcpServers must name at least one server')
-    .refine((m) => Object.keys(m).length <= 32, 'at most 32 servers per message'),
+/** Claude Desktop / Claude Code `mcpServers` and VS Code `servers` entry, stdio form. */
+const StdioEntrySchema = z.strictObject({
+  type: z.literal('stdio').optional(),
+  command: z.string().min(1, 'command must not be empty'),
+  args: z.array(z.string()).default([]),
+  env: stringMap.optional(),
+  envFile: z.string().min(1).optional(),
+  cwd: z.string().min(1).optional(),
+  timeout: timeoutMs.optional(),
+  protocol: McpProtocolSchema.optional(),
 });
+
+/** The same files' remote form; `streamable-http` is another name for `http`. */
+const RemoteEntrySchema = z.strictObject({
+  type: z.enum(['http', 'streamable-http', 'sse']).optional(),
+  url: httpUrl,
+  headers: stringMap.optional(),
+  timeout: timeoutMs.optional(),
+  protocol: McpProtocolSchema.optional(),
+});
+
+/**
+ * The design documents' URL provider (seed 003). Its `timeout` is in seconds, like its
+ * `health_check` interval. `health_check` is accepted and not used: the MCP handshake the job
+ * runs is the stronger check.
+ */
+const UrlProviderSchema = z.strictObject({
+  type: z.literal('url'),
+  endpoint: httpUrl,
+  health_check: z
+    .strictObject({ path: z.string().optional(), interval: z.number().positive().optional(), timeout: z.number().positive().optional() })
+    .optional(),
+  timeout: z.number().positive().max(600, 'timeout is at most 600 seconds').optional(),
+  authentication: z.strictObject({ type: z.literal('bearer'), token: z.string().min(1) }).optional(),
+  protocol: McpProtocolSchema.optional(),
+});
+
+const SECRET_REF = /^secret_ref:/;
+
+/** Which dialect an entry is, from its `type` and fields, so a refusal names the right fields. */
+function entrySchema(v: unknown): z.ZodType | string {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) return 'a server entry must be an object';
+  const e = v as Record<string, unknown>;
+  if (e.type === 'url') return UrlProviderSchema;
+  if (e.type === 'stdio') return StdioEntrySchema;
+  if (e.type === 'http' || e.type === 'streamable-http' || e.type === 'sse') return RemoteEntrySchema;
+  if (e.type === 'docker') return 'type "docker" (the container provider) is not supported by the job';
+  if (e.type !== undefined) return `unknown type ${JSON.stringify(e.type)}; known: stdio, http, streamable-http, sse, url`;
+  if ('command' in e) return StdioEntrySchema;
+  if ('url' in e) return RemoteEntrySchema;
+  return 'a server needs "command" (stdio), "url" (Streamable HTTP or SSE) or "type": "url" with "endpoint"';
+}
+
+/** Maps one parsed dialect entry onto the internal shape. */
+function toInternal(e: Record<string, unknown>): ServerConfig | string {
+  if (e.type === 'url') {
+    const u = e as z.infer<typeof UrlProviderSchema>;
+    if (u.authentication && SECRET_REF.test(u.authentication.token)) return 'authentication.token: secret references are not resolved by the job yet';
+    return {
+      type: 'http',
+      url: u.endpoint,
+      sseFallback: true,
+      ...(u.authentication ? { headers: { Authorization: `Bearer ${u.authentication.token}` } } : {}),
+      ...(u.timeout ? { timeoutMs: Math.round(u.timeout * 1000) } : {}),
+      ...(u.protocol ? { protocol: u.protocol } : {}),
+    };
+  }
+  if ('command' in e) {
+    const { timeout, ...rest } = e as z.infer<typeof StdioEntrySchema>;
+    return { ...rest, ...(timeout ? { timeoutMs: timeout } : {}) };
+  }
+  const { type, timeout, ...rest } = e as z.infer<typeof RemoteEntrySchema>;
+  return {
+    ...rest,
+    type: type === 'sse' ? 'sse' : 'http',
+    ...(type === undefined ? { sseFallback: true } : {}),
+    ...(timeout ? { timeoutMs: timeout } : {}),
+  };
+}
+
+/**
+ * One server entry in any dialect users already have: Claude Desktop / Claude Code `mcpServers`,
+ * VS Code `servers`, and the seed's URL provider; unknown fields are refused by name.
+ */
+export const ServerEntrySchema = z.unknown().transform((v, ctx): ServerConfig => {
+  const schema = entrySchema(v);
+  if (typeof schema === 'string') {
+    ctx.addIssue({ code: 'custom', message: schema });
+    return z.NEVER;
+  }
+  const r = schema.safeParse(v);
+  if (!r.success) {
+    for (const i of r.error.issues) ctx.addIssue({ code: 'custom', message: i.message, path: i.path });
+    return z.NEVER;
+  }
+  const out = toInternal(r.data as Record<string, unknown>);
+  if (typeof out === 'string') {
+    ctx.addIssue({ code: 'custom', message: out });
+    return z.NEVER;
+  }
+  return out;
+});
+
+const serverMap = z
+  .record(z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'server names are 1-64 letters, digits, _ . -'), ServerEntrySchema)
+  .refine((m) => Object.keys(m).length > 0, 'name at least one server')
+  .refine((m) => Object.keys(m).length <= 32, 'at most 32 servers per message');
+
+/** The payload: `mcpServers` (Claude) or `servers` (VS Code), normalised to `mcpServers`. */
+export const MCPServersConfigSchema = z
+  .strictObject({ mcpServers: serverMap.optional(), servers: serverMap.optional() })
+  .refine((c) => (c.mcpServers === undefined) !== (c.servers === undefined), 'give exactly one of mcpServers or servers')
+  .transform((c) => ({ mcpServers: (c.mcpServers ?? c.servers)! }));
 
 export const EnvelopeSchema = z.object({
   jobID: z.string().min(1, 'jobID must not be empty').max(253, 'jobID is at most 253 characters'),
@@ -41,7 +167,7 @@ export const EnvelopeSchema = z.object({
 export type StdioServer = z.infer<typeof StdioServerSchema>;
 export type RemoteServer = z.infer<typeof RemoteServerSchema>;
 export type ServerConfig = z.infer<typeof ServerConfigSchema>;
-export type MCPServersConfig = z.infer<typeof MCPServersConfigSchema>;
+export type MCPServersConfig = z.output<typeof MCPServersConfigSchema>;
 
 /** A message that passed validation. */
 export interface ValidMessage {

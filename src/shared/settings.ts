@@ -27,6 +27,15 @@ export const bool = z.preprocess((v) => (typeof v === 'string' ? /^(true|1|yes)$
 
 export const SASL_MECHANISMS = ['plain', 'scram-sha-256', 'scram-sha-512'] as const;
 
+/**
+ * The MCP protocol generation the job speaks to a server: `auto` probes with `server/discover`
+ * (2026-07-28) and falls back to the 2025 `initialize` handshake; `2025` and `2026-07-28` pin
+ * one and skip the probe.
+ */
+export const MCP_PROTOCOLS = ['auto', '2025', '2026-07-28'] as const;
+export const McpProtocolSchema = z.enum(MCP_PROTOCOLS);
+export type McpProtocol = z.infer<typeof McpProtocolSchema>;
+
 export const DEFAULT_ALLOWED_COMMANDS = ['node', 'npx', 'uv', 'uvx', 'python', 'python3'];
 
 /** What both programs read, declared once: the controller passes these on to every Job. */
@@ -50,7 +59,12 @@ export const SHARED_SETTINGS = {
   MAX_MESSAGE_BYTES: int(1024, 64 * 1024 * 1024)
     .default(1024 * 1024)
     .describe('Largest message accepted'),
-  MCP_INIT_TIMEOUT_MS: int(100).default(30_000).describe('Per-server deadline of the MCP handshake and list calls'),
+  MCP_INIT_TIMEOUT_MS: int(100)
+    .default(30_000)
+    .describe("Per-server deadline covering the server's start or connection, the MCP handshake and every list page"),
+  MCP_PROTOCOL: McpProtocolSchema.default('auto').describe(
+    'MCP protocol generation: auto (probe server/discover, fall back to 2025 initialize) | 2025 | 2026-07-28; a server entry\'s "protocol" overrides it',
+  ),
   LOG_LEVEL: logLevelSetting.default('info').describe('fatal|error|warn|info|debug|trace|silent'),
 } satisfies SettingsShape;
 

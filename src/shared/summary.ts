@@ -5,17 +5,39 @@ export const TERMINATION_MESSAGE_LIMIT = 4096;
 
 export const ServerStatusSchema = z.enum(['initialized', 'failed-retriable', 'failed-permanent']);
 
-/** One server's line in the summary: what the job found, shortened to fit. */
+/** How far a summary had to be shortened to fit; each step keeps everything the next one would. */
+export const SHORTENING_STEPS = ['lists', 'errors', 'details', 'reasons'] as const;
+
+/**
+ * One server's line in the summary: what the job found, shortened to fit. Fields after `ms` came
+ * with the MCP 2026-07-28 support and are optional, so a summary from an older job still parses.
+ */
 export const ServerSummarySchema = z.object({
   status: ServerStatusSchema,
   reason: z.string().optional(),
   error: z.string().optional(),
+  /** `name@version` from the server's serverInfo. */
   server: z.string().optional(),
+  /** The negotiated protocol version, e.g. `2025-11-25` or `2026-07-28`. */
   protocol: z.string().optional(),
+  /** Tool names; a shortened list ends with `…+N` (N names left out). */
   tools: z.array(z.string()).optional(),
   prompts: z.array(z.string()).optional(),
+  /** Number of resources (URIs are long and rarely useful in a 4 KiB summary). */
   resources: z.number().optional(),
   ms: z.number(),
+  /** Which protocol generation answered: the 2025 `initialize` handshake or 2026-07-28 `server/discover`. */
+  generation: z.enum(['2025', '2026-07-28']).optional(),
+  /** How the server was reached: stdio, Streamable HTTP, or SSE. */
+  transport: z.enum(['stdio', 'http', 'sse']).optional(),
+  /** Whether the server sent instructions (the text itself stays in the job's log). */
+  instructions: z.boolean().optional(),
+  /** The names of the capabilities the server declared (tools, prompts, resources, logging…). */
+  caps: z.array(z.string()).optional(),
+  /** Milliseconds per phase: spawn (stdio) or connect (http/sse), handshake, lists. */
+  phases: z.object({ spawn: z.number().optional(), connect: z.number().optional(), handshake: z.number().optional(), lists: z.number().optional() }).optional(),
+  /** Lists whose paging stopped at the job's page cap (more items exist than reported). */
+  capped: z.array(z.string()).optional(),
 });
 
 /**
@@ -34,6 +56,8 @@ export const JobSummarySchema = z.object({
   reason: z.string().optional(),
   error: z.string().optional(),
   servers: z.record(z.string(), ServerSummarySchema).optional(),
+  /** Set when the summary was shortened to fit 4096 bytes: the last step applied. */
+  shortened: z.enum(SHORTENING_STEPS).optional(),
 });
 
 export type JobSummary = z.infer<typeof JobSummarySchema>;

@@ -73,6 +73,7 @@ describe('buildJob', () => {
                   { name: 'SECRETS_DIR', value: '/var/run/mcp-secrets' },
                   { name: 'MAX_MESSAGE_BYTES', value: '1048576' },
                   { name: 'MCP_INIT_TIMEOUT_MS', value: '30000' },
+                  { name: 'MCP_PROTOCOL', value: 'auto' },
                   { name: 'TERMINATION_MESSAGE_PATH', value: '/dev/termination-log' },
                   { name: 'HOME', value: '/tmp' },
                   { name: 'LOG_LEVEL', value: 'info' },

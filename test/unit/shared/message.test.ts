@@ -72,6 +72,87 @@ describe('parseMessage', () => {
   });
 });
 
+describe('server-config dialects', () => {
+  const parse = (payload: unknown) => parseMessage(buf({ jobID: 'j', jobType: 'server-init', payload }), policy).config.mcpServers;
+  const refusal = (payload: unknown): string => {
+    try {
+      parse(payload);
+    } catch (err) {
+      assert.ok(err instanceof TerminalError);
+      assert.equal(err.reason, 'invalid-payload');
+      return err.message;
+    }
+    assert.fail('expected the payload to be refused');
+  };
+
+  it('maps a Claude Desktop / Claude Code stdio entry with cwd, env, envFile and timeout (ms)', () => {
+    const m = parse({ mcpServers: { a: { type: 'stdio', command: 'node', args: ['s.js'], cwd: '/srv', env: { A: '1' }, envFile: 'a.env', timeout: 5000 } } });
+    assert.deepEqual(m.a, { type: 'stdio', command: 'node', args: ['s.js'], cwd: '/srv', env: { A: '1' }, envFile: 'a.env', timeoutMs: 5000 });
+  });
+
+  it('reads a bare command as stdio', () => {
+    assert.deepEqual(parse({ mcpServers: { a: { command: 'npx', args: ['-y', 'x'] } } }).a, { command: 'npx', args: ['-y', 'x'] });
+  });
+
+  it('maps http, streamable-http and sse entries, with headers and a pinned protocol', () => {
+    const m = parse({
+      mcpServers: {
+        h: { type: 'http', url: 'https://mcp.example/mcp', headers: { 'X-Team': 'a' }, protocol: '2026-07-28' },
+        s: { type: 'streamable-http', url: 'https://mcp.example/mcp', timeout: 1000 },
+        e: { type: 'sse', url: 'http://old.example/sse' },
+      },
+    });
+    assert.deepEqual(m.h, { type: 'http', url: 'https://mcp.example/mcp', headers: { 'X-Team': 'a' }, protocol: '2026-07-28' });
+    assert.deepEqual(m.s, { type: 'http', url: 'https://mcp.example/mcp', timeoutMs: 1000 });
+    assert.deepEqual(m.e, { type: 'sse', url: 'http://old.example/sse' });
+  });
+
+  it('reads a url without type as Streamable HTTP that falls back to SSE', () => {
+    assert.deepEqual(parse({ mcpServers: { u: { url: 'http://x:1/mcp' } } }).u, { type: 'http', url: 'http://x:1/mcp', sseFallback: true });
+  });
+
+  it('accepts the VS Code top-level key servers, normalised to mcpServers', () => {
+    const m = parse({ servers: { v: { type: 'stdio', command: 'node', args: [] }, w: { type: 'http', url: 'http://x:1/mcp' } } });
+    assert.deepEqual(Object.keys(m), ['v', 'w']);
+  });
+
+  it("maps the seed's URL provider, its timeout in seconds and its bearer token, ignoring health_check", () => {
+    const m = parse({
+      mcpServers: {
+        p: {
+          type: 'url',
+          endpoint: 'http://svc:8000/mcp',
+          health_check: { path: '/health', interval: 30, timeout: 10 },
+          timeout: 30,
+          authentication: { type: 'bearer', token: 't0k' },
+        },
+      },
+    });
+    assert.deepEqual(m.p, { type: 'http', url: 'http://svc:8000/mcp', sseFallback: true, headers: { Authorization: 'Bearer t0k' }, timeoutMs: 30_000 });
+  });
+
+  it('refuses an unknown field, naming it, in every dialect', () => {
+    assert.match(refusal({ mcpServers: { a: { command: 'node', disabled: true } } }), /mcpServers\.a.*"disabled"/);
+    assert.match(refusal({ servers: { a: { type: 'http', url: 'http://x/mcp', oauth: {} } } }), /servers\.a.*"oauth"/);
+    assert.match(refusal({ mcpServers: { a: { type: 'url', endpoint: 'http://x/mcp', retries: 3 } } }), /mcpServers\.a.*"retries"/);
+    assert.match(refusal({ mcpServers: { a: { type: 'url', endpoint: 'http://x/mcp', health_check: { path: '/h', port: 1 } } } }), /"port"/);
+    assert.match(refusal({ mcpServers: { a: { command: 'node' } }, inputs: [] }), /"inputs"/);
+  });
+
+  it('refuses what it cannot map, saying why', () => {
+    assert.match(refusal({ mcpServers: { a: { type: 'docker', image: 'mcp/x' } } }), /container provider/);
+    assert.match(refusal({ mcpServers: { a: { type: 'ws', url: 'ws://x' } } }), /unknown type "ws"/);
+    assert.match(refusal({ mcpServers: { a: { args: [] } } }), /needs "command"/);
+    assert.match(refusal({ mcpServers: { a: { command: 'node', timeout: 60 } } }), /timeout is in milliseconds/);
+    assert.match(refusal({ mcpServers: { a: { command: 'node', protocol: '2024' } } }), /protocol/);
+    assert.match(refusal({ mcpServers: { a: { command: 'node' } }, servers: { b: { command: 'node' } } }), /exactly one of mcpServers or servers/);
+    assert.match(
+      refusal({ mcpServers: { p: { type: 'url', endpoint: 'http://x/mcp', authentication: { type: 'bearer', token: 'secret_ref:i:K' } } } }),
+      /secret references are not resolved/,
+    );
+  });
+});
+
 describe('resolveEnvFile', () => {
   it('resolves relative paths inside the secrets folder', () => {
     assert.equal(resolveEnvFile('db/.env', '/s'), '/s/db/.env');
