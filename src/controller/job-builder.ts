@@ -1,4 +1,5 @@
 import type * as k8s from '@kubernetes/client-node';
+import type { IHeaders } from 'kafkajs';
 import { ExitCode } from '../shared/exit-codes.js';
 import { Annotation, JOB_CONTAINER, Label, MANAGED_BY, TERMINATION_MESSAGE_PATH, type Coordinates } from '../shared/identity.js';
 import type { ValidMessage } from '../shared/message.js';
@@ -57,7 +58,14 @@ export const RESTRICTED_CONTAINER_SECURITY: k8s.V1SecurityContext = {
  * Job (resources, tolerations, volumes, service account…); identity, env, provenance and the
  * settings the guarantees depend on (`restartPolicy: Never`) are always ours.
  */
-export function buildJob(at: Coordinates, msg: ValidMessage, cfg: JobBuildConfig, template: k8s.V1Job = {}, replay?: Replay): k8s.V1Job {
+export function buildJob(
+  at: Coordinates,
+  msg: ValidMessage,
+  cfg: JobBuildConfig,
+  template: k8s.V1Job = {},
+  replay?: Replay,
+  trace: TraceContext = {},
+): k8s.V1Job {
   const readFrom = replay?.readFrom ?? at;
   const name = jobName(cfg.JOB_NAME_PREFIX, at.topic, at.partition, at.offset);
   const labels: Record<string, string> = {
@@ -106,6 +114,9 @@ export function buildJob(at: Coordinates, msg: ValidMessage, cfg: JobBuildConfig
     { name: 'TERMINATION_MESSAGE_PATH', value: TERMINATION_MESSAGE_PATH },
     { name: 'HOME', value: '/tmp' },
     ...jobKafkaSecurityEnv(cfg),
+    // The OpenTelemetry environment carrier: the job sends it on in each MCP request's _meta.
+    ...(trace.traceparent ? [{ name: 'TRACEPARENT', value: trace.traceparent }] : []),
+    ...(trace.tracestate ? [{ name: 'TRACESTATE', value: trace.tracestate }] : []),
   ];
   const ourNames = new Set(ours.map((e) => e.name));
   const env = [...(tJob?.env ?? []).filter((e) => !ourNames.has(e.name)), ...ours];
@@ -187,6 +198,23 @@ export function buildJob(at: Coordinates, msg: ValidMessage, cfg: JobBuildConfig
       },
     },
   };
+}
+
+/** W3C trace context a producer put on the record (headers `traceparent`, `tracestate`). */
+export interface TraceContext {
+  traceparent?: string;
+  tracestate?: string;
+}
+
+const TRACEPARENT = /^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$/;
+
+/** The trace context of a record's headers; a malformed one is dropped, as the W3C spec says, never failing the message. */
+export function traceContextOf(headers: IHeaders | undefined): TraceContext {
+  const text = (v: IHeaders[string]) => (Array.isArray(v) ? v[0] : v)?.toString().trim();
+  const traceparent = text(headers?.traceparent);
+  if (!traceparent || !TRACEPARENT.test(traceparent)) return {};
+  const tracestate = text(headers?.tracestate);
+  return { traceparent, ...(tracestate && tracestate.length <= 512 ? { tracestate } : {}) };
 }
 
 /** Where a Job finds its own Kafka credentials: JOB_KAFKA_SECRET_NAME, mounted read-only. */

@@ -18,7 +18,7 @@ import { parseMessage, type ValidationPolicy } from '../shared/message.js';
 import { retryForever, type BackoffOptions } from '../shared/retry.js';
 import type { ControllerConfig } from './config.js';
 import { buildDeadLetter, truncateDeadLetter, type SourceRecord } from './dead-letter.js';
-import { buildJob } from './job-builder.js';
+import { buildJob, traceContextOf } from './job-builder.js';
 import type { Metrics, Pauses } from './metrics.js';
 
 /** The two Job calls the handler makes (client-node's BatchV1Api has them). */
@@ -107,7 +107,7 @@ export class MessageHandler {
     try {
       const msg = parseMessage(m.value, this.d.policy);
       checksum = msg.checksum;
-      job = buildJob(at, msg, cfg, this.d.template);
+      job = buildJob(at, msg, cfg, this.d.template, undefined, traceContextOf(m.headers));
     } catch (err) {
       if (err instanceof TerminalError) return this.deadLetter(m, at, err, heartbeat, sig);
       throw err;

@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import type * as k8s from '@kubernetes/client-node';
 import { ControllerConfigSchema } from '../../../src/controller/config.js';
 import { parseConfig } from '../../../src/shared/settings.js';
-import { buildJob } from '../../../src/controller/job-builder.js';
+import { buildJob, traceContextOf } from '../../../src/controller/job-builder.js';
 import { isSameMessage } from '../../../src/shared/identity.js';
 import { parseMessage } from '../../../src/shared/message.js';
 
@@ -173,5 +173,20 @@ describe('buildJob for a replay', () => {
     assert.equal(replayed.metadata!.annotations!['mcp-job-controller.io/replay-count'], '2');
     const env = Object.fromEntries(replayed.spec!.template.spec!.containers[0]!.env!.map((e) => [e.name, e.value]));
     assert.deepEqual([env.KAFKA_TOPIC, env.KAFKA_PARTITION, env.KAFKA_OFFSET, env.MCP_MESSAGE_SHA256], ['mcp-jobs.dlq', '0', '3', msg.checksum]);
+  });
+});
+
+describe('trace context', () => {
+  it("passes a record's W3C traceparent and tracestate to the job as TRACEPARENT and TRACESTATE", () => {
+    const tp = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
+    const trace = traceContextOf({ traceparent: Buffer.from(tp), tracestate: 'congo=t61rcWkgMzE' });
+    const env = buildJob(at, msg, cfg, {}, undefined, trace).spec!.template.spec!.containers[0]!.env!;
+    assert.equal(env.find((e) => e.name === 'TRACEPARENT')?.value, tp);
+    assert.equal(env.find((e) => e.name === 'TRACESTATE')?.value, 'congo=t61rcWkgMzE');
+  });
+
+  it('drops a malformed traceparent instead of failing the message', () => {
+    assert.deepEqual(traceContextOf({ traceparent: 'not-a-trace', tracestate: 'x=1' }), {});
+    assert.deepEqual(traceContextOf(undefined), {});
   });
 });
