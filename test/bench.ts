@@ -184,7 +184,8 @@ async function jobCost(bed: Testbed, b: Bench): Promise<Record<string, number | 
   for (let i = 0; i < runs + 1; i++) {
     // Interleaved, so drift on a shared machine hits all three alike; the first round warms caches.
     const a = await measure([process.execPath, '-e', '0'], process.env);
-    const c = await measure([process.execPath, bareClient, FIXTURE], process.env);
+    // The same MCP mode on both sides: the job's default (MCP_PROTOCOL=auto).
+    const c = await measure([process.execPath, bareClient, FIXTURE, 'auto'], process.env);
     const j = await measure([process.execPath, join(repoRoot, 'dist', 'src', 'job', 'main.js')], jobEnv);
     if (j.code !== 0 || c.code !== 0) throw new Error(`job cost run failed: job exit ${j.code}, bare client exit ${c.code}`);
     if (i === 0) continue;
@@ -206,7 +207,8 @@ async function jobCost(bed: Testbed, b: Bench): Promise<Record<string, number | 
     bare_peak_mb: barePeak.length ? +(median(barePeak) / 1024).toFixed(1) : 'n/a',
     job_peak_mb: jobPeak.length ? +(median(jobPeak) / 1024).toFixed(1) : 'n/a',
     runs,
-  };
+    mcp_protocol: 'auto (both)',
+  } as Record<string, number | string>;
 }
 
 async function throughput(b: Bench): Promise<Record<string, number>> {

@@ -1,4 +1,6 @@
+import type * as k8s from '@kubernetes/client-node';
 import { z } from 'zod';
+import { validationPolicy, type ValidationPolicy } from '../shared/message.js';
 import { csv, int, parseConfig, SHARED_SETTINGS, settingsInput, type SettingsShape } from '../shared/settings.js';
 
 /**
@@ -85,4 +87,13 @@ export type ControllerConfig = z.output<typeof ControllerConfigSchema>;
 /** Parses the controller's config from flags and environment; throws a ConfigError naming bad settings. */
 export function controllerConfig(argv: Record<string, unknown>, env: NodeJS.ProcessEnv, overrides: Record<string, unknown> = {}): ControllerConfig {
   return parseConfig(ControllerConfigSchema, { ...settingsInput(CONTROLLER_SETTINGS, argv, env), ...overrides });
+}
+
+/**
+ * The controller's validation policy: the shared one, plus the check that a message's servers
+ * can finish within the Job's activeDeadlineSeconds (the template's, when it sets one).
+ */
+export function controllerPolicy(cfg: ControllerConfig, template?: k8s.V1Job): ValidationPolicy {
+  const seconds = template?.spec?.activeDeadlineSeconds ?? cfg.JOB_ACTIVE_DEADLINE_SECONDS;
+  return { ...validationPolicy(cfg), deadline: { jobMs: seconds * 1000, serverTimeoutMs: cfg.MCP_INIT_TIMEOUT_MS } };
 }

@@ -7,10 +7,10 @@ import { hideBin } from 'yargs/helpers';
 import { ConfigError, describeError, TerminalError } from '../shared/errors.js';
 import { createKafka, describeKafkaSecurity, kafkaConnection } from '../shared/kafka.js';
 import { createLogger } from '../shared/logger.js';
-import { parseMessage, validationPolicy } from '../shared/message.js';
+import { parseMessage } from '../shared/message.js';
 import { readOneMessage } from '../shared/read-message.js';
 import { yargsOptions } from '../shared/settings.js';
-import { CONTROLLER_SETTINGS, controllerConfig, type ControllerConfig } from './config.js';
+import { CONTROLLER_SETTINGS, controllerConfig, controllerPolicy, type ControllerConfig } from './config.js';
 import { startHttp } from './http.js';
 import { buildJob } from './job-builder.js';
 import { loadJobTemplate, loadKubeConfig, makeKeepAliveClient } from './kube.js';
@@ -82,7 +82,7 @@ function render(argv: Record<string, unknown>): void {
   const file = argv.message as string;
   const value = readFileSync(file === '-' ? 0 : file);
   try {
-    const msg = parseMessage(value, validationPolicy(cfg));
+    const msg = parseMessage(value, controllerPolicy(cfg, loadJobTemplate(cfg.JOB_TEMPLATE)));
     const job = buildJob(
       { topic: cfg.KAFKA_TOPIC, partition: Number(argv.partition), offset: String(argv.offset) },
       msg,
@@ -104,7 +104,7 @@ async function produce(argv: Record<string, unknown>): Promise<void> {
   const brokers = String(argv['kafka-brokers'] ?? process.env.KAFKA_BROKERS ?? '');
   const cfg = config(argv, { KAFKA_BROKERS: brokers });
   const lines = argv.file !== undefined ? readLines(String(argv.file)) : [String(argv.message)];
-  const problems = checkLines({ lines, validate: argv.validate !== false, policy: validationPolicy(cfg) });
+  const problems = checkLines({ lines, validate: argv.validate !== false, policy: controllerPolicy(cfg) });
   if (problems.length) {
     for (const p of problems.slice(0, 20)) process.stderr.write(`line ${p.line}: ${p.reason}: ${p.error}\n`);
     process.stderr.write(`${problems.length} invalid message(s); nothing sent (--no-validate sends them anyway, to exercise the dead-letter topic)\n`);

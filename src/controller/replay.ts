@@ -1,9 +1,9 @@
 import type * as k8s from '@kubernetes/client-node';
-import type { ControllerConfig } from './config.js';
+import { controllerPolicy, type ControllerConfig } from './config.js';
 import { DlqHeader } from './dead-letter.js';
 import { isNotFound, TerminalError } from '../shared/errors.js';
 import { Annotation, isFinished, type Coordinates } from '../shared/identity.js';
-import { parseMessage, validationPolicy } from '../shared/message.js';
+import { parseMessage } from '../shared/message.js';
 import type { OneMessage } from '../shared/read-message.js';
 import { waitFor } from '../shared/wait.js';
 import { buildJob } from './job-builder.js';
@@ -42,7 +42,7 @@ export async function replay(d: ReplayDeps, target: ReplayTarget): Promise<{ job
     readFrom = at;
     rec = await d.read(at);
   }
-  const msg = parseMessage(rec.value, validationPolicy(cfg));
+  const msg = parseMessage(rec.value, controllerPolicy(cfg, d.template));
   const probe = buildJob(at, msg, cfg, d.template);
   const name = probe.metadata!.name!;
   let count = 1;

@@ -4,12 +4,11 @@ import { classifyProduceError, describeError, FatalError, isUndecodable, Retriab
 import { unreportedJobSelector } from '../shared/identity.js';
 import { createKafka, type KafkaConnection } from '../shared/kafka.js';
 import type { Logger } from '../shared/logger.js';
-import { validationPolicy } from '../shared/message.js';
 import { PartitionReader, readOneMessage } from '../shared/read-message.js';
 import { retryForever } from '../shared/retry.js';
 import { waitFor } from '../shared/wait.js';
 import { processBatch, type BatchDeps } from './batch-processor.js';
-import type { ControllerConfig } from './config.js';
+import { controllerPolicy, type ControllerConfig } from './config.js';
 import { uncommittedDeadLetters } from './dlq-dedup.js';
 import { GroupAdmin } from './group-admin.js';
 import { JobInformer, jobListWatch } from './job-informer.js';
@@ -117,7 +116,7 @@ export async function runController(deps: ControllerDeps): Promise<ControllerHan
   });
   const handler = new MessageHandler({
     config: cfg,
-    policy: validationPolicy(cfg),
+    policy: controllerPolicy(cfg, deps.template),
     jobs: batch,
     producer,
     slots,

@@ -20,7 +20,7 @@ import { McpServer } from '@modelcontextprotocol/server';
 import { z } from 'zod';
 import { describeError } from '../shared/errors.js';
 import type { ServerOutcome } from '../shared/exit-codes.js';
-import { isCommandAllowed, resolveEnvFile, ServerConfigSchema, type ServerConfig } from '../shared/message.js';
+import { isCommandAllowed, resolveEnvFile, ServerConfigSchema, type ServerConfig, SERVER_MARGIN_MS } from '../shared/message.js';
 import type { McpProtocol } from '../shared/settings.js';
 import { sleep } from '../shared/wait.js';
 
@@ -95,9 +95,11 @@ function closedDuringProbe(err: unknown): boolean {
   );
 }
 
-function negotiation(protocol: McpProtocol): ConstructorParameters<typeof Client>[1] {
+function negotiation(protocol: McpProtocol, timeoutMs: number): ConstructorParameters<typeof Client>[1] {
   if (protocol === '2025') return { versionNegotiation: { mode: 'legacy' } };
-  if (protocol === 'auto') return { versionNegotiation: { mode: 'auto' } };
+  // A short probe: a 2025 server that ignores requests before `initialize` must leave time for
+  // the fallback (the SDK takes a probe timeout on stdio as "legacy").
+  if (protocol === 'auto') return { versionNegotiation: { mode: 'auto', probe: { timeoutMs: Math.max(100, Math.min(5000, Math.floor(timeoutMs / 3))) } } };
   return { versionNegotiation: { mode: { pin: protocol } } };
 }
 
@@ -179,9 +181,20 @@ function classify(err: unknown, stage: string): InitFailure {
     }
   }
   if (/protocol version is not supported/i.test(msg)) return failure('failed-permanent', 'protocol-mismatch');
-  if (err instanceof ProtocolError) return failure('failed-permanent', 'protocol-error');
+  // Only a request the server calls malformed or unknown is permanent; -32603 and the server's
+  // own -32000..-32099 range ("temporarily unavailable") may pass.
+  if (err instanceof ProtocolError)
+    return PERMANENT_JSONRPC.has(err.code) ? failure('failed-permanent', 'protocol-error') : failure('failed-retriable', 'protocol-error');
+  // Node refused the spawn or a header (a NUL byte, a non-Latin-1 header value): the message is
+  // at fault, and the error text would echo the value, a secret perhaps, so it is not kept.
+  if (err instanceof TypeError || code === 'ERR_INVALID_ARG_VALUE' || code === 'ERR_INVALID_CHAR') {
+    return new InitFailure('failed-permanent', 'invalid-config', `${stage}: an argument, env value or header was refused as invalid`);
+  }
   return failure('failed-retriable', 'connect-failed');
 }
+
+/** JSON-RPC errors no retry fixes: parse error, invalid request, method not found, invalid params, unsupported version. */
+const PERMANENT_JSONRPC = new Set([-32700, -32600, -32601, -32602, -32022]);
 
 class DeadlineExpired extends Error {
   override readonly name = 'DeadlineExpired';
@@ -267,7 +280,7 @@ export async function initializeServer(name: string, cfg: ServerConfig, opts: In
   const started = performance.now();
   let kind: ServerResult['transport'] = 'command' in cfg ? 'stdio' : cfg.type;
   let protocol = cfg.protocol ?? opts.protocol;
-  const newClient = () => new Client(CLIENT_INFO, { capabilities: {}, ...negotiation(protocol) });
+  const newClient = () => new Client(CLIENT_INFO, { capabilities: {}, ...negotiation(protocol, cfg.timeoutMs ?? opts.timeoutMs) });
   let client = newClient();
   let transport: Transport | undefined;
   /** The stdio child's pid, kept so the job can make sure it is gone before exiting. */
@@ -432,7 +445,7 @@ export async function createInitService(
   await client.connect(clientSide);
   // initializeServer is bounded by its own deadline; the margin covers reaping a stubborn child
   // (SIGTERM, 2 s, SIGKILL) and the in-process round trip.
-  const callTimeout = (cfg: ServerConfig) => (cfg.timeoutMs ?? opts.timeoutMs) + 5_000;
+  const callTimeout = (cfg: ServerConfig) => (cfg.timeoutMs ?? opts.timeoutMs) + SERVER_MARGIN_MS;
   return {
     initialize: async (name, cfg) => {
       const started = performance.now();

@@ -2,7 +2,7 @@ import { describeError, isBug, TerminalError } from '../shared/errors.js';
 import { ExitCode, exitCodeFor, type ExitCodeValue } from '../shared/exit-codes.js';
 import type { Coordinates } from '../shared/identity.js';
 import type { Logger } from '../shared/logger.js';
-import { checksumOf, parseMessage, validationPolicy } from '../shared/message.js';
+import { checksumOf, parseMessage, validationPolicy, INIT_CONCURRENCY } from '../shared/message.js';
 import type { OneMessage } from '../shared/read-message.js';
 import type { JobConfig } from './config.js';
 import { createInitService, type InitOptions, type ServerResult } from './mcp-init.js';
@@ -73,7 +73,7 @@ export async function runJob(deps: JobDeps): Promise<ExitCodeValue> {
   const service = await createInitService(opts);
   let results: ServerResult[];
   try {
-    results = await mapPool(names, 4, async (name) => {
+    results = await mapPool(names, INIT_CONCURRENCY, async (name) => {
       const r = await service.initialize(name, msg.config.mcpServers[name]!);
       if (r.status === 'initialized') {
         log.info(

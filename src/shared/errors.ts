@@ -28,6 +28,7 @@ export type TerminalReason =
   | 'invalid-job'
   | 'job-name-conflict'
   | 'undecodable-record'
+  | 'deadline-too-short'
   | 'unwritable-record';
 
 export class TerminalError extends Error {

@@ -7,7 +7,14 @@ import { McpProtocolSchema, type SharedConfig } from './settings.js';
 /** The job types the design documents define. */
 export const JOB_TYPES = ['server-init'] as const;
 
-const stringMap = z.record(z.string(), z.string());
+// Values Node refuses at spawn or in a header would come back in an error that echoes them —
+// a secret, perhaps — so they are refused here, naming the key and never the value.
+const noNul = (what: string) => z.string().refine((v) => !v.includes('\0'), `${what} must not contain a NUL byte`);
+const stringMap = z.record(z.string(), noNul('an env value'));
+const headerMap = z.record(
+  z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'a header name is an HTTP token'),
+  z.string().refine((v) => /^[\t\x20-\x7e\x80-\xff]*$/.test(v), 'a header value must be printable Latin-1, without CR, LF or NUL'),
+);
 
 /** A per-server deadline from a client config file: milliseconds, as MCP_INIT_TIMEOUT_MS. */
 const timeoutMs = z
@@ -24,7 +31,7 @@ const httpUrl = z.url({ protocol: /^https?$/, error: 'url must be an http(s) URL
 export const StdioServerSchema = z.strictObject({
   type: z.literal('stdio').optional(),
   command: z.string().min(1, 'command must not be empty'),
-  args: z.array(z.string()).default([]),
+  args: z.array(noNul('an argument')).default([]),
   env: stringMap.optional(),
   envFile: z.string().min(1).optional(),
   cwd: z.string().min(1).optional(),
@@ -35,7 +42,7 @@ export const StdioServerSchema = z.strictObject({
 export const RemoteServerSchema = z.strictObject({
   type: z.enum(['http', 'sse']),
   url: httpUrl,
-  headers: stringMap.optional(),
+  headers: headerMap.optional(),
   protocol: McpProtocolSchema.optional(),
   timeoutMs: timeoutMs.optional(),
   /** Fall back to SSE when Streamable HTTP answers 4xx, as clients do for a `url` without `type`. */
@@ -48,7 +55,7 @@ export const ServerConfigSchema = z.union([RemoteServerSchema, StdioServerSchema
 const StdioEntrySchema = z.strictObject({
   type: z.literal('stdio').optional(),
   command: z.string().min(1, 'command must not be empty'),
-  args: z.array(z.string()).default([]),
+  args: z.array(noNul('an argument')).default([]),
   env: stringMap.optional(),
   envFile: z.string().min(1).optional(),
   cwd: z.string().min(1).optional(),
@@ -60,7 +67,7 @@ const StdioEntrySchema = z.strictObject({
 const RemoteEntrySchema = z.strictObject({
   type: z.enum(['http', 'streamable-http', 'sse']).optional(),
   url: httpUrl,
-  headers: stringMap.optional(),
+  headers: headerMap.optional(),
   timeout: timeoutMs.optional(),
   protocol: McpProtocolSchema.optional(),
 });
@@ -76,7 +83,7 @@ const UrlProviderSchema = z.strictObject({
   health_check: z
     .strictObject({ path: z.string().optional(), interval: z.number().positive().optional(), timeout: z.number().positive().optional() })
     .optional(),
-  timeout: z.number().positive().max(600, 'timeout is at most 600 seconds').optional(),
+  timeout: z.number().min(0.1, 'timeout is in seconds (at least 0.1)').max(600, 'timeout is at most 600 seconds').optional(),
   authentication: z.strictObject({ type: z.literal('bearer'), token: z.string().min(1) }).optional(),
   protocol: McpProtocolSchema.optional(),
 });
@@ -186,6 +193,34 @@ export interface ValidationPolicy {
   secretsDir: string;
   /** Largest accepted value, in bytes. */
   maxMessageBytes: number;
+  /**
+   * The controller's check that a message can finish in time: the Job's activeDeadlineSeconds
+   * in ms, and the per-server deadline a server without its own `timeout` gets. The job does
+   * not check (its Job's deadline is already set).
+   */
+  deadline?: { jobMs: number; serverTimeoutMs: number };
+}
+
+/** Servers a job initializes at once. */
+export const INIT_CONCURRENCY = 4;
+
+/** What one server may take past its deadline: the in-process call's margin, closing, reaping. */
+export const SERVER_MARGIN_MS = 5_000;
+
+/** Time a Job needs besides its servers (pod start, reading its message), kept out of its budget. */
+export const JOB_START_ALLOWANCE_MS = 30_000;
+
+/**
+ * The longest a job can spend on its servers: each server's deadline, run
+ * {@link INIT_CONCURRENCY} at a time in message order, as the job runs them. Pure.
+ */
+export function serversWorstCaseMs(timeouts: readonly number[]): number {
+  const lanes = new Array<number>(INIT_CONCURRENCY).fill(0);
+  for (const t of timeouts) {
+    const i = lanes.indexOf(Math.min(...lanes));
+    lanes[i]! += t;
+  }
+  return Math.max(...lanes);
 }
 
 export function checksumOf(value: Buffer): string {
@@ -252,6 +287,16 @@ export function parseMessage(value: Buffer | null, policy: ValidationPolicy): Va
         );
       }
       if (server.envFile !== undefined) resolveEnvFile(server.envFile, policy.secretsDir);
+    }
+  }
+  if (policy.deadline) {
+    const { jobMs, serverTimeoutMs } = policy.deadline;
+    const worst = serversWorstCaseMs(Object.values(cfg.data.mcpServers).map((s) => (s.timeoutMs ?? serverTimeoutMs) + SERVER_MARGIN_MS));
+    if (worst + JOB_START_ALLOWANCE_MS > jobMs) {
+      throw new TerminalError(
+        'deadline-too-short',
+        `the servers' deadlines need up to ${Math.ceil(worst / 1000)} s (${INIT_CONCURRENCY} at a time), more than the Job's activeDeadlineSeconds (${Math.floor(jobMs / 1000)} s) less ${JOB_START_ALLOWANCE_MS / 1000} s to start`,
+      );
     }
   }
   return { jobID, jobType: jobType as ValidMessage['jobType'], config: cfg.data, checksum: checksumOf(value) };

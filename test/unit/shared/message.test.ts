@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { TerminalError } from '../../../src/shared/errors.js';
-import { checksumOf, parseMessage, resolveEnvFile, type ValidationPolicy } from '../../../src/shared/message.js';
+import { checksumOf, parseMessage, resolveEnvFile, serversWorstCaseMs, type ValidationPolicy } from '../../../src/shared/message.js';
 
 const policy: ValidationPolicy = { allowedCommands: ['node', 'npx', 'uv'], secretsDir: '/var/run/mcp-secrets', maxMessageBytes: 4096 };
 const servers = { mcpServers: { MariaDB_Server: { command: 'uv', args: ['--directory', 'path/to/server', 'run', 'server.py'], envFile: 'path/to/.env' } } };
@@ -161,5 +161,54 @@ describe('resolveEnvFile', () => {
 
   it('refuses paths that leave the secrets folder, including the folder itself', () => {
     for (const p of ['../x', 'a/../../x', '/etc/passwd', '/s', '/s2/x']) assert.throws(() => resolveEnvFile(p, '/s'), TerminalError, p);
+  });
+});
+
+describe('a message that cannot finish in time', () => {
+  const serversOf = (n: number, timeout?: number) =>
+    Buffer.from(
+      JSON.stringify({
+        jobID: 'd',
+        jobType: 'server-init',
+        payload: { mcpServers: Object.fromEntries(Array.from({ length: n }, (_, i) => [`s${i}`, { command: 'node', ...(timeout ? { timeout } : {}) }])) },
+      }),
+    );
+  const policy = { allowedCommands: ['node'], secretsDir: '/s', maxMessageBytes: 1 << 20, deadline: { jobMs: 600_000, serverTimeoutMs: 30_000 } };
+
+  it("is refused when its servers' deadlines, four at a time, do not fit the Job's activeDeadlineSeconds", () => {
+    assert.throws(
+      () => parseMessage(serversOf(5, 400_000), policy),
+      (e: TerminalError) => e.reason === 'deadline-too-short' && /up to 810 s/.test(e.message),
+    );
+  });
+
+  it('is accepted when they fit, with the default per-server deadline for servers that set none', () => {
+    assert.equal(Object.keys(parseMessage(serversOf(32), policy).config.mcpServers).length, 32);
+    assert.equal(serversWorstCaseMs([10, 10, 10, 10, 10]), 20);
+  });
+});
+
+describe('values Node would refuse, echoing them in its error', () => {
+  const withServer = (server: object) => Buffer.from(JSON.stringify({ jobID: 'v', jobType: 'server-init', payload: { mcpServers: { a: server } } }));
+  const policy = { allowedCommands: ['node'], secretsDir: '/s', maxMessageBytes: 1 << 20 };
+
+  it('refuses a header value with CR, LF, NUL or beyond Latin-1, naming the header and never the value', () => {
+    for (const bad of ['Bearer SECRET\r\nX: y', 'Bearer SECRET\u0000', 'Bearer SECRET\u2603']) {
+      assert.throws(
+        () => parseMessage(withServer({ url: 'https://mcp.example/mcp', headers: { Authorization: bad } }), policy),
+        (e: TerminalError) => e.reason === 'invalid-payload' && /Authorization/.test(e.message) && !e.message.includes('SECRET'),
+      );
+    }
+  });
+
+  it('refuses a NUL byte in an env value or an argument', () => {
+    assert.throws(
+      () => parseMessage(withServer({ command: 'node', env: { API_KEY: 'SECRET\u0000' } }), policy),
+      (e: TerminalError) => !e.message.includes('SECRET'),
+    );
+    assert.throws(
+      () => parseMessage(withServer({ command: 'node', args: ['a\u0000b'] }), policy),
+      (e: TerminalError) => e.reason === 'invalid-payload',
+    );
   });
 });
