@@ -16,6 +16,7 @@ import { buildSummary } from '../../src/job/summary.js';
 import type { ServerConfig } from '../../src/shared/message.js';
 import { JobSummarySchema, TERMINATION_MESSAGE_LIMIT } from '../../src/shared/summary.js';
 import { PAGE_SIZE, startHttpFixture } from '../fixtures/server-2026.js';
+import { startHttp2025Fixture } from '../fixtures/http-server-2025.js';
 import { startSseFixture } from '../fixtures/sse-server-2025.js';
 
 const FIXTURE_2025 = join(repoRoot, 'dist', 'test', 'fixtures', 'mcp-server.js');
@@ -71,6 +72,16 @@ describe('initializing a 2025-only server', () => {
     assert.equal(r.status, 'initialized', r.error);
     assert.equal(r.generation, '2025');
     assert.ok((r.tools?.length ?? 0) > 3, `tools: ${r.tools?.join(',')}`);
+  });
+});
+
+describe("a stdio entry's own fields", () => {
+  it("starts the server in the entry's cwd with its inline env", async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'mcp-cwd-'));
+    const r = await initializeServer('placed', stdio([FIXTURE_2025], { cwd: dir, env: { EXTRA_TOOL: 'from-inline-env', CWD_TOOL: '1' } }), opts());
+    assert.equal(r.status, 'initialized', r.error);
+    assert.ok(r.tools?.includes('from-inline-env'), JSON.stringify(r.tools));
+    assert.ok(r.tools?.includes(`cwd-${dir.split('/').at(-1)}`), JSON.stringify(r.tools));
   });
 });
 
@@ -171,6 +182,34 @@ describe('initializing a 2026-07-28 server over Streamable HTTP', () => {
     assert.equal(ok.status, 'initialized', ok.error);
     assert.equal(ok.generation, '2026-07-28');
     const pinned = await initializeServer('strict', { type: 'http', url: strict.url }, opts({ protocol: '2025' }));
+    assert.equal(pinned.status, 'failed-permanent', pinned.error);
+  });
+});
+
+describe('initializing a 2025-only server over Streamable HTTP', () => {
+  let web: Awaited<ReturnType<typeof startHttp2025Fixture>>;
+  before(async () => {
+    web = await startHttp2025Fixture();
+  });
+  after(async () => {
+    await web.close();
+  });
+
+  it("falls back to the 2025 handshake in auto mode, sending the entry's headers on every request", async () => {
+    const r = await initializeServer('old-http', { type: 'http', url: web.url, headers: { Authorization: 'Bearer t0ken' } }, opts());
+    assert.equal(r.status, 'initialized', r.error);
+    assert.equal(r.transport, 'http');
+    assert.equal(r.generation, '2025');
+    assert.equal(r.serverInfo?.name, 'http-fixture-2025');
+    assert.deepEqual(r.tools, ['echo']);
+    assert.ok(web.authorization.length >= 2 && web.authorization.every((a) => a === 'Bearer t0ken'), JSON.stringify(web.authorization));
+  });
+
+  it('speaks 2025 without a probe when pinned to 2025, and fails for good pinned to 2026-07-28', async () => {
+    const legacy = await initializeServer('old-http', { type: 'http', url: web.url }, opts({ protocol: '2025' }));
+    assert.equal(legacy.status, 'initialized', legacy.error);
+    assert.equal(legacy.protocolVersion?.startsWith('2025'), true);
+    const pinned = await initializeServer('old-http', { type: 'http', url: web.url }, opts({ protocol: '2026-07-28' }));
     assert.equal(pinned.status, 'failed-permanent', pinned.error);
   });
 });

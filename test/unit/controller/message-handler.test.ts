@@ -89,6 +89,14 @@ describe('MessageHandler', () => {
     assert.equal(slots.count, 1);
   });
 
+  it("passes the record's W3C trace context to the Job it creates", async () => {
+    const { handler, jobs } = setup();
+    const tp = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
+    await handler.handle({ ...valid(), headers: { traceparent: Buffer.from(tp) } }, at('8'), heartbeat);
+    const env = jobs.stored.get('mcp-work-0-8')!.spec!.template.spec!.containers[0]!.env!;
+    assert.equal(env.find((e) => e.name === 'TRACEPARENT')?.value, tp);
+  });
+
   it('takes a 409 for the same message as success: a redelivery finds the Job it made before', async () => {
     const { handler, jobs } = setup();
     await handler.handle(valid(), at('7'), heartbeat);
