@@ -415,6 +415,15 @@ async function main(): Promise<void> {
       );
       return;
     }
+    if (only === 'cost') {
+      const c = await jobCost(bed, b);
+      say(
+        `job cost:   ${Object.entries(c)
+          .map(([k, v]) => `${k}=${v}`)
+          .join(' ')}`,
+      );
+      return;
+    }
     if (only === 'memory') {
       const m = await memory(b);
       say(

@@ -187,7 +187,13 @@ function classify(err: unknown, stage: string): InitFailure {
     return PERMANENT_JSONRPC.has(err.code) ? failure('failed-permanent', 'protocol-error') : failure('failed-retriable', 'protocol-error');
   // Node refused the spawn or a header (a NUL byte, a non-Latin-1 header value): the message is
   // at fault, and the error text would echo the value, a secret perhaps, so it is not kept.
-  if (err instanceof TypeError || code === 'ERR_INVALID_ARG_VALUE' || code === 'ERR_INVALID_CHAR') {
+  // (undici's "fetch failed" is a TypeError too, but a network failure: retriable, below.)
+  if (
+    code === 'ERR_INVALID_ARG_VALUE' ||
+    code === 'ERR_INVALID_CHAR' ||
+    code === 'ERR_INVALID_HTTP_TOKEN' ||
+    (err instanceof TypeError && /invalid header value|null bytes/i.test(err.message))
+  ) {
     return new InitFailure('failed-permanent', 'invalid-config', `${stage}: an argument, env value or header was refused as invalid`);
   }
   return failure('failed-retriable', 'connect-failed');
