@@ -51,17 +51,11 @@ export const RemoteServerSchema = z.strictObject({
 
 export const ServerConfigSchema = z.union([RemoteServerSchema, StdioServerSchema]);
 
-/** Claude Desktop / Claude Code `mcpServers` and VS Code `servers` entry, stdio form. */
-const StdioEntrySchema = z.strictObject({
-  type: z.literal('stdio').optional(),
-  command: z.string().min(1, 'command must not be empty'),
-  args: z.array(noNul('an argument')).default([]),
-  env: stringMap.optional(),
-  envFile: z.string().min(1).optional(),
-  cwd: z.string().min(1).optional(),
-  timeout: timeoutMs.optional(),
-  protocol: McpProtocolSchema.optional(),
-});
+/**
+ * Claude Desktop / Claude Code `mcpServers` and VS Code `servers` entry, stdio form: the internal
+ * shape but for the deadline, which these files call `timeout`.
+ */
+const StdioEntrySchema = StdioServerSchema.omit({ timeoutMs: true }).extend({ timeout: timeoutMs.optional() });
 
 /** The same files' remote form; `streamable-http` is another name for `http`. */
 const RemoteEntrySchema = z.strictObject({

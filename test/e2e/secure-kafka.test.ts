@@ -32,6 +32,19 @@ describe('the controller and the job on a secured broker (SASL_SSL, SCRAM, ACLs)
   const dlq = `${topic}.dlq`;
   let controllerEnv: Record<string, string>;
 
+  /** The job binary's env as the controller sets it for the job's principal, with `over` changed. */
+  const jobEnv = (over: Record<string, string>): Record<string, string> => ({
+    KAFKA_BROKERS: broker.brokers,
+    KAFKA_TOPIC: topic,
+    KAFKA_PARTITION: '0',
+    KAFKA_OFFSET: '0',
+    KAFKA_TLS: 'true',
+    KAFKA_TLS_CA_FILE: broker.caFile!,
+    KAFKA_SASL_MECHANISM: 'scram-sha-256',
+    KAFKA_SASL_USERNAME: 'job',
+    ...over,
+  });
+
   const admin = () => new Kafka({ clientId: 'secure-e2e', logLevel: logLevel.NOTHING, ...broker.kafkaOptions('admin') }).admin();
 
   before(async () => {
@@ -171,17 +184,7 @@ describe('the controller and the job on a secured broker (SASL_SSL, SCRAM, ACLs)
     assert.match(line.err, /authentication failed/i);
     assert.ok(!JSON.stringify(controller.logs).includes('not-the-password'), 'the password is never logged');
 
-    const run = await runJob({
-      KAFKA_BROKERS: broker.brokers,
-      KAFKA_TOPIC: topic,
-      KAFKA_PARTITION: '0',
-      KAFKA_OFFSET: '0',
-      KAFKA_TLS: 'true',
-      KAFKA_TLS_CA_FILE: broker.caFile!,
-      KAFKA_SASL_MECHANISM: 'scram-sha-256',
-      KAFKA_SASL_USERNAME: 'job',
-      KAFKA_SASL_PASSWORD_FILE: join(dir, 'wrong'),
-    });
+    const run = await runJob(jobEnv({ KAFKA_SASL_PASSWORD_FILE: join(dir, 'wrong') }));
     assert.equal(run.code, 75, 'a retry may help once the Secret is fixed');
     assert.match(run.summary.error, /SASL SCRAM SHA256 authentication failed/);
   });
@@ -197,17 +200,7 @@ describe('the controller and the job on a secured broker (SASL_SSL, SCRAM, ACLs)
     assert.match(line.err, /certificate/i);
 
     writeFileSync(join(dir, 'password'), broker.users.job!);
-    const run = await runJob({
-      KAFKA_BROKERS: broker.brokers,
-      KAFKA_TOPIC: topic,
-      KAFKA_PARTITION: '0',
-      KAFKA_OFFSET: '0',
-      KAFKA_TLS: 'true',
-      KAFKA_TLS_CA_FILE: wrongCa,
-      KAFKA_SASL_MECHANISM: 'scram-sha-256',
-      KAFKA_SASL_USERNAME: 'job',
-      KAFKA_SASL_PASSWORD_FILE: join(dir, 'password'),
-    });
+    const run = await runJob(jobEnv({ KAFKA_TLS_CA_FILE: wrongCa, KAFKA_SASL_PASSWORD_FILE: join(dir, 'password') }));
     assert.equal(run.code, 75);
     assert.match(run.summary.error, /certificate/i);
   });
