@@ -2,16 +2,7 @@ import { createHash } from 'node:crypto';
 import { posix } from 'node:path';
 import { z } from 'zod';
 import { TerminalError } from './errors.js';
-import {
-  commandMatches,
-  isSecretAllowed,
-  PolicyReason,
-  refusedEnvKey,
-  secretRefIn,
-  urlRefusal,
-  type RemotePolicy,
-  type SecretRef,
-} from './policy.js';
+import { commandMatches, isSecretAllowed, PolicyReason, refusedEnvKey, secretRefIn, urlRefusal, type RemotePolicy, type SecretRef } from './policy.js';
 import { McpProtocolSchema, type SharedConfig } from './settings.js';
 
 /** The job types the design documents define. */
@@ -269,7 +260,10 @@ export function checkServer(name: string, server: ServerConfig, policy: Validati
   if (!opts.sidecar) {
     const why = urlRefusal(server.url, policy.remote ?? NO_REMOTE_EXCEPTIONS);
     if (why) {
-      throw new TerminalError(PolicyReason.urlNotAllowed, `${where}: url host ${JSON.stringify(new URL(server.url).hostname)} is refused (${why}); ALLOWED_REMOTE_HOSTS can allow it`);
+      throw new TerminalError(
+        PolicyReason.urlNotAllowed,
+        `${where}: url host ${JSON.stringify(new URL(server.url).hostname)} is refused (${why}); ALLOWED_REMOTE_HOSTS can allow it`,
+      );
     }
   }
   return secretRefsOf(`${where}: headers`, server.headers, true, policy);

@@ -22,7 +22,10 @@ export const PolicyReason = {
  * told otherwise.
  */
 export function globMatch(glob: string, text: string, ignoreCase = false): boolean {
-  const re = glob.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.');
+  const re = glob
+    .replace(/[.+^${}()|[\]\\]/g, '\\$&')
+    .replace(/\*/g, '.*')
+    .replace(/\?/g, '.');
   return new RegExp(`^${re}$`, ignoreCase ? 'is' : 's').test(text);
 }
 
@@ -240,7 +243,10 @@ export function remoteChecker(policy: RemotePolicy): { address: (ip: string) => 
     return ranges.find(([, b]) => b.check(a, family))?.[0];
   };
   const host = (name: string): string | undefined | 'allowed' => {
-    const h = name.replace(/^\[|\]$/g, '').replace(/\.$/, '').toLowerCase();
+    const h = name
+      .replace(/^\[|\]$/g, '')
+      .replace(/\.$/, '')
+      .toLowerCase();
     if (canonicalAddress(h) !== undefined) return address(h) ?? 'allowed';
     if (allowNames.some((a) => globMatch(a, h, true))) return 'allowed';
     if (h === 'localhost' || h.endsWith('.localhost')) return 'loopback';

@@ -76,7 +76,9 @@ export const SHARED_SETTINGS = {
     .describe('When set, a stdio command line must match one of these ;-separated patterns, word by word (* within a word, ** last: any further arguments)'),
   ALLOWED_REMOTE_HOSTS: csv
     .default([])
-    .describe('CIDRs, addresses and host names (*.example.com) a remote url may reach even if refused by default (loopback, link-local, cluster ranges, API server)'),
+    .describe(
+      'CIDRs, addresses and host names (*.example.com) a remote url may reach even if refused by default (loopback, link-local, cluster ranges, API server)',
+    ),
   CLUSTER_SERVICE_CIDR: cidrs.default([]).describe("The cluster's Service CIDRs, refused as remote urls"),
   CLUSTER_POD_CIDR: cidrs.default([]).describe("The cluster's pod CIDRs, refused as remote urls"),
   SECRETS_DIR: z

@@ -146,7 +146,11 @@ describe('shipping: manifests, render, metrics, produce and npm run dev', () => 
       const np = await kc.makeApiClient(k8s.NetworkingV1Api).readNamespacedNetworkPolicy({ name: 'mcp-job-egress', namespace: ns });
       const podLabels = job.spec!.template.metadata!.labels!;
       for (const [k, v] of Object.entries(np.spec!.podSelector!.matchLabels!)) assert.equal(podLabels[k], v, `Job pods carry ${k}=${v}`);
-      assert.notEqual(dep.spec!.template.metadata!.labels!['app.kubernetes.io/name'], np.spec!.podSelector!.matchLabels!['app.kubernetes.io/name'], 'not the controller');
+      assert.notEqual(
+        dep.spec!.template.metadata!.labels!['app.kubernetes.io/name'],
+        np.spec!.podSelector!.matchLabels!['app.kubernetes.io/name'],
+        'not the controller',
+      );
       assert.deepEqual(
         np.spec!.egress!.flatMap((r) => r.ports!.map((p) => `${p.protocol}/${p.port}`)),
         ['UDP/53', 'TCP/53', 'TCP/9092', 'TCP/9093'],

@@ -177,10 +177,26 @@ describe('the message policy, applied by parseMessage', () => {
 
   it('dead-letters each refused case with its reason, naming the key or Secret and never a value', () => {
     const cases: [unknown, string, RegExp][] = [
-      [{ a: { command: 'node', env: { TOKEN: 'secret_ref:kafka-admin:password' } } }, 'secret-not-allowed', /env\.TOKEN: Secret "kafka-admin" is not one the operator allowed/],
-      [{ a: { type: 'http', url: 'https://m.example/mcp', headers: { Authorization: 'Bearer secret_ref:other:T' } } }, 'secret-not-allowed', /headers\.Authorization/],
-      [{ a: { type: 'url', endpoint: 'https://m.example/mcp', authentication: { type: 'bearer', token: 'secret_ref:instance_123:AUTH' } } }, 'invalid-payload', /secret_ref:<secret>:<key>/],
-      [{ a: { type: 'url', endpoint: 'https://m.example/mcp', authentication: { type: 'bearer', token: 'secret_ref:other:AUTH' } } }, 'secret-not-allowed', /Secret "other"/],
+      [
+        { a: { command: 'node', env: { TOKEN: 'secret_ref:kafka-admin:password' } } },
+        'secret-not-allowed',
+        /env\.TOKEN: Secret "kafka-admin" is not one the operator allowed/,
+      ],
+      [
+        { a: { type: 'http', url: 'https://m.example/mcp', headers: { Authorization: 'Bearer secret_ref:other:T' } } },
+        'secret-not-allowed',
+        /headers\.Authorization/,
+      ],
+      [
+        { a: { type: 'url', endpoint: 'https://m.example/mcp', authentication: { type: 'bearer', token: 'secret_ref:instance_123:AUTH' } } },
+        'invalid-payload',
+        /secret_ref:<secret>:<key>/,
+      ],
+      [
+        { a: { type: 'url', endpoint: 'https://m.example/mcp', authentication: { type: 'bearer', token: 'secret_ref:other:AUTH' } } },
+        'secret-not-allowed',
+        /Secret "other"/,
+      ],
       [{ a: { command: 'node', env: { NODE_OPTIONS: '--import=data:text/javascript,evil' } } }, 'env-key-not-allowed', /env key "NODE_OPTIONS"/],
       [{ a: { command: 'node', env: { ld_preload: '/tmp/x.so' } } }, 'env-key-not-allowed', /"ld_preload"/],
       [{ a: { type: 'http', url: 'http://169.254.169.254/latest' } }, 'url-not-allowed', /url host "169.254.169.254" is refused \(link-local\)/],
@@ -219,7 +235,12 @@ describe('the message policy, applied by parseMessage', () => {
       { secret: 'mcp-a', key: 'K2' },
       { secret: 'mcp-b', key: 'KEY' },
     ]);
-    assert.deepEqual(m.config.mcpServers.c, { type: 'http', url: 'https://n.example/mcp', sseFallback: true, headers: { Authorization: 'Bearer secret_ref:mcp-a:K1' } });
+    assert.deepEqual(m.config.mcpServers.c, {
+      type: 'http',
+      url: 'https://n.example/mcp',
+      sseFallback: true,
+      headers: { Authorization: 'Bearer secret_ref:mcp-a:K1' },
+    });
   });
 
   it('derives the policy from the settings, refusing every reference by default', () => {
@@ -236,7 +257,10 @@ describe('the message policy, applied by parseMessage', () => {
       CLUSTER_SERVICE_CIDR: '10.96.0.0/12,fd00::/108',
     });
     assert.deepEqual(set.ALLOWED_COMMAND_PATTERNS, ['npx -y @modelcontextprotocol/*', 'uvx mcp-server-* **']);
-    assert.throws(() => parseConfig(ControllerConfigSchema, { KAFKA_BROKERS: 'k:9092', KAFKA_TOPIC: 't', CLUSTER_POD_CIDR: '10.0.0.0/33' }), /CLUSTER_POD_CIDR/);
+    assert.throws(
+      () => parseConfig(ControllerConfigSchema, { KAFKA_BROKERS: 'k:9092', KAFKA_TOPIC: 't', CLUSTER_POD_CIDR: '10.0.0.0/33' }),
+      /CLUSTER_POD_CIDR/,
+    );
   });
 });
 
@@ -252,7 +276,9 @@ describe('the Job of a message with secret references', () => {
     JSON.stringify({
       jobID: 'j',
       jobType: 'server-init',
-      payload: { mcpServers: { a: { command: 'npx', args: ['-y', '@modelcontextprotocol/x'], env: { T: 'secret_ref:mcp-a:TOKEN', U: 'secret_ref:mcp-b:URL' } } } },
+      payload: {
+        mcpServers: { a: { command: 'npx', args: ['-y', '@modelcontextprotocol/x'], env: { T: 'secret_ref:mcp-a:TOKEN', U: 'secret_ref:mcp-b:URL' } } },
+      },
     }),
   );
   const job = buildJob({ topic: 't', partition: 0, offset: '1' }, parseMessage(value, validationPolicy(cfg)), cfg);
