@@ -357,7 +357,11 @@ async function listAll(client: Client, kind: ListKind, meta: Record<string, stri
   return { names, capped: true };
 }
 
-function remoteTransport(cfg: Exclude<ServerConfig, { command: string }>, opts: InitOptions, fetch: ReturnType<typeof policyFetch>['fetch']): Transport {
+function remoteTransport(
+  cfg: Exclude<ServerConfig, { command: string }>,
+  opts: InitOptions,
+  fetch: Awaited<ReturnType<typeof policyFetch>>['fetch'],
+): Transport {
   const requestInit = { headers: resolveSecretRefs(cfg.headers, true, opts) };
   return cfg.type === 'sse'
     ? new SSEClientTransport(new URL(cfg.url), { requestInit, fetch })
@@ -384,7 +388,7 @@ export async function initializeServer(name: string, cfg: ServerConfig, opts: In
   });
   const phases: NonNullable<ServerResult['phases']> = {};
   let stage = kind === 'stdio' ? 'spawn' : 'connect';
-  const remote = 'command' in cfg ? undefined : policyFetch(opts.policy?.remote ?? { allow: [], serviceCidrs: [], podCidrs: [], apiServerHosts: [] });
+  const remote = 'command' in cfg ? undefined : await policyFetch(opts.policy?.remote ?? { allow: [], serviceCidrs: [], podCidrs: [], apiServerHosts: [] });
   /** Starts the transport and runs the handshake, timing the two apart. */
   const connect = async (t: Transport): Promise<void> => {
     // The transport's start is the spawn (stdio) or the connection (an SSE GET waits for the

@@ -1,5 +1,4 @@
 import { lookup } from 'node:dns/promises';
-import { Agent, buildConnector, fetch as undiciFetch } from 'undici';
 import { remoteChecker, type RemotePolicy } from '../shared/policy.js';
 
 /** A connection the remote-URL policy refused; nothing was sent. */
@@ -26,8 +25,10 @@ type FetchLike = (url: string | URL, init?: RequestInit) => Promise<Response>;
  * checked address (so a second DNS answer cannot swap it: DNS rebinding). A refusal happens
  * before any socket exists. Built on undici's own `fetch` and `Agent`, whose connector hook is the
  * one place every connection of a fetch passes through (Node 20's global fetch exposes none).
+ * undici is loaded here, on first use, so a job with only stdio servers does not pay for it.
  */
-export function policyFetch(policy: RemotePolicy, resolve: Resolve = systemResolve): { fetch: FetchLike; close: () => Promise<void> } {
+export async function policyFetch(policy: RemotePolicy, resolve: Resolve = systemResolve): Promise<{ fetch: FetchLike; close: () => Promise<void> }> {
+  const { Agent, buildConnector, fetch: undiciFetch } = await import('undici');
   const check = remoteChecker(policy);
   const connect = buildConnector({});
   const agent = new Agent({

@@ -131,7 +131,7 @@ describe('the remote-URL policy at connect time', () => {
   });
 
   it('refuses a literal loopback address without connecting', async () => {
-    const { fetch, close } = policyFetch(remote([]));
+    const { fetch, close } = await policyFetch(remote([]));
     try {
       const err = await fetch(`${refused.url}/mcp`).then(
         () => undefined,
@@ -146,8 +146,8 @@ describe('the remote-URL policy at connect time', () => {
 
   it('checks every address a name resolves to, and connects to the address it checked', async () => {
     const port = (u: string) => new URL(u).port;
-    const toLoopback = policyFetch(remote(['127.0.0.2']), async () => ['127.0.0.2', '127.0.0.1']);
-    const toAllowed = policyFetch(remote(['127.0.0.2']), async () => ['127.0.0.2']);
+    const toLoopback = await policyFetch(remote(['127.0.0.2']), async () => ['127.0.0.2', '127.0.0.1']);
+    const toAllowed = await policyFetch(remote(['127.0.0.2']), async () => ['127.0.0.2']);
     try {
       const err = await toLoopback.fetch(`http://mcp.test:${port(refused.url)}/mcp`).catch((e: unknown) => e);
       assert.match(String(urlRefusalIn(err)?.message), /"mcp.test" is refused \(resolves to a loopback address\)/);
@@ -161,7 +161,7 @@ describe('the remote-URL policy at connect time', () => {
   });
 
   it('refuses a redirect from an allowed server to a refused address before connecting to it', async () => {
-    const { fetch, close } = policyFetch(remote(['127.0.0.2']));
+    const { fetch, close } = await policyFetch(remote(['127.0.0.2']));
     try {
       const err = await fetch(`${allowed.url}/redirect`, { redirect: 'follow' }).catch((e: unknown) => e);
       assert.match(String(urlRefusalIn(err)?.message), /"127.0.0.1" is refused \(loopback\)/);
