@@ -107,7 +107,7 @@ export function flagName(env: string): string {
 /** The default a setting's schema fills in, as help text; undefined when it has none. */
 export function defaultText(schema: z.ZodType): string | undefined {
   const r = schema.safeParse(undefined);
-  if (!r.success || r.data === undefined) return undefined;
+  if (!r.success || r.data === undefined || (Array.isArray(r.data) && r.data.length === 0)) return undefined;
   return Array.isArray(r.data) ? r.data.join(',') : String(r.data);
 }
 
