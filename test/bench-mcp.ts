@@ -21,7 +21,14 @@ const median = (xs: number[]) => {
 };
 
 async function measure(label: string, cfg: ServerConfig, protocol: McpProtocol): Promise<void> {
-  const opts: InitOptions = { timeoutMs: 30_000, secretsDir: '/nonexistent', allowedCommands: ['node'], protocol };
+  // The HTTP fixture listens on loopback, which the remote-URL policy refuses unless allowed.
+  const opts: InitOptions = {
+    timeoutMs: 30_000,
+    secretsDir: '/nonexistent',
+    allowedCommands: ['node'],
+    protocol,
+    policy: { remote: { allow: ['127.0.0.1'], serviceCidrs: [], podCidrs: [], apiServerHosts: [] } },
+  };
   const total: number[] = [];
   const handshake: number[] = [];
   let generation: string | undefined;

@@ -10,11 +10,16 @@ export const CONTROLLER = join(repoRoot, 'dist', 'src', 'controller', 'main.js')
 export const FIXTURE = join(repoRoot, 'dist', 'test', 'fixtures', 'mcp-server.js');
 export const JOB_MAIN = join(repoRoot, 'dist', 'src', 'job', 'main.js');
 
-/** Creates the ServiceAccount, Role and RoleBinding of k8s/ in `namespace`, as kustomize would. */
-export async function applyControllerRbac(kc: k8s.KubeConfig, namespace: string): Promise<void> {
+/**
+ * Creates the ServiceAccount, Role and RoleBinding of k8s/ in `namespace`, as kustomize would;
+ * with `replay`, also the opt-in Role of k8s/components/replay.
+ */
+export async function applyControllerRbac(kc: k8s.KubeConfig, namespace: string, opts: { replay?: boolean } = {}): Promise<void> {
   const client = k8s.KubernetesObjectApi.makeApiClient(kc);
-  for (const file of ['serviceaccount.yaml', 'role.yaml', 'rolebinding.yaml']) {
-    for (const obj of k8s.loadAllYaml(readFileSync(join(repoRoot, 'k8s', 'base', file), 'utf8')) as k8s.KubernetesObject[]) {
+  const files = ['base/serviceaccount.yaml', 'base/role.yaml', 'base/rolebinding.yaml'];
+  if (opts.replay) files.push('components/replay/role.yaml', 'components/replay/rolebinding.yaml');
+  for (const file of files) {
+    for (const obj of k8s.loadAllYaml(readFileSync(join(repoRoot, 'k8s', file), 'utf8')) as k8s.KubernetesObject[]) {
       obj.metadata = { ...obj.metadata, namespace };
       const rb = obj as k8s.V1RoleBinding;
       if (obj.kind === 'RoleBinding') rb.subjects = rb.subjects?.map((s) => ({ ...s, namespace }));

@@ -93,7 +93,12 @@ export function controllerConfig(argv: Record<string, unknown>, env: NodeJS.Proc
  * The controller's validation policy: the shared one, plus the check that a message's servers
  * can finish within the Job's activeDeadlineSeconds (the template's, when it sets one).
  */
-export function controllerPolicy(cfg: ControllerConfig, template?: k8s.V1Job): ValidationPolicy {
+export function controllerPolicy(
+  cfg: ControllerConfig,
+  template?: k8s.V1Job,
+  // In a pod, the kubelet's address of the API server: refused as a remote url like its names.
+  apiServerHosts: readonly string[] = process.env.KUBERNETES_SERVICE_HOST ? [process.env.KUBERNETES_SERVICE_HOST] : [],
+): ValidationPolicy {
   const seconds = template?.spec?.activeDeadlineSeconds ?? cfg.JOB_ACTIVE_DEADLINE_SECONDS;
-  return { ...validationPolicy(cfg), deadline: { jobMs: seconds * 1000, serverTimeoutMs: cfg.MCP_INIT_TIMEOUT_MS } };
+  return { ...validationPolicy(cfg, apiServerHosts), deadline: { jobMs: seconds * 1000, serverTimeoutMs: cfg.MCP_INIT_TIMEOUT_MS } };
 }

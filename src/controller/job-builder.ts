@@ -3,6 +3,7 @@ import type { IHeaders } from 'kafkajs';
 import { ExitCode } from '../shared/exit-codes.js';
 import { Annotation, JOB_CONTAINER, Label, MANAGED_BY, TERMINATION_MESSAGE_PATH, type Coordinates } from '../shared/identity.js';
 import type { ValidMessage } from '../shared/message.js';
+import { SECRET_REFS_DIR, type SecretRef } from '../shared/policy.js';
 import { jobName, labelValue } from '../shared/naming.js';
 import type { ControllerConfig } from './config.js';
 
@@ -32,6 +33,12 @@ export type JobBuildConfig = Pick<
   | 'JOB_SECRET_NAME'
   | 'SECRETS_DIR'
   | 'ALLOWED_COMMANDS'
+  | 'JOB_ALLOWED_SECRETS'
+  | 'ALLOWED_ENV_KEYS'
+  | 'ALLOWED_COMMAND_PATTERNS'
+  | 'ALLOWED_REMOTE_HOSTS'
+  | 'CLUSTER_SERVICE_CIDR'
+  | 'CLUSTER_POD_CIDR'
   | 'MAX_MESSAGE_BYTES'
   | 'MCP_INIT_TIMEOUT_MS'
   | 'MCP_PROTOCOL'
@@ -108,10 +115,12 @@ export function buildJob(
     { name: 'MCP_JOB_ID', value: msg.jobID },
     { name: 'ALLOWED_COMMANDS', value: cfg.ALLOWED_COMMANDS.join(',') },
     { name: 'SECRETS_DIR', value: cfg.SECRETS_DIR },
+    ...policyEnv(cfg),
     { name: 'MAX_MESSAGE_BYTES', value: String(cfg.MAX_MESSAGE_BYTES) },
     { name: 'MCP_INIT_TIMEOUT_MS', value: String(cfg.MCP_INIT_TIMEOUT_MS) },
     { name: 'MCP_PROTOCOL', value: cfg.MCP_PROTOCOL },
     { name: 'TERMINATION_MESSAGE_PATH', value: TERMINATION_MESSAGE_PATH },
+    ...(msg.secretRefs?.length ? [{ name: 'SECRET_REFS_DIR', value: SECRET_REFS_DIR }] : []),
     { name: 'HOME', value: '/tmp' },
     ...jobKafkaSecurityEnv(cfg),
     // The OpenTelemetry environment carrier: the job sends it on in each MCP request's _meta.
@@ -135,6 +144,10 @@ export function buildJob(
   if (cfg.JOB_SECRET_NAME && !mounts.some((m) => m.mountPath === cfg.SECRETS_DIR)) {
     volumes.push({ name: 'mcp-secrets', secret: { secretName: cfg.JOB_SECRET_NAME, defaultMode: 0o440 } });
     mounts.push({ name: 'mcp-secrets', mountPath: cfg.SECRETS_DIR, readOnly: true });
+  }
+  if (msg.secretRefs?.length) {
+    volumes.push(secretRefsVolume(msg.secretRefs));
+    mounts.push({ name: SECRET_REFS_VOLUME, mountPath: SECRET_REFS_DIR, readOnly: true });
   }
 
   const container: k8s.V1Container = {
@@ -196,6 +209,41 @@ export function buildJob(
           containers: [container, ...sidecars],
         },
       },
+    },
+  };
+}
+
+/** The policy settings the job applies again at run time, as its environment. */
+function policyEnv(cfg: JobBuildConfig): k8s.V1EnvVar[] {
+  const env: [string, string][] = [
+    ['JOB_ALLOWED_SECRETS', cfg.JOB_ALLOWED_SECRETS.join(',')],
+    ['ALLOWED_ENV_KEYS', cfg.ALLOWED_ENV_KEYS.join(',')],
+    ['ALLOWED_COMMAND_PATTERNS', cfg.ALLOWED_COMMAND_PATTERNS.join(';')],
+    ['ALLOWED_REMOTE_HOSTS', cfg.ALLOWED_REMOTE_HOSTS.join(',')],
+    ['CLUSTER_SERVICE_CIDR', cfg.CLUSTER_SERVICE_CIDR.join(',')],
+    ['CLUSTER_POD_CIDR', cfg.CLUSTER_POD_CIDR.join(',')],
+  ];
+  return env.filter(([, v]) => v !== '').map(([name, value]) => ({ name, value }));
+}
+
+export const SECRET_REFS_VOLUME = 'mcp-secret-refs';
+
+/**
+ * One projected volume holding exactly the Secret keys the message references, at
+ * `<secret>/<key>` under SECRET_REFS_DIR: one source per Secret, its `items` the referenced keys,
+ * `optional` so a missing key does not keep the pod from starting — the job then fails for good,
+ * naming the Secret and key. Only names go into the Job; the values stay in the Secrets.
+ */
+export function secretRefsVolume(refs: readonly SecretRef[]): k8s.V1Volume {
+  const bySecret = new Map<string, string[]>();
+  for (const r of refs) bySecret.set(r.secret, [...(bySecret.get(r.secret) ?? []), r.key]);
+  return {
+    name: SECRET_REFS_VOLUME,
+    projected: {
+      defaultMode: 0o440,
+      sources: [...bySecret].map(([secret, keys]) => ({
+        secret: { name: secret, optional: true, items: keys.map((key) => ({ key, path: `${secret}/${key}` })) },
+      })),
     },
   };
 }

@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { STATUS_CODES } from 'node:http';
 import { parseEnv } from 'node:util';
 import {
   Client,
@@ -18,11 +19,21 @@ import {
 import { getDefaultEnvironment, StdioClientTransport, type StdioServerParameters } from '@modelcontextprotocol/client/stdio';
 import { McpServer } from '@modelcontextprotocol/server';
 import { z } from 'zod';
-import { describeError } from '../shared/errors.js';
+import { describeError, TerminalError } from '../shared/errors.js';
 import type { ServerOutcome } from '../shared/exit-codes.js';
-import { isCommandAllowed, resolveEnvFile, ServerConfigSchema, type ServerConfig, SERVER_MARGIN_MS } from '../shared/message.js';
+import {
+  checkServer,
+  isCommandAllowed,
+  resolveEnvFile,
+  ServerConfigSchema,
+  type ServerConfig,
+  SERVER_MARGIN_MS,
+  type ValidationPolicy,
+} from '../shared/message.js';
+import { PolicyReason, refusedEnvKey, SECRET_REFS_DIR, secretRefIn, secretRefPath } from '../shared/policy.js';
 import type { McpProtocol } from '../shared/settings.js';
 import { sleep } from '../shared/wait.js';
+import { policyFetch, urlRefusalIn } from './remote-fetch.js';
 
 export const CLIENT_INFO = { name: 'mcp-job-controller', version: '0.1.0' };
 
@@ -61,6 +72,14 @@ export interface InitOptions {
   trace?: { traceparent?: string; tracestate?: string };
   /** Receives the server's stderr lines (stdio only), for the job's log. */
   onStderr?: (server: string, line: string) => void;
+  /**
+   * The message policy, applied again before a server is started or reached (the job's own check,
+   * whoever called it); absent parts are the defaults: no Secret references, code-loading env keys
+   * refused, no command patterns, the default remote-URL refusals.
+   */
+  policy?: Pick<ValidationPolicy, 'allowedSecrets' | 'allowedEnvKeys' | 'commandPatterns' | 'remote'>;
+  /** Where the Job mounted the referenced Secret keys (`<dir>/<secret>/<key>`). */
+  secretRefsDir?: string;
 }
 
 /** Pages read per list before giving up: a server whose cursor never ends must not hold the job. */
@@ -124,11 +143,22 @@ function stdioTransport(name: string, cfg: Extract<ServerConfig, { command: stri
         `envFile ${cfg.envFile}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
       );
     }
+    // The file is read here, at run time: its keys meet the same policy as the message's `env`.
+    for (const key of Object.keys(fileEnv)) {
+      const hit = refusedEnvKey(key, opts.policy?.allowedEnvKeys);
+      if (hit) {
+        throw new InitFailure(
+          'failed-permanent',
+          PolicyReason.envKeyNotAllowed,
+          `envFile ${cfg.envFile}: key ${JSON.stringify(key)} changes how a runtime loads code (${hit}) and is refused; ALLOWED_ENV_KEYS can allow it`,
+        );
+      }
+    }
   }
   const params: StdioServerParameters = {
     command: cfg.command,
     args: cfg.args,
-    env: { ...getDefaultEnvironment(), ...(process.env.TMPDIR ? { TMPDIR: process.env.TMPDIR } : {}), ...fileEnv, ...cfg.env },
+    env: { ...getDefaultEnvironment(), ...(process.env.TMPDIR ? { TMPDIR: process.env.TMPDIR } : {}), ...fileEnv, ...resolveSecretRefs(cfg.env, false, opts) },
     ...(cfg.cwd ? { cwd: cfg.cwd } : {}),
     stderr: 'pipe',
   };
@@ -155,6 +185,58 @@ function httpStatus(err: unknown): number | undefined {
   return undefined;
 }
 
+/** The HTTP status anywhere in an error's causes (the SDK wraps a failed probe around it). */
+function httpStatusIn(err: unknown): number | undefined {
+  for (let e = err, depth = 0; e && depth < 8; e = (e as { cause?: unknown }).cause, depth++) {
+    const s = httpStatus(e);
+    if (s !== undefined) return s;
+  }
+  return undefined;
+}
+
+/**
+ * What a failure says, without what the server sent: the SDK puts a non-2xx response's body in
+ * its error text (`Error POSTing to endpoint: <body>`), and a body may echo the request — its
+ * headers, a token — or hold whatever the address answers (a metadata service, say). So an HTTP
+ * failure is only its status and the standard reason phrase, and an unusable reply only that.
+ */
+function failureText(err: unknown, stage: string): string {
+  const status = httpStatusIn(err);
+  if (status !== undefined) return `${stage}: HTTP ${status} ${STATUS_CODES[status] ?? ''}`.trimEnd();
+  const text = describeError(err);
+  const unusable = text.indexOf('unusable reply');
+  return `${stage}: ${unusable >= 0 ? `${text.slice(0, unusable)}unusable reply` : text}`;
+}
+
+/**
+ * The value of each `secret_ref:<secret>:<key>` among `values`, read from the file the Job mounted
+ * for it. A key the Secret lacks (the volume is optional, so the pod starts anyway) fails for good,
+ * naming the Secret and the key, never a value.
+ */
+function resolveSecretRefs(values: Record<string, string> | undefined, schemeAllowed: boolean, opts: InitOptions): Record<string, string> | undefined {
+  if (!values) return values;
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(values)) {
+    const ref = secretRefIn(v, schemeAllowed);
+    if (ref === undefined || typeof ref === 'string') {
+      out[k] = v;
+      continue;
+    }
+    let value: string;
+    try {
+      value = readFileSync(secretRefPath(opts.secretRefsDir ?? SECRET_REFS_DIR, ref), 'utf8');
+    } catch (err) {
+      throw new InitFailure(
+        'failed-permanent',
+        'secret-missing',
+        `${k}: Secret ${JSON.stringify(ref.secret)} has no key ${JSON.stringify(ref.key)} in this Job (${(err as NodeJS.ErrnoException).code ?? 'unreadable'})`,
+      );
+    }
+    out[k] = ref.scheme ? `${ref.scheme} ${value}` : value;
+  }
+  return out;
+}
+
 /** A 4xx that a retry cannot change (408 and 429 can). */
 function isPermanentHttp(status: number | undefined): boolean {
   return status !== undefined && status >= 400 && status < 500 && status !== 408 && status !== 429;
@@ -163,7 +245,10 @@ function isPermanentHttp(status: number | undefined): boolean {
 /** Sorts a failure: only what a retry could change is retriable. */
 function classify(err: unknown, stage: string): InitFailure {
   if (err instanceof InitFailure) return err;
-  const msg = `${stage}: ${describeError(err)}`;
+  if (err instanceof TerminalError) return new InitFailure('failed-permanent', err.reason, err.message);
+  const refused = urlRefusalIn(err);
+  if (refused) return new InitFailure('failed-permanent', PolicyReason.urlNotAllowed, `${stage}: ${refused.message}`);
+  const msg = failureText(err, stage);
   const code = (err as NodeJS.ErrnoException)?.code;
   const failure = (outcome: InitFailure['outcome'], reason: string) => new InitFailure(outcome, reason, msg, { cause: err });
   if (code === 'ENOENT' || code === 'EACCES') return failure('failed-permanent', 'spawn-failed');
@@ -272,9 +357,15 @@ async function listAll(client: Client, kind: ListKind, meta: Record<string, stri
   return { names, capped: true };
 }
 
-function remoteTransport(cfg: Exclude<ServerConfig, { command: string }>): Transport {
-  const requestInit = { headers: cfg.headers };
-  return cfg.type === 'sse' ? new SSEClientTransport(new URL(cfg.url), { requestInit }) : new StreamableHTTPClientTransport(new URL(cfg.url), { requestInit });
+function remoteTransport(
+  cfg: Exclude<ServerConfig, { command: string }>,
+  opts: InitOptions,
+  fetch: Awaited<ReturnType<typeof policyFetch>>['fetch'],
+): Transport {
+  const requestInit = { headers: resolveSecretRefs(cfg.headers, true, opts) };
+  return cfg.type === 'sse'
+    ? new SSEClientTransport(new URL(cfg.url), { requestInit, fetch })
+    : new StreamableHTTPClientTransport(new URL(cfg.url), { requestInit, fetch });
 }
 
 /**
@@ -297,6 +388,7 @@ export async function initializeServer(name: string, cfg: ServerConfig, opts: In
   });
   const phases: NonNullable<ServerResult['phases']> = {};
   let stage = kind === 'stdio' ? 'spawn' : 'connect';
+  const remote = 'command' in cfg ? undefined : await policyFetch(opts.policy?.remote ?? { allow: [], serviceCidrs: [], podCidrs: [], apiServerHosts: [] });
   /** Starts the transport and runs the handshake, timing the two apart. */
   const connect = async (t: Transport): Promise<void> => {
     // The transport's start is the spawn (stdio) or the connection (an SSE GET waits for the
@@ -316,7 +408,8 @@ export async function initializeServer(name: string, cfg: ServerConfig, opts: In
     phases.handshake = Math.round(performance.now() - t1 - startMs);
   };
   try {
-    transport = 'command' in cfg ? stdioTransport(name, cfg, opts) : remoteTransport(cfg);
+    checkServer(name, cfg, { allowedCommands: opts.allowedCommands, secretsDir: opts.secretsDir, maxMessageBytes: 0, ...opts.policy });
+    transport = 'command' in cfg ? stdioTransport(name, cfg, opts) : remoteTransport(cfg, opts, remote!.fetch);
     try {
       await connect(transport);
     } catch (err) {
@@ -334,7 +427,7 @@ export async function initializeServer(name: string, cfg: ServerConfig, opts: In
         transport = stdioTransport(name, cfg, opts);
       } else {
         kind = 'sse';
-        transport = remoteTransport({ ...cfg, type: 'sse' });
+        transport = remoteTransport({ ...cfg, type: 'sse' }, opts, remote!.fetch);
       }
       client = newClient();
       await connect(transport);
@@ -386,6 +479,7 @@ export async function initializeServer(name: string, cfg: ServerConfig, opts: In
     deadline.clear();
     await client.close().catch(() => undefined);
     await transport?.close().catch(() => undefined);
+    await remote?.close().catch(() => undefined);
     if (pid) await reap(pid);
   }
 }

@@ -44,6 +44,7 @@ export async function runJob(deps: JobDeps): Promise<ExitCodeValue> {
     return exitCode;
   };
 
+  const policy = validationPolicy(cfg, cfg.KUBERNETES_SERVICE_HOST ? [cfg.KUBERNETES_SERVICE_HOST] : []);
   let msg: ReturnType<typeof parseMessage>;
   try {
     const rec = await deps.read(at);
@@ -53,7 +54,7 @@ export async function runJob(deps: JobDeps): Promise<ExitCodeValue> {
         `the message at ${at.topic}/${at.partition}@${at.offset} is not the one this Job was made for (sha256 differs)`,
       );
     }
-    msg = parseMessage(rec.value, validationPolicy(cfg));
+    msg = parseMessage(rec.value, policy);
   } catch (err) {
     if (err instanceof TerminalError) return fail(ExitCode.PERMANENT, err);
     if (isBug(err)) throw err;
@@ -67,6 +68,8 @@ export async function runJob(deps: JobDeps): Promise<ExitCodeValue> {
     secretsDir: cfg.SECRETS_DIR,
     allowedCommands: cfg.ALLOWED_COMMANDS,
     protocol: cfg.MCP_PROTOCOL,
+    policy,
+    secretRefsDir: cfg.SECRET_REFS_DIR,
     ...(cfg.TRACEPARENT ? { trace: { traceparent: cfg.TRACEPARENT, ...(cfg.TRACESTATE ? { tracestate: cfg.TRACESTATE } : {}) } } : {}),
     onStderr: (server, line) => log.debug({ server, line }, 'server stderr'),
   };

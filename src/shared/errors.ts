@@ -29,7 +29,11 @@ export type TerminalReason =
   | 'job-name-conflict'
   | 'undecodable-record'
   | 'deadline-too-short'
-  | 'unwritable-record';
+  | 'unwritable-record'
+  | 'secret-not-allowed'
+  | 'env-key-not-allowed'
+  | 'command-args-not-allowed'
+  | 'url-not-allowed';
 
 export class TerminalError extends Error {
   override readonly name: string = 'TerminalError';

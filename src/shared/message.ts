@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { posix } from 'node:path';
 import { z } from 'zod';
 import { TerminalError } from './errors.js';
+import { commandMatches, isSecretAllowed, PolicyReason, refusedEnvKey, secretRefIn, urlRefusal, type RemotePolicy, type SecretRef } from './policy.js';
 import { McpProtocolSchema, type SharedConfig } from './settings.js';
 
 /** The job types the design documents define. */
@@ -82,8 +83,6 @@ const UrlProviderSchema = z.strictObject({
   protocol: McpProtocolSchema.optional(),
 });
 
-const SECRET_REF = /^secret_ref:/;
-
 /** Which dialect an entry is, from its `type` and fields, so a refusal names the right fields. */
 function entrySchema(v: unknown): z.ZodType | string {
   if (typeof v !== 'object' || v === null || Array.isArray(v)) return 'a server entry must be an object';
@@ -102,7 +101,6 @@ function entrySchema(v: unknown): z.ZodType | string {
 function toInternal(e: Record<string, unknown>): ServerConfig | string {
   if (e.type === 'url') {
     const u = e as z.infer<typeof UrlProviderSchema>;
-    if (u.authentication && SECRET_REF.test(u.authentication.token)) return 'authentication.token: secret references are not resolved by the job yet';
     return {
       type: 'http',
       url: u.endpoint,
@@ -177,6 +175,8 @@ export interface ValidMessage {
   config: MCPServersConfig;
   /** sha256 of the raw value, hex: the job checks it read the very bytes the controller saw. */
   checksum: string;
+  /** Every Secret key the servers reference, once each, sorted: what the Job mounts. */
+  secretRefs?: SecretRef[];
 }
 
 /** What the controller and the job both check beyond shape. */
@@ -193,6 +193,86 @@ export interface ValidationPolicy {
    * not check (its Job's deadline is already set).
    */
   deadline?: { jobMs: number; serverTimeoutMs: number };
+  /** Secrets `secret_ref:` may name (names or `prefix-*`); none when absent. */
+  allowedSecrets?: readonly string[];
+  /** Keys allowed despite the default refusal of code-loading keys (see policy.ts). */
+  allowedEnvKeys?: readonly string[];
+  /** When set, a stdio command line must match one of these (see `commandMatches`). */
+  commandPatterns?: readonly string[];
+  /** Addresses a remote `url` may reach; the default refusals apply when absent. */
+  remote?: RemotePolicy;
+}
+
+const NO_REMOTE_EXCEPTIONS: RemotePolicy = { allow: [], serviceCidrs: [], podCidrs: [], apiServerHosts: [] };
+
+function secretRefsOf(where: string, values: Record<string, string> | undefined, schemeAllowed: boolean, policy: ValidationPolicy): SecretRef[] {
+  const refs: SecretRef[] = [];
+  for (const [k, v] of Object.entries(values ?? {})) {
+    const r = secretRefIn(v, schemeAllowed);
+    if (r === undefined) continue;
+    if (typeof r === 'string') throw new TerminalError('invalid-payload', `${where}.${k}: ${r}`);
+    if (!isSecretAllowed(r.secret, policy.allowedSecrets ?? [])) {
+      throw new TerminalError(
+        PolicyReason.secretNotAllowed,
+        `${where}.${k}: Secret ${JSON.stringify(r.secret)} is not one the operator allowed (JOB_ALLOWED_SECRETS: ${(policy.allowedSecrets ?? []).join(', ') || 'none'})`,
+      );
+    }
+    refs.push({ secret: r.secret, key: r.key });
+  }
+  return refs;
+}
+
+/**
+ * What a message's server may do, checked the same way by the controller (before any Job exists)
+ * and by the job (before it starts or connects): the command and what follows it, its environment
+ * keys, its envFile's place, the Secrets it references and the address its `url` names. Throws a
+ * TerminalError with a stable reason; returns the secret references it found. `sidecar` marks a
+ * server the controller placed in the Job's own pod, whose loopback address is exempt from the
+ * remote-URL policy.
+ */
+export function checkServer(name: string, server: ServerConfig, policy: ValidationPolicy, opts: { sidecar?: boolean } = {}): SecretRef[] {
+  const where = `server ${name}`;
+  if ('command' in server) {
+    if (!isCommandAllowed(server.command, policy.allowedCommands)) {
+      throw new TerminalError(
+        'command-not-allowed',
+        `${where}: command ${JSON.stringify(server.command)} is not in the allow-list (${policy.allowedCommands.join(', ')})`,
+      );
+    }
+    if (policy.commandPatterns?.length && !policy.commandPatterns.some((p) => commandMatches(server.command, server.args, p))) {
+      throw new TerminalError(
+        PolicyReason.commandArgsNotAllowed,
+        `${where}: the command line matches none of ALLOWED_COMMAND_PATTERNS (${policy.commandPatterns.join('; ')})`,
+      );
+    }
+    for (const key of Object.keys(server.env ?? {})) {
+      const hit = refusedEnvKey(key, policy.allowedEnvKeys);
+      if (hit) {
+        throw new TerminalError(
+          PolicyReason.envKeyNotAllowed,
+          `${where}: env key ${JSON.stringify(key)} changes how a runtime loads code (${hit}) and is refused; ALLOWED_ENV_KEYS can allow it`,
+        );
+      }
+    }
+    if (server.envFile !== undefined) resolveEnvFile(server.envFile, policy.secretsDir);
+    return secretRefsOf(`${where}: env`, server.env, false, policy);
+  }
+  if (!opts.sidecar) {
+    const why = urlRefusal(server.url, policy.remote ?? NO_REMOTE_EXCEPTIONS);
+    if (why) {
+      throw new TerminalError(
+        PolicyReason.urlNotAllowed,
+        `${where}: url host ${JSON.stringify(new URL(server.url).hostname)} is refused (${why}); ALLOWED_REMOTE_HOSTS can allow it`,
+      );
+    }
+  }
+  return secretRefsOf(`${where}: headers`, server.headers, true, policy);
+}
+
+/** References once each, in a stable order (the Job's volume is then the same on every build). */
+function uniqueRefs(refs: SecretRef[]): SecretRef[] {
+  const seen = new Map(refs.map((r) => [`${r.secret}\0${r.key}`, r]));
+  return [...seen.values()].sort((a, b) => (a.secret === b.secret ? (a.key < b.key ? -1 : 1) : a.secret < b.secret ? -1 : 1));
 }
 
 /** Servers a job initializes at once. */
@@ -272,17 +352,7 @@ export function parseMessage(value: Buffer | null, policy: ValidationPolicy): Va
   }
   const cfg = MCPServersConfigSchema.safeParse(payloadObj);
   if (!cfg.success) throw new TerminalError('invalid-payload', `payload is not an MCPServersConfig: ${zodReason(cfg.error)}`);
-  for (const [name, server] of Object.entries(cfg.data.mcpServers)) {
-    if ('command' in server) {
-      if (!isCommandAllowed(server.command, policy.allowedCommands)) {
-        throw new TerminalError(
-          'command-not-allowed',
-          `server ${name}: command ${JSON.stringify(server.command)} is not in the allow-list (${policy.allowedCommands.join(', ')})`,
-        );
-      }
-      if (server.envFile !== undefined) resolveEnvFile(server.envFile, policy.secretsDir);
-    }
-  }
+  const refs = Object.entries(cfg.data.mcpServers).flatMap(([name, server]) => checkServer(name, server, policy));
   if (policy.deadline) {
     const { jobMs, serverTimeoutMs } = policy.deadline;
     const worst = serversWorstCaseMs(Object.values(cfg.data.mcpServers).map((s) => (s.timeoutMs ?? serverTimeoutMs) + SERVER_MARGIN_MS));
@@ -293,10 +363,40 @@ export function parseMessage(value: Buffer | null, policy: ValidationPolicy): Va
       );
     }
   }
-  return { jobID, jobType: jobType as ValidMessage['jobType'], config: cfg.data, checksum: checksumOf(value) };
+  return {
+    jobID,
+    jobType: jobType as ValidMessage['jobType'],
+    config: cfg.data,
+    checksum: checksumOf(value),
+    ...(refs.length ? { secretRefs: uniqueRefs(refs) } : {}),
+  };
 }
 
-/** The validation policy both programs derive from their (shared) settings. */
-export function validationPolicy(cfg: Pick<SharedConfig, 'ALLOWED_COMMANDS' | 'SECRETS_DIR' | 'MAX_MESSAGE_BYTES'>): ValidationPolicy {
-  return { allowedCommands: cfg.ALLOWED_COMMANDS, secretsDir: cfg.SECRETS_DIR, maxMessageBytes: cfg.MAX_MESSAGE_BYTES };
+export type PolicySettings = Pick<
+  SharedConfig,
+  | 'ALLOWED_COMMANDS'
+  | 'SECRETS_DIR'
+  | 'MAX_MESSAGE_BYTES'
+  | 'JOB_ALLOWED_SECRETS'
+  | 'ALLOWED_ENV_KEYS'
+  | 'ALLOWED_COMMAND_PATTERNS'
+  | 'ALLOWED_REMOTE_HOSTS'
+  | 'CLUSTER_SERVICE_CIDR'
+  | 'CLUSTER_POD_CIDR'
+>;
+
+/**
+ * The validation policy both programs derive from their (shared) settings. `apiServerHosts` is the
+ * API server as this process sees it (`KUBERNETES_SERVICE_HOST`), refused as a remote URL.
+ */
+export function validationPolicy(cfg: PolicySettings, apiServerHosts: readonly string[] = []): ValidationPolicy {
+  return {
+    allowedCommands: cfg.ALLOWED_COMMANDS,
+    secretsDir: cfg.SECRETS_DIR,
+    maxMessageBytes: cfg.MAX_MESSAGE_BYTES,
+    allowedSecrets: cfg.JOB_ALLOWED_SECRETS,
+    allowedEnvKeys: cfg.ALLOWED_ENV_KEYS,
+    commandPatterns: cfg.ALLOWED_COMMAND_PATTERNS,
+    remote: { allow: cfg.ALLOWED_REMOTE_HOSTS, serviceCidrs: cfg.CLUSTER_SERVICE_CIDR, podCidrs: cfg.CLUSTER_POD_CIDR, apiServerHosts },
+  };
 }

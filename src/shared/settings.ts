@@ -1,6 +1,7 @@
 import type { Options } from 'yargs';
 import { z } from 'zod';
 import { ConfigError } from './errors.js';
+import { parseCidr } from './policy.js';
 
 /**
  * Settings are declared once each: the key is the environment variable, the zod schema holds
@@ -19,6 +20,19 @@ export const csv = z.preprocess(
       : v,
   z.array(z.string().min(1)),
 );
+/** A `;`-separated list (for values that contain commas or spaces, such as command patterns). */
+export const semicolonList = z.preprocess(
+  (v) =>
+    typeof v === 'string'
+      ? v
+          .split(';')
+          .map((s) => s.trim().replace(/\s+/g, ' '))
+          .filter(Boolean)
+      : v,
+  z.array(z.string().min(1)),
+);
+/** Comma-separated CIDRs (or single addresses). */
+export const cidrs = csv.refine((a) => a.every((c) => parseCidr(c) !== undefined), 'comma-separated CIDRs such as 10.96.0.0/12 or fd00::/108');
 export const int = (min: number, max = Number.MAX_SAFE_INTEGER) => z.coerce.number().int().min(min).max(max);
 export const logLevelSetting = z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']);
 
@@ -51,6 +65,22 @@ export const SHARED_SETTINGS = {
   KAFKA_SASL_USERNAME: z.string().min(1).optional().describe('SASL user name'),
   KAFKA_SASL_PASSWORD_FILE: z.string().min(1).optional().describe('File holding the SASL password (mount it from a Secret; never set the password itself)'),
   ALLOWED_COMMANDS: csv.default(DEFAULT_ALLOWED_COMMANDS).describe('Commands a stdio MCP server may run, comma-separated (* for any)'),
+  JOB_ALLOWED_SECRETS: csv
+    .default([])
+    .describe('Secrets a message may reference as secret_ref:<secret>:<key>: names or prefix-* globs, comma-separated (none: no references)'),
+  ALLOWED_ENV_KEYS: csv
+    .default([])
+    .describe('Environment keys a server may set although they change how a runtime loads code (NODE_OPTIONS, LD_*, PYTHON*…): keys or PREFIX* patterns'),
+  ALLOWED_COMMAND_PATTERNS: semicolonList
+    .default([])
+    .describe('When set, a stdio command line must match one of these ;-separated patterns, word by word (* within a word, ** last: any further arguments)'),
+  ALLOWED_REMOTE_HOSTS: csv
+    .default([])
+    .describe(
+      'CIDRs, addresses and host names (*.example.com) a remote url may reach even if refused by default (loopback, link-local, cluster ranges, API server)',
+    ),
+  CLUSTER_SERVICE_CIDR: cidrs.default([]).describe("The cluster's Service CIDRs, refused as remote urls"),
+  CLUSTER_POD_CIDR: cidrs.default([]).describe("The cluster's pod CIDRs, refused as remote urls"),
   SECRETS_DIR: z
     .string()
     .startsWith('/', 'an absolute path')
@@ -77,7 +107,7 @@ export function flagName(env: string): string {
 /** The default a setting's schema fills in, as help text; undefined when it has none. */
 export function defaultText(schema: z.ZodType): string | undefined {
   const r = schema.safeParse(undefined);
-  if (!r.success || r.data === undefined) return undefined;
+  if (!r.success || r.data === undefined || (Array.isArray(r.data) && r.data.length === 0)) return undefined;
   return Array.isArray(r.data) ? r.data.join(',') : String(r.data);
 }
 

@@ -31,12 +31,12 @@ describe('reliability on the test bed', () => {
     for (const c of cleanup) await c();
   });
 
-  async function setup(extra: Record<string, string> = {}, partitions = 1): Promise<Setup> {
+  async function setup(extra: Record<string, string> = {}, partitions = 1, rbac: { replay?: boolean } = {}): Promise<Setup> {
     const ns = await freshNamespace(kc, { 'pod-security.kubernetes.io/enforce': 'restricted' }, 'rel');
     cleanup.push(ns.remove);
     const topic = await freshTopic(admin, partitions, 'rel');
     const group = uniqueName('g');
-    await applyControllerRbac(kc, ns.name);
+    await applyControllerRbac(kc, ns.name, rbac);
     const env = {
       KUBECONFIG: await serviceAccountKubeconfig(kc, ns.name, 'mcp-job-controller'),
       KAFKA_BROKERS: brokers().join(','),
@@ -133,7 +133,8 @@ describe('reliability on the test bed', () => {
 
   it('sends the original message of a Job that failed for good to the dead-letter topic and records every outcome on the results topic; replay runs it again once the cause is fixed', async () => {
     const results = uniqueName('results');
-    const s = await setup({ RESULTS_TOPIC: results, JOB_SECRET_NAME: 'mcp-secrets' });
+    // The controller runs with the base Role; replay, further down, needs its opt-in Role.
+    const s = await setup({ RESULTS_TOPIC: results, JOB_SECRET_NAME: 'mcp-secrets' }, 1, { replay: true });
     await core.createNamespacedSecret({ namespace: s.ns.name, body: { metadata: { name: 'mcp-secrets' }, stringData: { 'other.env': 'X=1\n' } } });
     const controller = new ControllerProcess(s.env).start();
     try {

@@ -101,6 +101,7 @@ describe('shipping: manifests, render, metrics, produce and npm run dev', () => 
         'serviceaccount/mcp-job-controller',
         'role.rbac.authorization.k8s.io/mcp-job-controller',
         'rolebinding.rbac.authorization.k8s.io/mcp-job-controller',
+        'networkpolicy.networking.k8s.io/mcp-job-egress',
         'configmap/mcp-job-template-',
         'deployment.apps/mcp-job-controller',
       ]) {
@@ -139,6 +140,26 @@ describe('shipping: manifests, render, metrics, produce and npm run dev', () => 
       const job = buildJob({ topic: 'mcp-jobs', partition: 0, offset: '0' }, msg, cfg, loadJobTemplate(file));
       await core.createNamespacedPod({ namespace: ns, dryRun: 'All', body: { metadata: { name: 'job-check' }, spec: job.spec!.template.spec! } });
       await batch.createNamespacedJob({ namespace: ns, dryRun: 'All', body: job });
+
+      // The egress NetworkPolicy the API server accepted selects exactly the Job pods (the bed has
+      // no CNI, so this shows it is accepted and aimed, not enforced): DNS and the brokers only.
+      const np = await kc.makeApiClient(k8s.NetworkingV1Api).readNamespacedNetworkPolicy({ name: 'mcp-job-egress', namespace: ns });
+      const podLabels = job.spec!.template.metadata!.labels!;
+      for (const [k, v] of Object.entries(np.spec!.podSelector!.matchLabels!)) assert.equal(podLabels[k], v, `Job pods carry ${k}=${v}`);
+      assert.notEqual(
+        dep.spec!.template.metadata!.labels!['app.kubernetes.io/name'],
+        np.spec!.podSelector!.matchLabels!['app.kubernetes.io/name'],
+        'not the controller',
+      );
+      assert.deepEqual(
+        np.spec!.egress!.flatMap((r) => r.ports!.map((p) => `${p.protocol}/${p.port}`)),
+        ['UDP/53', 'TCP/53', 'TCP/9092', 'TCP/9093'],
+      );
+      // The controller's Role has no delete; replay's right is the opt-in component.
+      const role = await kc.makeApiClient(k8s.RbacAuthorizationV1Api).readNamespacedRole({ name: 'mcp-job-controller', namespace: ns });
+      assert.ok(!role.rules!.some((r) => r.verbs.includes('delete')), 'no delete in the base Role');
+      const withReplay = overlay('k8s', `namespace: ${ns}\ncomponents:\n  - ../../../k8s/components/replay\n`);
+      assert.match(kubectl(['apply', '-k', withReplay]), /role\.rbac\.authorization\.k8s\.io\/mcp-job-controller-replay created/);
     } finally {
       await core.deleteNamespace({ name: ns }).catch(() => undefined);
     }

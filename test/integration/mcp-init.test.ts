@@ -28,6 +28,8 @@ const opts = (over: Partial<InitOptions> = {}): InitOptions => ({
   secretsDir: '/nonexistent',
   allowedCommands: ['node'],
   protocol: 'auto',
+  // The fixtures listen on loopback, which the remote-URL policy refuses unless allowed.
+  policy: { remote: { allow: ['127.0.0.1'], serviceCidrs: [], podCidrs: [], apiServerHosts: [] } },
   ...over,
 });
 const stdio = (args: string[], extra: Partial<Extract<ServerConfig, { command: string }>> = {}): ServerConfig => ({ command: 'node', args, ...extra });

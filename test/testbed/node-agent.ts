@@ -273,7 +273,7 @@ export class NodeAgent {
     };
   }
 
-  /** Secret, ConfigMap and emptyDir volumes become folders; returns mountPath → folder. */
+  /** Secret, projected Secret, ConfigMap and emptyDir volumes become folders; returns mountPath → folder. */
   private async mountVolumes(pod: k8s.V1Pod, run: PodRun, container: k8s.V1Container): Promise<[string, string][]> {
     const ns = run.namespace;
     const mounts: [string, string][] = [];
@@ -293,6 +293,20 @@ export class NodeAgent {
       if (vol?.secret?.secretName) {
         const s = await this.core.readNamespacedSecret({ name: vol.secret.secretName, namespace: ns });
         write(Object.fromEntries(Object.entries(s.data ?? {}).map(([k, v]) => [k, Buffer.from(v, 'base64')])), vol.secret.items);
+      } else if (vol?.projected) {
+        // Like the kubelet: each source's listed keys at their paths; an optional Secret or key
+        // that is missing is skipped, a required one fails the pod.
+        for (const src of vol.projected.sources ?? []) {
+          if (!src.secret?.name) continue;
+          const s = await this.core.readNamespacedSecret({ name: src.secret.name, namespace: ns }).catch((err: unknown) => {
+            if (src.secret?.optional && (err as { code?: number }).code === 404) return undefined;
+            throw err;
+          });
+          const data = Object.fromEntries(Object.entries(s?.data ?? {}).map(([k, v]) => [k, Buffer.from(v, 'base64')]));
+          const missing = (src.secret.items ?? []).filter((i) => !(i.key in data));
+          if (missing.length && !src.secret.optional) throw new Error(`secret ${src.secret.name} has no key ${missing[0]!.key}`);
+          write(data, src.secret.items);
+        }
       } else if (vol?.configMap?.name) {
         const cm = await this.core.readNamespacedConfigMap({ name: vol.configMap.name, namespace: ns });
         write(Object.fromEntries(Object.entries(cm.data ?? {}).map(([k, v]) => [k, Buffer.from(v)])), vol.configMap.items);
