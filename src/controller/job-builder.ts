@@ -5,6 +5,7 @@ import { Annotation, JOB_CONTAINER, Label, MANAGED_BY, TERMINATION_MESSAGE_PATH,
 import type { ValidMessage } from '../shared/message.js';
 import { jobName, labelValue } from '../shared/naming.js';
 import type { ControllerConfig } from './config.js';
+import { buildSidecars } from './sidecars.js';
 
 /** A re-run of a message: the job reads the bytes from `readFrom` (a dead-letter record, say). */
 export interface Replay {
@@ -137,6 +138,9 @@ export function buildJob(
     mounts.push({ name: 'mcp-secrets', mountPath: cfg.SECRETS_DIR, readOnly: true });
   }
 
+  const containerServers = buildSidecars(msg.config.mcpServers, RESTRICTED_CONTAINER_SECURITY);
+  volumes.push(...containerServers.volumes);
+
   const container: k8s.V1Container = {
     ...tJob,
     name: JOB_CONTAINER,
@@ -193,6 +197,9 @@ export function buildJob(
             ...tPod.securityContext,
           },
           volumes,
+          ...(tPod.initContainers || containerServers.containers.length
+            ? { initContainers: [...(tPod.initContainers ?? []), ...containerServers.containers] }
+            : {}),
           containers: [container, ...sidecars],
         },
       },
