@@ -1,7 +1,7 @@
 import type * as k8s from '@kubernetes/client-node';
 import { z } from 'zod';
 import { validationPolicy, type ValidationPolicy } from '../shared/message.js';
-import { csv, int, parseConfig, SHARED_SETTINGS, settingsInput, type SettingsShape } from '../shared/settings.js';
+import { ALLOWED_IMAGES_SETTING, csv, int, parseConfig, SHARED_SETTINGS, settingsInput, type SettingsShape } from '../shared/settings.js';
 
 /**
  * The controller's settings, one declaration each (see shared/settings.ts). Keys are the
@@ -44,6 +44,7 @@ export const CONTROLLER_SETTINGS = {
     .min(1)
     .optional()
     .describe("The job's own Kafka principal (read-only on the topic); its password is the Secret's key password"),
+  ALLOWED_IMAGES: ALLOWED_IMAGES_SETTING,
   JOB_SECRET_NAME: z.string().min(1).optional().describe('Secret mounted at SECRETS_DIR in every Job (envFile sources)'),
   MAX_IN_FLIGHT: int(1, 1000).default(32).describe('Job creates in flight at once per partition'),
   MAX_ACTIVE_JOBS: int(0).default(100).describe('Cap on unfinished Jobs; consumption pauses at it (0: no cap)'),
@@ -100,5 +101,9 @@ export function controllerPolicy(
   apiServerHosts: readonly string[] = process.env.KUBERNETES_SERVICE_HOST ? [process.env.KUBERNETES_SERVICE_HOST] : [],
 ): ValidationPolicy {
   const seconds = template?.spec?.activeDeadlineSeconds ?? cfg.JOB_ACTIVE_DEADLINE_SECONDS;
-  return { ...validationPolicy(cfg, apiServerHosts), deadline: { jobMs: seconds * 1000, serverTimeoutMs: cfg.MCP_INIT_TIMEOUT_MS } };
+  return {
+    ...validationPolicy(cfg, apiServerHosts),
+    allowedImages: cfg.ALLOWED_IMAGES,
+    deadline: { jobMs: seconds * 1000, serverTimeoutMs: cfg.MCP_INIT_TIMEOUT_MS },
+  };
 }

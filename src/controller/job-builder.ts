@@ -6,6 +6,7 @@ import type { ValidMessage } from '../shared/message.js';
 import { SECRET_REFS_DIR, type SecretRef } from '../shared/policy.js';
 import { jobName, labelValue } from '../shared/naming.js';
 import type { ControllerConfig } from './config.js';
+import { buildSidecars } from './sidecars.js';
 
 /** A re-run of a message: the job reads the bytes from `readFrom` (a dead-letter record, say). */
 export interface Replay {
@@ -150,6 +151,9 @@ export function buildJob(
     mounts.push({ name: SECRET_REFS_VOLUME, mountPath: SECRET_REFS_DIR, readOnly: true });
   }
 
+  const containerServers = buildSidecars(msg.config.mcpServers, RESTRICTED_CONTAINER_SECURITY);
+  volumes.push(...containerServers.volumes);
+
   const container: k8s.V1Container = {
     ...tJob,
     name: JOB_CONTAINER,
@@ -206,6 +210,9 @@ export function buildJob(
             ...tPod.securityContext,
           },
           volumes,
+          ...(tPod.initContainers || containerServers.containers.length
+            ? { initContainers: [...(tPod.initContainers ?? []), ...containerServers.containers] }
+            : {}),
           containers: [container, ...sidecars],
         },
       },

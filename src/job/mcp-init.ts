@@ -26,6 +26,8 @@ import {
   isCommandAllowed,
   resolveEnvFile,
   ServerConfigSchema,
+  type DockerServer,
+  type RemoteServer,
   type ServerConfig,
   SERVER_MARGIN_MS,
   type ValidationPolicy,
@@ -357,15 +359,38 @@ async function listAll(client: Client, kind: ListKind, meta: Record<string, stri
   return { names, capped: true };
 }
 
-function remoteTransport(
-  cfg: Exclude<ServerConfig, { command: string }>,
-  opts: InitOptions,
-  fetch: Awaited<ReturnType<typeof policyFetch>>['fetch'],
-): Transport {
+type PolicyFetch = Awaited<ReturnType<typeof policyFetch>>['fetch'];
+
+function remoteTransport(cfg: RemoteServer, opts: InitOptions, fetch: PolicyFetch): Transport {
   const requestInit = { headers: resolveSecretRefs(cfg.headers, true, opts) };
   return cfg.type === 'sse'
     ? new SSEClientTransport(new URL(cfg.url), { requestInit, fetch })
     : new StreamableHTTPClientTransport(new URL(cfg.url), { requestInit, fetch });
+}
+
+/**
+ * A container server runs as a sidecar in this pod, started and made ready by Kubernetes before
+ * the job: it is reached on loopback at its port. Kept apart from `url` entries on purpose — the
+ * address is the controller's choice, not the message's, so a remote-URL policy does not apply.
+ */
+export function sidecarUrl(cfg: DockerServer): URL {
+  return new URL(`http://127.0.0.1:${cfg.port}${cfg.path}`);
+}
+
+function sidecarTransport(cfg: DockerServer, kind: 'http' | 'sse'): Transport {
+  return kind === 'sse' ? new SSEClientTransport(sidecarUrl(cfg)) : new StreamableHTTPClientTransport(sidecarUrl(cfg));
+}
+
+/** The transport a server entry starts with: stdio, a sidecar's Streamable HTTP, or the entry's URL. */
+function firstTransport(name: string, cfg: ServerConfig, opts: InitOptions, fetch: PolicyFetch | undefined): Transport {
+  if ('command' in cfg) return stdioTransport(name, cfg, opts);
+  return cfg.type === 'docker' ? sidecarTransport(cfg, 'http') : remoteTransport(cfg, opts, fetch!);
+}
+
+/** How a server is reached, for its result. */
+function transportKind(cfg: ServerConfig): ServerResult['transport'] {
+  if ('command' in cfg) return 'stdio';
+  return cfg.type === 'docker' ? 'http' : cfg.type;
 }
 
 /**
@@ -375,7 +400,7 @@ function remoteTransport(
  */
 export async function initializeServer(name: string, cfg: ServerConfig, opts: InitOptions): Promise<ServerResult> {
   const started = performance.now();
-  let kind: ServerResult['transport'] = 'command' in cfg ? 'stdio' : cfg.type;
+  let kind = transportKind(cfg);
   let protocol = cfg.protocol ?? opts.protocol;
   const newClient = () => new Client(CLIENT_INFO, { capabilities: {}, ...negotiation(protocol, cfg.timeoutMs ?? opts.timeoutMs) });
   let client = newClient();
@@ -388,7 +413,10 @@ export async function initializeServer(name: string, cfg: ServerConfig, opts: In
   });
   const phases: NonNullable<ServerResult['phases']> = {};
   let stage = kind === 'stdio' ? 'spawn' : 'connect';
-  const remote = 'command' in cfg ? undefined : await policyFetch(opts.policy?.remote ?? { allow: [], serviceCidrs: [], podCidrs: [], apiServerHosts: [] });
+  const remote =
+    'command' in cfg || cfg.type === 'docker'
+      ? undefined
+      : await policyFetch(opts.policy?.remote ?? { allow: [], serviceCidrs: [], podCidrs: [], apiServerHosts: [] });
   /** Starts the transport and runs the handshake, timing the two apart. */
   const connect = async (t: Transport): Promise<void> => {
     // The transport's start is the spawn (stdio) or the connection (an SSE GET waits for the
@@ -408,16 +436,21 @@ export async function initializeServer(name: string, cfg: ServerConfig, opts: In
     phases.handshake = Math.round(performance.now() - t1 - startMs);
   };
   try {
-    checkServer(name, cfg, { allowedCommands: opts.allowedCommands, secretsDir: opts.secretsDir, maxMessageBytes: 0, ...opts.policy });
-    transport = 'command' in cfg ? stdioTransport(name, cfg, opts) : remoteTransport(cfg, opts, remote!.fetch);
+    checkServer(
+      name,
+      cfg,
+      { allowedCommands: opts.allowedCommands, secretsDir: opts.secretsDir, maxMessageBytes: 0, ...opts.policy },
+      { sidecar: cfg.type === 'docker' },
+    );
+    transport = firstTransport(name, cfg, opts, remote?.fetch);
     try {
       await connect(transport);
     } catch (err) {
       const status = httpStatus(err);
       // A server that exits on the in-place probe is a 2025 server: start it again, 2025 only.
       const probeKilled = 'command' in cfg && protocol === 'auto' && closedDuringProbe(err);
-      // A `url` without `type` is Streamable HTTP first, then SSE on a 4xx, as clients do.
-      const sseFallback = !('command' in cfg) && cfg.sseFallback && status !== undefined && status >= 400 && status < 500;
+      // A `url` without `type`, and a sidecar, are Streamable HTTP first, then SSE on a 4xx, as clients do.
+      const sseFallback = !('command' in cfg) && (cfg.type === 'docker' || cfg.sseFallback) && status !== undefined && status >= 400 && status < 500;
       if (!probeKilled && !sseFallback) throw err;
       await client.close().catch(() => undefined);
       await transport.close().catch(() => undefined);
@@ -427,7 +460,7 @@ export async function initializeServer(name: string, cfg: ServerConfig, opts: In
         transport = stdioTransport(name, cfg, opts);
       } else {
         kind = 'sse';
-        transport = remoteTransport({ ...cfg, type: 'sse' }, opts, remote!.fetch);
+        transport = cfg.type === 'docker' ? sidecarTransport(cfg, 'sse') : remoteTransport({ ...cfg, type: 'sse' }, opts, remote!.fetch);
       }
       client = newClient();
       await connect(transport);
@@ -554,7 +587,7 @@ export async function createInitService(
         status: 'failed-retriable',
         reason,
         error: error.slice(0, 1000),
-        transport: 'command' in cfg ? 'stdio' : cfg.type,
+        transport: transportKind(cfg),
         durationMs: Math.round(performance.now() - started),
       });
       let r: Awaited<ReturnType<typeof client.callTool>>;

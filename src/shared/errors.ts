@@ -20,6 +20,7 @@ export type TerminalReason =
   | 'invalid-payload'
   | 'unknown-job-type'
   | 'command-not-allowed'
+  | 'image-not-allowed'
   | 'env-file-outside-secrets'
   | 'empty-message'
   | 'message-too-large'

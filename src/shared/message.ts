@@ -50,7 +50,66 @@ export const RemoteServerSchema = z.strictObject({
   sseFallback: z.boolean().optional(),
 });
 
-export const ServerConfigSchema = z.union([RemoteServerSchema, StdioServerSchema]);
+/** A Docker-style size: a number and an optional unit b, k, m or g (binary, as Docker reads them). */
+const DOCKER_SIZE = /^(\d+(?:\.\d+)?)([bkmg]?)$/i;
+const MIN_MEMORY_BYTES = 6 * 1024 * 1024;
+
+/** Bytes of a Docker-style size ("256m", "1g"), or undefined when it is not one. */
+export function dockerSizeBytes(size: string): number | undefined {
+  const m = DOCKER_SIZE.exec(size.trim());
+  if (!m) return undefined;
+  const power = { '': 0, b: 0, k: 1, m: 2, g: 3 }[m[2]!.toLowerCase() as '' | 'b' | 'k' | 'm' | 'g'];
+  return Math.ceil(Number(m[1]) * 1024 ** power);
+}
+
+/** An image reference as a container runtime takes it: `[registry[:port]/]path[:tag][@digest]`. */
+const imageRef = z
+  .string()
+  .max(255, 'image is at most 255 characters')
+  .regex(/^[a-z0-9][a-z0-9._\-/:@]*$/i, 'image is a container image reference such as registry.example.com/mcp/server:1.0');
+
+/**
+ * A container server (seed 003's `docker` provider) as the job and the controller share it: the
+ * controller runs `image` as a native sidecar of the Job's pod, the job connects to
+ * `http://127.0.0.1:<port><path>`. The seed's `command` (Docker's CMD) is kept as `args`, what
+ * Kubernetes calls it, so `'command' in server` still means stdio.
+ */
+export const DockerServerSchema = z.strictObject({
+  type: z.literal('docker'),
+  image: imageRef,
+  port: z.number({ error: 'port is a number' }).int().min(1, 'port is 1-65535').max(65535, 'port is 1-65535'),
+  /** The MCP endpoint's path on the sidecar (default `/mcp`, the SDKs' and most servers' choice). */
+  path: z
+    .string()
+    .regex(/^\/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*$/, 'path is an absolute URL path such as /mcp')
+    .default('/mcp'),
+  environment: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'an environment variable name'), noNul('an environment value')).optional(),
+  args: z.array(noNul('a command argument')).optional(),
+  resources: z
+    .strictObject({
+      memory_limit: z
+        .string()
+        .refine((v) => (dockerSizeBytes(v) ?? 0) >= MIN_MEMORY_BYTES, 'memory_limit is a Docker size of at least 6m, such as "256m" or "1g"')
+        .optional(),
+      cpu_limit: z
+        .union([z.string().regex(/^\d+(\.\d+)?$/, 'cpu_limit is a number of CPUs such as "0.5"'), z.number()])
+        .refine((v) => Number(v) >= 0.001 && Number(v) <= 64, 'cpu_limit is between 0.001 and 64 CPUs')
+        .optional(),
+    })
+    .optional(),
+  /** Seconds, as in the seed; without `path` the probe is a TCP connect to `port`. */
+  health_check: z
+    .strictObject({
+      path: z.string().startsWith('/', 'health_check.path is an absolute path such as /health').optional(),
+      interval: z.number().int('health_check.interval is whole seconds').min(1).max(3600).optional(),
+      timeout: z.number().int('health_check.timeout is whole seconds').min(1).max(3600).optional(),
+    })
+    .optional(),
+  protocol: McpProtocolSchema.optional(),
+  timeoutMs: timeoutMs.optional(),
+});
+
+export const ServerConfigSchema = z.union([RemoteServerSchema, DockerServerSchema, StdioServerSchema]);
 
 /**
  * Claude Desktop / Claude Code `mcpServers` and VS Code `servers` entry, stdio form: the internal
@@ -83,6 +142,14 @@ const UrlProviderSchema = z.strictObject({
   protocol: McpProtocolSchema.optional(),
 });
 
+/** The seed's container provider as messages carry it: `command` (Docker's CMD) and `timeout` in seconds. */
+const DockerEntrySchema = DockerServerSchema.omit({ timeoutMs: true, args: true }).extend({
+  command: z.array(noNul('a command argument')).optional(),
+  timeout: z.number().min(0.1, 'timeout is in seconds (at least 0.1)').max(600, 'timeout is at most 600 seconds').optional(),
+});
+
+const SECRET_REF = /^secret_ref:/;
+
 /** Which dialect an entry is, from its `type` and fields, so a refusal names the right fields. */
 function entrySchema(v: unknown): z.ZodType | string {
   if (typeof v !== 'object' || v === null || Array.isArray(v)) return 'a server entry must be an object';
@@ -90,8 +157,8 @@ function entrySchema(v: unknown): z.ZodType | string {
   if (e.type === 'url') return UrlProviderSchema;
   if (e.type === 'stdio') return StdioEntrySchema;
   if (e.type === 'http' || e.type === 'streamable-http' || e.type === 'sse') return RemoteEntrySchema;
-  if (e.type === 'docker') return 'type "docker" (the container provider) is not supported by the job';
-  if (e.type !== undefined) return `unknown type ${JSON.stringify(e.type)}; known: stdio, http, streamable-http, sse, url`;
+  if (e.type === 'docker') return DockerEntrySchema;
+  if (e.type !== undefined) return `unknown type ${JSON.stringify(e.type)}; known: stdio, http, streamable-http, sse, url, docker`;
   if ('command' in e) return StdioEntrySchema;
   if ('url' in e) return RemoteEntrySchema;
   return 'a server needs "command" (stdio), "url" (Streamable HTTP or SSE) or "type": "url" with "endpoint"';
@@ -99,6 +166,7 @@ function entrySchema(v: unknown): z.ZodType | string {
 
 /** Maps one parsed dialect entry onto the internal shape. */
 function toInternal(e: Record<string, unknown>): ServerConfig | string {
+  if (e.type === 'docker') return dockerToInternal(e as z.infer<typeof DockerEntrySchema>);
   if (e.type === 'url') {
     const u = e as z.infer<typeof UrlProviderSchema>;
     return {
@@ -121,6 +189,14 @@ function toInternal(e: Record<string, unknown>): ServerConfig | string {
     ...(type === undefined ? { sseFallback: true } : {}),
     ...(timeout ? { timeoutMs: timeout } : {}),
   };
+}
+
+/** A container server's entry; secret references in `environment` are refused until they are resolved for sidecars. */
+function dockerToInternal(d: z.infer<typeof DockerEntrySchema>): DockerServer | string {
+  const ref = Object.entries(d.environment ?? {}).find(([, v]) => SECRET_REF.test(v));
+  if (ref) return `environment.${ref[0]}: secret references are not resolved for container servers yet`;
+  const { command, timeout, ...rest } = d;
+  return { ...rest, ...(command ? { args: command } : {}), ...(timeout ? { timeoutMs: Math.round(timeout * 1000) } : {}) };
 }
 
 /**
@@ -165,6 +241,7 @@ export const EnvelopeSchema = z.object({
 
 export type StdioServer = z.infer<typeof StdioServerSchema>;
 export type RemoteServer = z.infer<typeof RemoteServerSchema>;
+export type DockerServer = z.infer<typeof DockerServerSchema>;
 export type ServerConfig = z.infer<typeof ServerConfigSchema>;
 export type MCPServersConfig = z.output<typeof MCPServersConfigSchema>;
 
@@ -187,6 +264,12 @@ export interface ValidationPolicy {
   secretsDir: string;
   /** Largest accepted value, in bytes. */
   maxMessageBytes: number;
+  /**
+   * Image patterns a container server may use (`*` matches any run of characters). The
+   * controller, which runs the images, checks them; undefined means not checked here (the job,
+   * which only connects to what the controller started).
+   */
+  allowedImages?: readonly string[];
   /**
    * The controller's check that a message can finish in time: the Job's activeDeadlineSeconds
    * in ms, and the per-server deadline a server without its own `timeout` gets. The job does
@@ -232,6 +315,11 @@ function secretRefsOf(where: string, values: Record<string, string> | undefined,
  */
 export function checkServer(name: string, server: ServerConfig, policy: ValidationPolicy, opts: { sidecar?: boolean } = {}): SecretRef[] {
   const where = `server ${name}`;
+  if (server.type === 'docker') {
+    // An operator-allowed image still runs its own runtime: the same keys would load code into it.
+    checkEnvKeys(where, server.environment, policy);
+    return [];
+  }
   if ('command' in server) {
     if (!isCommandAllowed(server.command, policy.allowedCommands)) {
       throw new TerminalError(
@@ -245,15 +333,7 @@ export function checkServer(name: string, server: ServerConfig, policy: Validati
         `${where}: the command line matches none of ALLOWED_COMMAND_PATTERNS (${policy.commandPatterns.join('; ')})`,
       );
     }
-    for (const key of Object.keys(server.env ?? {})) {
-      const hit = refusedEnvKey(key, policy.allowedEnvKeys);
-      if (hit) {
-        throw new TerminalError(
-          PolicyReason.envKeyNotAllowed,
-          `${where}: env key ${JSON.stringify(key)} changes how a runtime loads code (${hit}) and is refused; ALLOWED_ENV_KEYS can allow it`,
-        );
-      }
-    }
+    checkEnvKeys(where, server.env, policy);
     if (server.envFile !== undefined) resolveEnvFile(server.envFile, policy.secretsDir);
     return secretRefsOf(`${where}: env`, server.env, false, policy);
   }
@@ -267,6 +347,18 @@ export function checkServer(name: string, server: ServerConfig, policy: Validati
     }
   }
   return secretRefsOf(`${where}: headers`, server.headers, true, policy);
+}
+
+function checkEnvKeys(where: string, env: Record<string, string> | undefined, policy: ValidationPolicy): void {
+  for (const key of Object.keys(env ?? {})) {
+    const hit = refusedEnvKey(key, policy.allowedEnvKeys);
+    if (hit) {
+      throw new TerminalError(
+        PolicyReason.envKeyNotAllowed,
+        `${where}: env key ${JSON.stringify(key)} changes how a runtime loads code (${hit}) and is refused; ALLOWED_ENV_KEYS can allow it`,
+      );
+    }
+  }
 }
 
 /** References once each, in a stable order (the Job's volume is then the same on every build). */
@@ -283,6 +375,12 @@ export const SERVER_MARGIN_MS = 5_000;
 
 /** Time a Job needs besides its servers (pod start, reading its message), kept out of its budget. */
 export const JOB_START_ALLOWANCE_MS = 30_000;
+
+/**
+ * What one container server adds to a Job's start: native sidecars start one after another and
+ * the job container waits until each is ready by its probe (an image pull not included).
+ */
+export const SIDECAR_START_ALLOWANCE_MS = 15_000;
 
 /**
  * The longest a job can spend on its servers: each server's deadline, run
@@ -311,6 +409,35 @@ function zodReason(err: z.ZodError): string {
 export function isCommandAllowed(command: string, allowed: readonly string[]): boolean {
   if (allowed.includes('*')) return true;
   return allowed.includes(command) || (!command.includes('/') && allowed.includes(posix.basename(command)));
+}
+
+/** True when an image matches one of the operator's patterns; `*` matches any run of characters. */
+export function isImageAllowed(image: string, patterns: readonly string[]): boolean {
+  return patterns.some((p) =>
+    new RegExp(
+      `^${p
+        .split('*')
+        .map((part) => part.replace(/[.+?^${}()|[\]\\]/g, '\\$&'))
+        .join('.*')}$`,
+    ).test(image),
+  );
+}
+
+/** Checks what the contract cannot say per entry: the images are allowed, and sidecars in one pod do not share a port. */
+function checkContainerServers(servers: Record<string, ServerConfig>, policy: ValidationPolicy): void {
+  const ports = new Map<number, string>();
+  for (const [name, server] of Object.entries(servers)) {
+    if (server.type !== 'docker') continue;
+    if (policy.allowedImages && !isImageAllowed(server.image, policy.allowedImages)) {
+      throw new TerminalError(
+        'image-not-allowed',
+        `server ${name}: image ${JSON.stringify(server.image)} is not in the allow-list (${policy.allowedImages.join(', ') || 'empty: no container servers'})`,
+      );
+    }
+    const other = ports.get(server.port);
+    if (other !== undefined) throw new TerminalError('invalid-payload', `servers ${other} and ${name} both use port ${server.port}; one pod has one network`);
+    ports.set(server.port, name);
+  }
 }
 
 /** Resolves an envFile path inside the secrets folder, or throws if it escapes it. */
@@ -353,13 +480,16 @@ export function parseMessage(value: Buffer | null, policy: ValidationPolicy): Va
   const cfg = MCPServersConfigSchema.safeParse(payloadObj);
   if (!cfg.success) throw new TerminalError('invalid-payload', `payload is not an MCPServersConfig: ${zodReason(cfg.error)}`);
   const refs = Object.entries(cfg.data.mcpServers).flatMap(([name, server]) => checkServer(name, server, policy));
+  checkContainerServers(cfg.data.mcpServers, policy);
   if (policy.deadline) {
     const { jobMs, serverTimeoutMs } = policy.deadline;
-    const worst = serversWorstCaseMs(Object.values(cfg.data.mcpServers).map((s) => (s.timeoutMs ?? serverTimeoutMs) + SERVER_MARGIN_MS));
-    if (worst + JOB_START_ALLOWANCE_MS > jobMs) {
+    const servers = Object.values(cfg.data.mcpServers);
+    const worst = serversWorstCaseMs(servers.map((s) => (s.timeoutMs ?? serverTimeoutMs) + SERVER_MARGIN_MS));
+    const start = JOB_START_ALLOWANCE_MS + SIDECAR_START_ALLOWANCE_MS * servers.filter((s) => s.type === 'docker').length;
+    if (worst + start > jobMs) {
       throw new TerminalError(
         'deadline-too-short',
-        `the servers' deadlines need up to ${Math.ceil(worst / 1000)} s (${INIT_CONCURRENCY} at a time), more than the Job's activeDeadlineSeconds (${Math.floor(jobMs / 1000)} s) less ${JOB_START_ALLOWANCE_MS / 1000} s to start`,
+        `the servers' deadlines need up to ${Math.ceil(worst / 1000)} s (${INIT_CONCURRENCY} at a time), more than the Job's activeDeadlineSeconds (${Math.floor(jobMs / 1000)} s) less ${start / 1000} s to start`,
       );
     }
   }

@@ -98,6 +98,14 @@ export const SHARED_SETTINGS = {
   LOG_LEVEL: logLevelSetting.default('info').describe('fatal|error|warn|info|debug|trace|silent'),
 } satisfies SettingsShape;
 
+/**
+ * Images a `docker` server may use: the controller runs them in Jobs, and `serve` checks a
+ * submitted message the same way. Not passed to Jobs: the job only connects to what is running.
+ */
+export const ALLOWED_IMAGES_SETTING = csv
+  .default([])
+  .describe('Image patterns a "docker" MCP server may use, comma-separated, * matching any run of characters (empty: every docker server is dead-lettered)');
+
 export type SharedConfig = z.output<z.ZodObject<typeof SHARED_SETTINGS>>;
 
 export function flagName(env: string): string {

@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync, createWriteStream, type WriteStream } from 'node:fs';
 import { createServer, type Server } from 'node:https';
+import { connect as tcpConnect } from 'node:net';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { EventEmitter } from 'node:events';
@@ -31,6 +32,13 @@ interface ContainerRun {
   termFile: string;
   log?: WriteStream;
   lines: EventEmitter;
+  /** Init containers only: `restartPolicy: Always` makes one a native sidecar. */
+  sidecar?: boolean;
+  /** A sidecar's startup and readiness probes have passed (a kubelet's `started`/`ready`). */
+  ready?: boolean;
+  /** The node is stopping this sidecar: its exit is not restarted. */
+  stopping?: boolean;
+  restartCount: number;
 }
 
 interface PodRun {
@@ -38,6 +46,8 @@ interface PodRun {
   namespace: string;
   name: string;
   dir: string;
+  /** The pod's init containers, in order: plain ones run to completion, sidecars keep running. */
+  inits: ContainerRun[];
   containers: ContainerRun[];
   deleting: boolean;
   done: boolean;
@@ -104,14 +114,16 @@ export class NodeAgent {
     this.stopped = true;
     for (const t of this.timers) clearInterval(t);
     await this.informer?.stop();
-    for (const run of this.pods.values()) for (const c of run.containers) c.child?.kill('SIGKILL');
+    for (const run of this.pods.values()) for (const c of [...run.inits, ...run.containers]) c.child?.kill('SIGKILL');
     await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
   }
 
   /** Live local processes, for tests that check nothing is left behind. */
   get runningPids(): number[] {
     const pids: number[] = [];
-    for (const run of this.pods.values()) for (const c of run.containers) if (c.child?.pid && c.exitCode === undefined) pids.push(c.child.pid);
+    for (const run of this.pods.values()) {
+      for (const c of [...run.inits, ...run.containers]) if (c.child?.pid && c.exitCode === undefined) pids.push(c.child.pid);
+    }
     return pids;
   }
 
@@ -244,7 +256,7 @@ export class NodeAgent {
   private forget(uid: string): void {
     const run = this.pods.get(uid);
     if (!run) return;
-    for (const c of run.containers) c.child?.kill('SIGKILL');
+    for (const c of [...run.inits, ...run.containers]) c.child?.kill('SIGKILL');
     this.pods.delete(uid);
     // Keep the folder briefly so a late `kubectl logs` still finds the output.
     setTimeout(() => rmSync(run.dir, { recursive: true, force: true }), 60_000).unref();
@@ -256,6 +268,15 @@ export class NodeAgent {
     const dir = join(this.dir, `${ns}_${name}_${pod.metadata?.uid}`);
     mkdirSync(join(dir, 'tmp'), { recursive: true });
     mkdirSync(join(dir, 'home'), { recursive: true });
+    const containerRun = (c: k8s.V1Container, init: boolean): ContainerRun => ({
+      name: c.name,
+      image: c.image ?? '',
+      logFile: join(dir, `${c.name}.log`),
+      termFile: join(dir, `${c.name}.termination-log`),
+      lines: new EventEmitter(),
+      restartCount: 0,
+      ...(init && c.restartPolicy === 'Always' ? { sidecar: true, ready: false } : {}),
+    });
     return {
       uid: pod.metadata?.uid ?? '',
       namespace: ns,
@@ -263,13 +284,8 @@ export class NodeAgent {
       dir,
       deleting: false,
       done: false,
-      containers: (pod.spec?.containers ?? []).map((c) => ({
-        name: c.name,
-        image: c.image ?? '',
-        logFile: join(dir, `${c.name}.log`),
-        termFile: join(dir, `${c.name}.termination-log`),
-        lines: new EventEmitter(),
-      })),
+      inits: (pod.spec?.initContainers ?? []).map((c) => containerRun(c, true)),
+      containers: (pod.spec?.containers ?? []).map((c) => containerRun(c, false)),
     };
   }
 
@@ -345,26 +361,81 @@ export class NodeAgent {
     return env;
   }
 
+  /**
+   * Like a kubelet: init containers first, in order — a plain one must exit 0, a native sidecar
+   * (`restartPolicy: Always`) must pass its startup and readiness probes — then the containers.
+   */
   private async launch(pod: k8s.V1Pod, run: PodRun): Promise<void> {
+    const startError = (c: ContainerRun, err: unknown) => {
+      c.exitCode = 128;
+      c.reason = 'StartError';
+      c.message = err instanceof Error ? err.message : String(err);
+      c.finishedAt = new Date().toISOString();
+    };
+    const initSpecs = pod.spec?.initContainers ?? [];
+    if (run.inits.length) await this.patchStatus(run, 'Pending');
+    for (const [i, c] of run.inits.entries()) {
+      const spec = initSpecs[i]!;
+      try {
+        await this.startContainer(pod, run, c, spec);
+        if (c.sidecar) await this.waitSidecarReady(run, c, spec);
+        else await new Promise<void>((resolve) => (c.exitCode !== undefined ? resolve() : c.lines.once('end', () => resolve())));
+      } catch (err) {
+        startError(c, err);
+      }
+      if (run.deleting || run.done) return;
+      if (!c.sidecar && c.exitCode !== 0) {
+        // restartPolicy Never: a failed init container fails the pod, and its sidecars stop.
+        await this.stopSidecars(pod, run);
+        await this.finish(run, 'Failed');
+        return;
+      }
+      await this.patchStatus(run, 'Pending');
+    }
     const specs = pod.spec?.containers ?? [];
     const starts: Promise<void>[] = [];
     for (const [i, c] of run.containers.entries()) {
-      const spec = specs[i]!;
-      starts.push(
-        this.startContainer(pod, run, c, spec).catch((err) => {
-          c.exitCode = 128;
-          c.reason = 'StartError';
-          c.message = err instanceof Error ? err.message : String(err);
-          c.finishedAt = new Date().toISOString();
-        }),
-      );
+      starts.push(this.startContainer(pod, run, c, specs[i]!).catch((err) => startError(c, err)));
     }
     await Promise.all(starts);
     if (run.containers.every((c) => c.exitCode !== undefined)) {
-      await this.finish(run);
+      await this.mainExited(pod, run);
       return;
     }
     await this.patchStatus(run, 'Running');
+  }
+
+  /** Polls a sidecar's startup probe, then its readiness probe, until both pass or the pod ends. */
+  private async waitSidecarReady(run: PodRun, c: ContainerRun, spec: k8s.V1Container): Promise<void> {
+    for (const probe of [spec.startupProbe, spec.readinessProbe]) {
+      if (!probe) continue;
+      const periodMs = (probe.periodSeconds ?? 10) * 1000;
+      // A kubelet probes at the period; the first probe runs at once (no initialDelaySeconds here).
+      // Past a startup probe's failureThreshold a kubelet restarts the sidecar; here the Job's
+      // deadline ends a pod whose sidecar never gets ready.
+      for (;;) {
+        if (run.deleting || run.done) return;
+        if (c.exitCode === undefined && (await probeOnce(probe, spec))) break;
+        await sleep(Math.min(periodMs, 1000));
+      }
+    }
+    c.ready = true;
+  }
+
+  /** The main containers have all exited: sidecars get SIGTERM (in reverse order), and the pod's phase follows the main containers. */
+  private async mainExited(pod: k8s.V1Pod, run: PodRun): Promise<void> {
+    if (run.done) return;
+    await this.stopSidecars(pod, run);
+    await this.finish(run);
+  }
+
+  private async stopSidecars(pod: k8s.V1Pod, run: PodRun): Promise<void> {
+    const grace = Math.max(0, Math.min(pod.spec?.terminationGracePeriodSeconds ?? 30, 30));
+    for (const c of [...run.inits].reverse()) {
+      if (!c.sidecar) continue;
+      c.stopping = true;
+      await stopProcess(c, grace);
+    }
   }
 
   private async startContainer(pod: k8s.V1Pod, run: PodRun, c: ContainerRun, spec: k8s.V1Container): Promise<void> {
@@ -420,54 +491,91 @@ export class NodeAgent {
         c.reason = c.exitCode === 0 ? 'Completed' : 'Error';
         c.finishedAt = new Date().toISOString();
         c.message = readTerminationMessage(c, spec);
+        c.ready = c.sidecar ? false : undefined;
         log.end();
         c.lines.emit('end');
-        if (run.containers.every((x) => x.exitCode !== undefined)) void this.finish(run).catch(() => undefined);
+        if (c.sidecar) {
+          // restartPolicy Always: a sidecar that exits on its own is started again, as a kubelet does.
+          if (!c.stopping && !run.done && !run.deleting && !this.stopped) void this.restartSidecar(pod, run, c, spec);
+          return;
+        }
+        if (run.containers.includes(c) && run.containers.every((x) => x.exitCode !== undefined)) {
+          void this.mainExited(pod, run).catch(() => undefined);
+        }
       });
     });
   }
 
-  private async finish(run: PodRun): Promise<void> {
+  private async restartSidecar(pod: k8s.V1Pod, run: PodRun, c: ContainerRun, spec: k8s.V1Container): Promise<void> {
+    await sleep(1000);
+    if (run.done || run.deleting || this.stopped) return;
+    c.restartCount++;
+    for (const k of ['exitCode', 'reason', 'message', 'finishedAt'] as const) delete c[k];
+    try {
+      await this.startContainer(pod, run, c, spec);
+      await this.waitSidecarReady(run, c, spec);
+    } catch {
+      /* the next exit, if any, restarts it again */
+    }
+  }
+
+  private async finish(run: PodRun, forced?: 'Failed'): Promise<void> {
     if (run.done) return;
     run.done = true;
     if (run.deleting) return;
-    const phase = run.containers.every((c) => c.exitCode === 0) ? 'Succeeded' : 'Failed';
+    const phase = forced ?? (run.containers.every((c) => c.exitCode === 0) ? 'Succeeded' : 'Failed');
     await this.patchStatus(run, phase);
   }
 
-  private async patchStatus(run: PodRun, phase: 'Running' | 'Succeeded' | 'Failed'): Promise<void> {
+  private async patchStatus(run: PodRun, phase: 'Pending' | 'Running' | 'Succeeded' | 'Failed'): Promise<void> {
     const now = new Date().toISOString();
     const running = phase === 'Running';
+    const initialized = phase !== 'Pending';
     const cond = (type: string, ok: boolean) => ({ type, status: ok ? 'True' : 'False', lastTransitionTime: now, ...(ok ? {} : { reason: 'PodCompleted' }) });
+    const state = (c: ContainerRun) =>
+      c.exitCode === undefined
+        ? c.startedAt
+          ? { running: { startedAt: c.startedAt } }
+          : { waiting: { reason: 'PodInitializing' } }
+        : {
+            terminated: {
+              exitCode: c.exitCode,
+              reason: c.reason,
+              message: c.message || undefined,
+              startedAt: c.startedAt ?? now,
+              finishedAt: c.finishedAt ?? now,
+              containerID: `testbed://${run.uid}/${c.name}`,
+            },
+          };
+    const base = (c: ContainerRun) => ({
+      name: c.name,
+      image: c.image,
+      imageID: `testbed://${imageName(c.image)}`,
+      containerID: `testbed://${run.uid}/${c.name}`,
+      restartCount: c.restartCount,
+      state: state(c),
+    });
     const status = {
       phase,
       hostIP: NODE_IP,
       hostIPs: [{ ip: NODE_IP }],
       podIP: NODE_IP,
       podIPs: [{ ip: NODE_IP }],
-      startTime: run.containers[0]?.startedAt ?? now,
-      conditions: [cond('PodScheduled', true), cond('Initialized', true), cond('ContainersReady', running), cond('Ready', running)],
+      startTime: run.inits[0]?.startedAt ?? run.containers[0]?.startedAt ?? now,
+      conditions: [cond('PodScheduled', true), cond('Initialized', initialized), cond('ContainersReady', running), cond('Ready', running)],
+      ...(run.inits.length
+        ? {
+            initContainerStatuses: run.inits.map((c) => ({
+              ...base(c),
+              ready: c.sidecar ? c.ready === true && c.exitCode === undefined : c.exitCode === 0,
+              started: c.sidecar ? c.ready === true && c.exitCode === undefined : c.exitCode === undefined && c.startedAt !== undefined,
+            })),
+          }
+        : {}),
       containerStatuses: run.containers.map((c) => ({
-        name: c.name,
-        image: c.image,
-        imageID: `testbed://${imageName(c.image)}`,
-        containerID: `testbed://${run.uid}/${c.name}`,
+        ...base(c),
         ready: c.exitCode === undefined && running,
-        started: c.exitCode === undefined,
-        restartCount: 0,
-        state:
-          c.exitCode === undefined
-            ? { running: { startedAt: c.startedAt ?? now } }
-            : {
-                terminated: {
-                  exitCode: c.exitCode,
-                  reason: c.reason,
-                  message: c.message || undefined,
-                  startedAt: c.startedAt ?? now,
-                  finishedAt: c.finishedAt ?? now,
-                  containerID: `testbed://${run.uid}/${c.name}`,
-                },
-              },
+        started: c.exitCode === undefined && c.startedAt !== undefined,
       })),
     };
     for (let attempt = 0; ; attempt++) {
@@ -485,17 +593,11 @@ export class NodeAgent {
   private async terminate(pod: k8s.V1Pod, run: PodRun | undefined): Promise<void> {
     const grace = Math.max(0, Math.min(pod.metadata?.deletionGracePeriodSeconds ?? 30, 30));
     if (run) {
-      await Promise.all(
-        run.containers.map(async (c) => {
-          const child = c.child;
-          if (!child || c.exitCode !== undefined) return;
-          const exited = new Promise((r) => child.once('exit', r));
-          child.kill('SIGTERM');
-          const t = setTimeout(() => child.kill('SIGKILL'), grace * 1000);
-          await exited;
-          clearTimeout(t);
-        }),
-      );
+      await Promise.all(run.containers.map((c) => stopProcess(c, grace)));
+      for (const c of [...run.inits].reverse()) {
+        c.stopping = true;
+        await stopProcess(c, grace);
+      }
     }
     try {
       await this.core.deleteNamespacedPod({
@@ -529,7 +631,7 @@ export class NodeAgent {
         }
         const [, ns, pod, container] = m.map((s) => decodeURIComponent(s ?? ''));
         const run = [...this.pods.values()].find((r) => r.namespace === ns && r.name === pod);
-        const c = run?.containers.find((x) => x.name === container);
+        const c = [...(run?.inits ?? []), ...(run?.containers ?? [])].find((x) => x.name === container);
         if (!c || !existsSync(c.logFile)) {
           res.writeHead(404).end(`container ${container} of pod ${ns}/${pod} has no logs on this node\n`);
           return;
@@ -562,6 +664,47 @@ export class NodeAgent {
     const addr = this.server.address();
     this.port = typeof addr === 'object' && addr ? addr.port : 0;
   }
+}
+
+/** SIGTERM, then SIGKILL after the grace period; resolves once the process has exited. */
+async function stopProcess(c: ContainerRun, graceSeconds: number): Promise<void> {
+  const child = c.child;
+  if (!child || c.exitCode !== undefined || child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((r) => child.once('exit', r));
+  child.kill('SIGTERM');
+  const t = setTimeout(() => child.kill('SIGKILL'), graceSeconds * 1000);
+  await exited;
+  clearTimeout(t);
+}
+
+/** One probe, the way a kubelet runs it against the pod's address (loopback here): HTTP 200-399, or a TCP connect. */
+async function probeOnce(probe: k8s.V1Probe, spec: k8s.V1Container): Promise<boolean> {
+  const timeoutMs = (probe.timeoutSeconds ?? 1) * 1000;
+  const portOf = (p: number | string) => (typeof p === 'number' ? p : Number(spec.ports?.find((x) => x.name === p)?.containerPort ?? p));
+  if (probe.httpGet) {
+    const port = portOf(probe.httpGet.port);
+    try {
+      const res = await fetch(`http://${NODE_IP}:${port}${probe.httpGet.path ?? '/'}`, { signal: AbortSignal.timeout(timeoutMs) });
+      await res.body?.cancel();
+      return res.status >= 200 && res.status < 400;
+    } catch {
+      return false;
+    }
+  }
+  if (probe.tcpSocket) {
+    const port = portOf(probe.tcpSocket.port);
+    return new Promise((resolve) => {
+      const sock = tcpConnect({ host: NODE_IP, port, timeout: timeoutMs });
+      const done = (ok: boolean) => {
+        sock.destroy();
+        resolve(ok);
+      };
+      sock.once('connect', () => done(true));
+      sock.once('error', () => done(false));
+      sock.once('timeout', () => done(false));
+    });
+  }
+  return true;
 }
 
 function fieldValue(pod: k8s.V1Pod, path: string): string {

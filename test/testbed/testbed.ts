@@ -27,6 +27,8 @@ export function defaultImageTable(): ImageTable {
   return {
     'mcp-job-controller/job': ['node', join(repoRoot, 'dist', 'src', 'job', 'main.js')],
     'mcp-job-controller/controller': ['node', join(repoRoot, 'dist', 'src', 'controller', 'main.js')],
+    // A container server's image (a native sidecar of a Job's pod): MCP over Streamable HTTP on $PORT.
+    'mcp-job-controller/test-mcp-http': ['node', join(repoRoot, 'dist', 'test', 'fixtures', 'http-sidecar.js')],
     busybox: [],
   };
 }

@@ -19,12 +19,12 @@ function sources(dir: string): { file: string; imports: string[] }[] {
   return out;
 }
 
-describe('the layout: two programs and the contract they share', () => {
+describe('the layout: two programs, the front door, and the contract they share', () => {
   const all = sources(join(repoRoot, 'src'));
 
-  it('has src/controller, src/job and src/shared and nothing else at the top of src', () => {
+  it('has src/controller, src/job, src/serve and src/shared and nothing else at the top of src', () => {
     const top = readdirSync(join(repoRoot, 'src')).sort();
-    assert.deepEqual(top, ['controller', 'job', 'shared']);
+    assert.deepEqual(top, ['controller', 'job', 'serve', 'shared']);
   });
 
   it('keeps the shared contract free of either program', () => {
@@ -35,10 +35,24 @@ describe('the layout: two programs and the contract they share', () => {
 
   it('keeps the job free of the controller, and the controller free of the job', () => {
     for (const s of all.filter((x) => x.file.startsWith('src/job/'))) {
-      for (const i of s.imports) assert.ok(!i.startsWith('src/controller/'), `${s.file} imports ${i}`);
+      for (const i of s.imports) assert.ok(!i.startsWith('src/controller/') && !i.startsWith('src/serve/'), `${s.file} imports ${i}`);
     }
     for (const s of all.filter((x) => x.file.startsWith('src/controller/'))) {
-      for (const i of s.imports) assert.ok(!i.startsWith('src/job/'), `${s.file} imports ${i}`);
+      for (const i of s.imports) assert.ok(!i.startsWith('src/job/') && !i.startsWith('src/serve/'), `${s.file} imports ${i}`);
+    }
+  });
+
+  it("lets serve use the shared contract and the job's library modules, never the controller or the job's entrypoint", () => {
+    const serve = all.filter((x) => x.file.startsWith('src/serve/'));
+    assert.ok(
+      serve.some((s) => s.imports.includes('src/job/mcp-init.js')),
+      "serve runs the job's server_initialize flow",
+    );
+    for (const s of serve) {
+      for (const i of s.imports) {
+        assert.ok(i.startsWith('src/shared/') || i.startsWith('src/serve/') || i.startsWith('src/job/'), `${s.file} imports ${i}`);
+        assert.notEqual(i, 'src/job/main.js', `${s.file} imports the job's entrypoint`);
+      }
     }
   });
 

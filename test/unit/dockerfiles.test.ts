@@ -65,9 +65,10 @@ function parseDockerfile(text: string): Stage[] {
   return stages;
 }
 
-for (const [file, program] of [
-  ['Dockerfile.controller', 'controller'],
-  ['Dockerfile.job', 'job'],
+// The job image also carries `serve`, whose server_initialize needs the job's runtimes (node, npx).
+for (const [file, program, extra] of [
+  ['Dockerfile.controller', 'controller', []],
+  ['Dockerfile.job', 'job', ['serve']],
 ] as const) {
   describe(file, () => {
     const stages = parseDockerfile(readFileSync(join(repoRoot, file), 'utf8'));
@@ -100,18 +101,20 @@ for (const [file, program] of [
       assert.doesNotMatch(final.user!, /^(root|0)(:|$)/);
     });
 
-    it(`starts dist/src/${program}/main.js and copies only what it imports: dist/src/${program} and dist/src/shared`, () => {
+    it(`starts dist/src/${program}/main.js and copies only what its programs import: dist/src/${program}, dist/src/shared${extra.map((e) => `, dist/src/${e}`).join('')}`, () => {
       const script = final.entrypoint!.find((a) => a.endsWith('.js'))!;
       assert.equal(script, `dist/src/${program}/main.js`);
       assert.ok(existsSync(join(repoRoot, script)), `${script} exists after npm run build`);
       const fromBuild = final.copies.filter((c) => c.from === 'build').flatMap((c) => c.src.map((s) => s.replace('/app/', '')));
-      assert.deepEqual(fromBuild.sort(), [`dist/src/${program}`, 'dist/src/shared'].sort());
-      for (const file of localImports(join(repoRoot, script))) {
-        const rel = relative(repoRoot, file);
-        assert.ok(
-          fromBuild.some((dir) => rel.startsWith(`${dir}/`)),
-          `${script} imports ${rel}, which the image does not copy`,
-        );
+      assert.deepEqual(fromBuild.sort(), [`dist/src/${program}`, 'dist/src/shared', ...extra.map((e) => `dist/src/${e}`)].sort());
+      for (const main of [script, ...extra.map((e) => `dist/src/${e}/main.js`)]) {
+        for (const file of localImports(join(repoRoot, main))) {
+          const rel = relative(repoRoot, file);
+          assert.ok(
+            fromBuild.some((dir) => rel.startsWith(`${dir}/`)),
+            `${main} imports ${rel}, which the image does not copy`,
+          );
+        }
       }
       const build = stages.find((s) => s.name === 'build')!;
       const tsconfig = JSON.parse(readFileSync(join(repoRoot, 'tsconfig.build.json'), 'utf8')) as { include: string[] };

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { TerminalError } from '../../../src/shared/errors.js';
-import { checksumOf, parseMessage, resolveEnvFile, serversWorstCaseMs, type ValidationPolicy } from '../../../src/shared/message.js';
+import { checksumOf, isImageAllowed, parseMessage, resolveEnvFile, serversWorstCaseMs, type ValidationPolicy } from '../../../src/shared/message.js';
 
 const policy: ValidationPolicy = { allowedCommands: ['node', 'npx', 'uv'], secretsDir: '/var/run/mcp-secrets', maxMessageBytes: 4096 };
 const servers = { mcpServers: { MariaDB_Server: { command: 'uv', args: ['--directory', 'path/to/server', 'run', 'server.py'], envFile: 'path/to/.env' } } };
@@ -140,7 +140,14 @@ describe('server-config dialects', () => {
   });
 
   it('refuses what it cannot map, saying why', () => {
-    assert.match(refusal({ mcpServers: { a: { type: 'docker', image: 'mcp/x' } } }), /container provider/);
+    assert.match(refusal({ mcpServers: { a: { type: 'docker', image: 'mcp/x' } } }), /mcpServers\.a\.port/);
+    assert.match(
+      refusal({ mcpServers: { a: { type: 'docker', image: 'mcp/x', port: 8001, environment: { K: 'secret_ref:s:K' } } } }),
+      /environment\.K: secret references/,
+    );
+    assert.match(refusal({ mcpServers: { a: { type: 'docker', image: 'mcp/x', port: 8001, resources: { memory_limit: '256 MB' } } } }), /memory_limit/);
+    assert.match(refusal({ mcpServers: { a: { type: 'docker', image: 'mcp/x', port: 8001, resources: { cpu_limit: '-1' } } } }), /cpu_limit/);
+    assert.match(refusal({ mcpServers: { a: { type: 'docker', image: 'mcp/x', port: 8001, volumes: ['/:/host'] } } }), /"volumes"/);
     assert.match(refusal({ mcpServers: { a: { type: 'ws', url: 'ws://x' } } }), /unknown type "ws"/);
     assert.match(refusal({ mcpServers: { a: { args: [] } } }), /needs "command"/);
     assert.match(refusal({ mcpServers: { a: { command: 'node', timeout: 60 } } }), /timeout is in milliseconds/);
@@ -206,5 +213,80 @@ describe('values Node would refuse, echoing them in its error', () => {
       () => parseMessage(withServer({ command: 'node', args: ['a\u0000b'] }), policy),
       (e: TerminalError) => e.reason === 'invalid-payload',
     );
+  });
+});
+
+describe('container servers (the docker provider)', () => {
+  const seed = {
+    type: 'docker',
+    image: 'mcp/filesystem:latest',
+    port: 8001,
+    environment: { ALLOWED_DIRECTORIES: '/tmp' },
+    command: ['python', '-m', 'mcp_filesystem'],
+    resources: { memory_limit: '256m', cpu_limit: '0.5' },
+    health_check: { path: '/health', interval: 30, timeout: 10 },
+  };
+  const withImages = (allowedImages: string[]): ValidationPolicy => ({ ...policy, allowedImages });
+  const msgOf = (mcpServers: Record<string, unknown>) => buf({ jobID: 'j', jobType: 'server-init', payload: { mcpServers } });
+
+  it("accepts the seed's example, keeping Docker's command as args and the MCP path /mcp", () => {
+    const m = parseMessage(msgOf({ fs: seed }), withImages(['mcp/*']));
+    assert.deepEqual(m.config.mcpServers.fs, {
+      type: 'docker',
+      image: 'mcp/filesystem:latest',
+      port: 8001,
+      path: '/mcp',
+      environment: { ALLOWED_DIRECTORIES: '/tmp' },
+      args: ['python', '-m', 'mcp_filesystem'],
+      resources: { memory_limit: '256m', cpu_limit: '0.5' },
+      health_check: { path: '/health', interval: 30, timeout: 10 },
+    });
+  });
+
+  it('takes the timeout in seconds, like the URL provider', () => {
+    const m = parseMessage(msgOf({ fs: { type: 'docker', image: 'mcp/x', port: 9000, path: '/', timeout: 12 } }), withImages(['*']));
+    assert.deepEqual(m.config.mcpServers.fs, { type: 'docker', image: 'mcp/x', port: 9000, path: '/', timeoutMs: 12_000 });
+  });
+
+  it('dead-letters an image outside the allow-list, and every image when the list is empty', () => {
+    const reason = (p: ValidationPolicy) => {
+      try {
+        parseMessage(msgOf({ fs: seed }), p);
+      } catch (err) {
+        return (err as TerminalError).reason + ': ' + (err as TerminalError).message;
+      }
+      return 'accepted';
+    };
+    assert.match(reason(withImages([])), /^image-not-allowed: .*mcp\/filesystem:latest.*empty/);
+    assert.match(reason(withImages(['registry.example.com/mcp/*'])), /^image-not-allowed/);
+    assert.match(reason(withImages(['mcp/filesystem'])), /^image-not-allowed/, 'a pattern without * matches the whole reference');
+    assert.equal(reason(withImages(['mcp/filesystem:*'])), 'accepted');
+    assert.equal(reason(withImages(['mcp/filesystem:latest'])), 'accepted');
+    assert.equal(reason(policy), 'accepted', 'the job, which runs no image, does not check');
+  });
+
+  it('refuses two sidecars on one port: a pod has one network', () => {
+    assert.throws(
+      () => parseMessage(msgOf({ a: seed, b: { ...seed, command: undefined } }), withImages(['*'])),
+      (err: TerminalError) => err.reason === 'invalid-payload' && /a and b both use port 8001/.test(err.message),
+    );
+  });
+
+  it('counts each sidecar start in the deadline budget', () => {
+    const deadline = { jobMs: 79_000, serverTimeoutMs: 30_000 };
+    const p = { ...withImages(['*']), deadline };
+    parseMessage(msgOf({ a: { command: 'node' } }), p);
+    assert.throws(
+      () => parseMessage(msgOf({ a: seed }), p),
+      (err: TerminalError) => err.reason === 'deadline-too-short' && /less 45 s to start/.test(err.message),
+    );
+  });
+
+  it('matches image patterns with * as any run of characters and nothing else special', () => {
+    assert.equal(isImageAllowed('registry.example.com/mcp/fs:1.0', ['registry.example.com/mcp/*']), true);
+    assert.equal(isImageAllowed('registry.example.com/mcpx/fs', ['registry.example.com/mcp/*']), false);
+    assert.equal(isImageAllowed('registryXexample.com/mcp/fs', ['registry.example.com/mcp/*']), false, 'a dot is a dot');
+    assert.equal(isImageAllowed('anything', ['*']), true);
+    assert.equal(isImageAllowed('mcp/x', []), false);
   });
 });

@@ -1,0 +1,50 @@
+import { z } from 'zod';
+import { validationPolicy, type ValidationPolicy } from '../shared/message.js';
+import { ALLOWED_IMAGES_SETTING, int, parseConfig, SHARED_SETTINGS, settingsInput, type SettingsShape } from '../shared/settings.js';
+
+/**
+ * The settings of `serve`, the MCP front door. Those it shares with the controller must hold the
+ * controller's values (`KAFKA_TOPIC`, `JOB_NAMESPACE`, `JOB_NAME_PREFIX`, the allow-lists and
+ * limits): they decide which Job a message becomes and whether it is accepted.
+ */
+export const SERVE_SETTINGS = {
+  ...SHARED_SETTINGS,
+  KAFKA_TOPIC: SHARED_SETTINGS.KAFKA_TOPIC.describe('Topic `submit` produces to: the controller consumes it'),
+  DLQ_TOPIC: z.string().min(1).optional().describe("The controller's dead-letter topic, read by get_job (default <KAFKA_TOPIC>.dlq)"),
+  ALLOWED_IMAGES: ALLOWED_IMAGES_SETTING,
+  JOB_NAMESPACE: z
+    .string()
+    .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'a namespace name')
+    .default('default')
+    .describe("Namespace of the controller's Jobs"),
+  JOB_NAME_PREFIX: z
+    .string()
+    .regex(/^[a-z][a-z0-9-]{0,15}$/, 'lower-case letters, digits and -, at most 16')
+    .default('mcp')
+    .describe("The controller's JOB_NAME_PREFIX: Job names are <prefix>-<topic>-<partition>-<offset>"),
+  JOB_ACTIVE_DEADLINE_SECONDS: int(1).default(600).describe("The controller's Job activeDeadlineSeconds, for the same deadline check"),
+  SERVE_PORT: int(0, 65535).default(8090).describe('Port of /mcp (Streamable HTTP) and /healthz'),
+  SERVE_HOST: z.string().min(1).default('0.0.0.0').describe('Address to listen on'),
+  SERVE_TOKEN_FILE: z.string().min(1).describe('File holding the bearer token clients must send (mount it from a Secret)'),
+  SUBMIT_RATE_PER_SECOND: z.coerce.number().positive().default(2).describe('Messages `submit` may produce per second, on average'),
+  SUBMIT_BURST: int(1).default(20).describe('Messages `submit` may produce at once before the rate applies'),
+  DLQ_SCAN_RECORDS: int(1, 1_000_000)
+    .default(1000)
+    .describe("Dead-letter records get_job reads at most per dead-letter partition, newest first, to find a message's record"),
+} satisfies SettingsShape;
+
+export const ServeConfigSchema = z.object(SERVE_SETTINGS).transform((c) => ({ ...c, DLQ_TOPIC: c.DLQ_TOPIC ?? `${c.KAFKA_TOPIC}.dlq` }));
+export type ServeConfig = z.output<typeof ServeConfigSchema>;
+
+export function serveConfig(argv: Record<string, unknown>, env: NodeJS.ProcessEnv): ServeConfig {
+  return parseConfig(ServeConfigSchema, settingsInput(SERVE_SETTINGS, argv, env));
+}
+
+/** The controller's policy, rebuilt from the same settings: what `submit` accepts, the controller accepts. */
+export function servePolicy(cfg: ServeConfig): ValidationPolicy {
+  return {
+    ...validationPolicy(cfg),
+    allowedImages: cfg.ALLOWED_IMAGES,
+    deadline: { jobMs: cfg.JOB_ACTIVE_DEADLINE_SECONDS * 1000, serverTimeoutMs: cfg.MCP_INIT_TIMEOUT_MS },
+  };
+}
