@@ -12,7 +12,8 @@ command -v go >/dev/null || { echo "testbed: Go is required to build $MOD (insta
 mkdir -p "$OUT"
 work=$(mktemp -d "${TMPDIR:-/tmp}/go-tool.XXXXXX")
 trap 'chmod -R u+w "$work"; rm -rf "$work"' EXIT
-export CGO_ENABLED=0 GOTOOLCHAIN=local GOFLAGS=-mod=mod
+# GOWORK=off: a module may ship a go.work (Prometheus does) that would pull in its other modules.
+export CGO_ENABLED=0 GOTOOLCHAIN=local GOFLAGS=-mod=mod GOWORK=off
 echo "testbed: building $MOD/$PKGDIR@$V from the Go module proxy" >&2
 dir=$(cd "$work" && go mod download -json "$MOD@$V" | sed -n 's/.*"Dir": "\(.*\)".*/\1/p')
 cp -r "$dir" "$work/src" && chmod -R u+w "$work/src"
