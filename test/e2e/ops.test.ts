@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { copyFileSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import * as k8s from '@kubernetes/client-node';
@@ -12,6 +12,7 @@ import { jobName } from '../../src/shared/naming.js';
 import { brokers, freshNamespace, freshTopic, jobOutcome, kubeConfig, kubectl, uniqueName, useKafka, waitFor } from '../helpers.js';
 import { parseExposition, problems, ruleGroups, ruleTestSeries, RULES_TEST } from '../monitoring/check.js';
 import { applyControllerRbac, CONTROLLER, ControllerProcess, FIXTURE, serviceAccountKubeconfig } from '../support.js';
+import { repoRoot } from '../testbed/cache.js';
 import { ensurePromtool, startKueue } from '../testbed/kueue.js';
 import { freePort, type Daemon } from '../testbed/proc.js';
 
@@ -175,6 +176,33 @@ describe('operating the controller: Events, trace, and the alert rules and dashb
       throw new Error(`promtool test rules failed:\n${e.stdout}${e.stderr}`);
     });
     assert.match(`${test.stdout}${test.stderr}`, /SUCCESS/);
+  });
+});
+
+describe('the monitoring component', () => {
+  it('builds over the base as a kustomize Component: a metrics Service, a ServiceMonitor, a PrometheusRule and the dashboard ConfigMap for Grafana', () => {
+    const dir = join(repoRoot, 'dist', 'test-overlays', uniqueName('monitoring'));
+    mkdirSync(dir, { recursive: true });
+    const rel = (p: string) => relative(dir, join(repoRoot, p));
+    writeFileSync(
+      join(dir, 'kustomization.yaml'),
+      `apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nnamespace: mcp-job-controller\nresources:\n  - ${rel('k8s/base')}\ncomponents:\n  - ${rel('k8s/components/monitoring')}\n`,
+    );
+    const objs = k8s.loadAllYaml(kubectl(['kustomize', dir])) as k8s.KubernetesObject[];
+    const names = objs.map((o) => `${o.kind}/${o.metadata?.name} ${o.metadata?.namespace}`);
+    for (const want of [
+      'Service/mcp-job-controller',
+      'ServiceMonitor/mcp-job-controller',
+      'PrometheusRule/mcp-job-controller',
+      'ConfigMap/mcp-job-controller-dashboard',
+    ])
+      assert.ok(names.includes(`${want} mcp-job-controller`), `${want} in the controller's namespace: ${names.join(', ')}`);
+    const cm = objs.find((o) => o.kind === 'ConfigMap' && o.metadata?.name === 'mcp-job-controller-dashboard') as k8s.V1ConfigMap;
+    assert.equal(cm.metadata?.labels?.grafana_dashboard, '1');
+    assert.equal((JSON.parse(cm.data!['mcp-job-controller.json']!) as { uid: string }).uid, 'mcp-job-controller');
+    const svc = objs.find((o) => o.kind === 'Service') as k8s.V1Service;
+    const deploy = objs.find((o) => o.kind === 'Deployment') as k8s.V1Deployment;
+    for (const [k, v] of Object.entries(svc.spec!.selector!)) assert.equal(deploy.spec!.template.metadata!.labels![k], v, 'the Service selects the controller');
   });
 });
 
