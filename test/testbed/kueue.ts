@@ -63,6 +63,17 @@ export async function startKueue(o: { kubeconfig: string; kubectl: (args: string
   o.kubectl(['apply', '-f', '-'], 'apiVersion: v1\nkind: Secret\nmetadata: { name: kueue-webhook-server-cert, namespace: kueue-system }\n');
   mkdirSync(join(o.dir, 'certs'), { recursive: true });
   const health = await freePort();
+  const webhookPort = await freePort();
+  // Kueue's certificate rotator waits until it has put its CA into the conversion webhook of
+  // each CRD it serves (a Kueue install patches them in); the bases ship without one. Every
+  // object here is read and written at the storage version, so the API server never calls it.
+  for (const crd of ['localqueues', 'clusterqueues', 'workloads', 'cohorts', 'multikueueclusters']) {
+    const conversion = {
+      strategy: 'Webhook',
+      webhook: { conversionReviewVersions: ['v1'], clientConfig: { url: `https://127.0.0.1:${webhookPort}/convert` } },
+    };
+    o.kubectl(['patch', 'crd', `${crd}.kueue.x-k8s.io`, '--type=merge', '-p', JSON.stringify({ spec: { conversion } })]);
+  }
   const config = join(o.dir, 'kueue-config.yaml');
   writeFileSync(
     config,
@@ -72,7 +83,7 @@ export async function startKueue(o: { kubeconfig: string; kubectl: (args: string
       'namespace: kueue-system',
       `health: { healthProbeBindAddress: "127.0.0.1:${health}" }`,
       'metrics: { bindAddress: "0" }',
-      `webhook: { port: ${await freePort()}, host: 127.0.0.1, certDir: ${join(o.dir, 'certs')} }`,
+      `webhook: { port: ${webhookPort}, host: 127.0.0.1, certDir: ${join(o.dir, 'certs')} }`,
       'leaderElection: { leaderElect: false }',
       'manageJobsWithoutQueueName: false',
       'internalCertManagement: { enable: true, webhookServiceName: kueue-webhook-service, webhookSecretName: kueue-webhook-server-cert }',
