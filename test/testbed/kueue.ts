@@ -96,23 +96,29 @@ export async function startKueue(o: { kubeconfig: string; kubectl: (args: string
   });
   kueue.start();
   const certDir = join(o.dir, 'certs');
-  await kueue.guard(
-    waitFor(
-      async () => {
-        // What a kubelet does for Kueue's pod: mount the Secret its rotator fills at the cert dir.
-        if (!existsSync(join(certDir, 'tls.crt'))) {
-          const secret = JSON.parse(o.kubectl(['get', 'secret', '-n', 'kueue-system', 'kueue-webhook-server-cert', '-o', 'json'])) as {
-            data?: Record<string, string>;
-          };
-          if (secret.data?.['tls.crt'])
-            for (const [k, v] of Object.entries(secret.data).sort(([a], [b]) => (a === 'tls.crt' ? 1 : b === 'tls.crt' ? -1 : 0)))
-              writeFileSync(join(certDir, k), Buffer.from(v, 'base64'));
-        }
-        const r = await fetch(`http://127.0.0.1:${health}/readyz`).catch(() => undefined);
-        return r?.ok === true;
-      },
-      { timeoutMs: 120_000, intervalMs: 500, description: 'kueue /readyz' },
-    ),
-  );
+  // A start-up that fails must not leave Kueue running: the caller never gets it to stop.
+  await kueue
+    .guard(
+      waitFor(
+        async () => {
+          // What a kubelet does for Kueue's pod: mount the Secret its rotator fills at the cert dir.
+          if (!existsSync(join(certDir, 'tls.crt'))) {
+            const secret = JSON.parse(o.kubectl(['get', 'secret', '-n', 'kueue-system', 'kueue-webhook-server-cert', '-o', 'json'])) as {
+              data?: Record<string, string>;
+            };
+            if (secret.data?.['tls.crt'])
+              for (const [k, v] of Object.entries(secret.data).sort(([a], [b]) => (a === 'tls.crt' ? 1 : b === 'tls.crt' ? -1 : 0)))
+                writeFileSync(join(certDir, k), Buffer.from(v, 'base64'));
+          }
+          const r = await fetch(`http://127.0.0.1:${health}/readyz`).catch(() => undefined);
+          return r?.ok === true;
+        },
+        { timeoutMs: 120_000, intervalMs: 500, description: 'kueue /readyz' },
+      ),
+    )
+    .catch((err: unknown) => {
+      kueue.kill();
+      throw err;
+    });
   return kueue;
 }
