@@ -48,6 +48,24 @@ export const CONTROLLER_SETTINGS = {
   JOB_SECRET_NAME: z.string().min(1).optional().describe('Secret mounted at SECRETS_DIR in every Job (envFile sources)'),
   MAX_IN_FLIGHT: int(1, 1000).default(32).describe('Job creates in flight at once per partition'),
   MAX_ACTIVE_JOBS: int(0).default(100).describe('Cap on unfinished Jobs; consumption pauses at it (0: no cap)'),
+  KUEUE_QUEUE_NAME: z
+    .preprocess(
+      (v) => (v === '' ? undefined : v),
+      z
+        .string()
+        .regex(/^[a-z0-9]([-a-z0-9.]{0,61}[a-z0-9])?$/, 'a LocalQueue name')
+        .optional(),
+    )
+    .describe('Kueue LocalQueue for the Jobs: created suspended with the label kueue.x-k8s.io/queue-name, Kueue admits them (unset: no Kueue)'),
+  MAX_QUEUED_JOBS: int(0)
+    .default(100)
+    .describe('With KUEUE_QUEUE_NAME: cap on Jobs Kueue holds suspended, apart from MAX_ACTIVE_JOBS; consumption pauses at it (0: no cap)'),
+  POD_NAME: z
+    .string()
+    .min(1)
+    .optional()
+    .describe("The controller's own Pod (downward API): Events about the controller are recorded on it (unset: not recorded)"),
+  POD_NAMESPACE: z.string().min(1).optional().describe("The controller Pod's namespace (downward API)"),
   METRICS_PORT: int(0, 65535).default(8080).describe('Port for /metrics, /healthz, /readyz (0: off)'),
   KUBE_REQUEST_TIMEOUT_MS: int(1000).default(15_000).describe('Longest one Kubernetes API call may take before it is abandoned and retried'),
   SHUTDOWN_TIMEOUT_MS: int(0).default(25_000).describe('Longest a SIGTERM stop may take before exit'),

@@ -6,6 +6,7 @@ import type { ValidMessage } from '../shared/message.js';
 import { SECRET_REFS_DIR, type SecretRef } from '../shared/policy.js';
 import { jobName, labelValue } from '../shared/naming.js';
 import type { ControllerConfig } from './config.js';
+import { KUEUE_QUEUE_LABEL } from './kueue.js';
 import { buildSidecars } from './sidecars.js';
 
 /** A re-run of a message: the job reads the bytes from `readFrom` (a dead-letter record, say). */
@@ -44,6 +45,7 @@ export type JobBuildConfig = Pick<
   | 'MCP_INIT_TIMEOUT_MS'
   | 'MCP_PROTOCOL'
   | 'LOG_LEVEL'
+  | 'KUEUE_QUEUE_NAME'
 >;
 
 export const DEFAULT_RESOURCES: k8s.V1ResourceRequirements = {
@@ -173,11 +175,13 @@ export function buildJob(
       ...template.metadata,
       name,
       namespace: cfg.JOB_NAMESPACE,
-      labels: { ...template.metadata?.labels, ...labels },
+      labels: { ...template.metadata?.labels, ...labels, ...(cfg.KUEUE_QUEUE_NAME && { [KUEUE_QUEUE_LABEL]: cfg.KUEUE_QUEUE_NAME }) },
       annotations: { ...template.metadata?.annotations, ...annotations },
     },
     spec: {
       ...withoutTtl(tSpec),
+      // Born suspended, Kueue admits it by resuming it (what Kueue's webhook would otherwise enforce).
+      ...(cfg.KUEUE_QUEUE_NAME && { suspend: true }),
       completions: 1,
       parallelism: 1,
       backoffLimit: tSpec.backoffLimit ?? cfg.JOB_BACKOFF_LIMIT,

@@ -11,6 +11,7 @@ import { parseMessage } from '../shared/message.js';
 import { readOneMessage } from '../shared/read-message.js';
 import { yargsOptions } from '../shared/settings.js';
 import { CONTROLLER_SETTINGS, controllerConfig, controllerPolicy, type ControllerConfig } from './config.js';
+import { EventRecorder } from './events.js';
 import { startHttp } from './http.js';
 import { buildJob } from './job-builder.js';
 import { loadJobTemplate, loadKubeConfig, makeKeepAliveClient } from './kube.js';
@@ -18,6 +19,7 @@ import { createMetrics } from './metrics.js';
 import { checkLines, produceLines, readLines } from './produce.js';
 import { replay } from './replay.js';
 import { runController } from './run.js';
+import { formatTrace, kafkaTailScan, trace, type TraceTarget } from './trace.js';
 
 function config(argv: Record<string, unknown>, overrides: Record<string, unknown> = {}): ControllerConfig {
   return controllerConfig(argv, process.env, overrides);
@@ -42,9 +44,10 @@ async function run(argv: Record<string, unknown>): Promise<void> {
           () => live(),
         )
       : undefined;
+  const events = await eventRecorder(cfg, kc, log, metrics);
   let handle: Awaited<ReturnType<typeof runController>>;
   try {
-    handle = await runController({ config: cfg, connection, kc, batch, template, log, metrics });
+    handle = await runController({ config: cfg, connection, kc, batch, template, log, metrics, events });
   } catch (err) {
     // Most often the brokers refused us (a wrong password, a CA that does not match): say how we
     // connected and what the broker said, then exit so the pod is visibly not running.
@@ -70,9 +73,63 @@ async function run(argv: Record<string, unknown>): Promise<void> {
   try {
     await handle.done;
   } catch {
-    // runController has logged why; let the line reach the log before the exit Kubernetes restarts on.
+    // runController has logged why; let the line (and the Event saying so) out before the exit Kubernetes restarts on.
+    await events.flush(2000);
     await new Promise<void>((resolve) => log.flush(() => resolve()));
     process.exit(1);
+  }
+}
+
+/**
+ * The Event recorder, on the controller's own Pod when the downward API names it. The Pod's uid
+ * is read once (best effort): `kubectl describe pod` selects Events by uid.
+ */
+async function eventRecorder(cfg: ControllerConfig, kc: k8s.KubeConfig, log: ReturnType<typeof createLogger>, metrics: ReturnType<typeof createMetrics>) {
+  const core = makeKeepAliveClient(kc, k8s.CoreV1Api, { maxSockets: 2, timeoutMs: cfg.KUBE_REQUEST_TIMEOUT_MS });
+  let self: k8s.V1ObjectReference | undefined;
+  if (cfg.POD_NAME && cfg.POD_NAMESPACE) {
+    self = { apiVersion: 'v1', kind: 'Pod', name: cfg.POD_NAME, namespace: cfg.POD_NAMESPACE };
+    const pod = await core.readNamespacedPod({ name: cfg.POD_NAME, namespace: cfg.POD_NAMESPACE }).catch(() => undefined);
+    if (pod?.metadata?.uid) self.uid = pod.metadata.uid;
+  }
+  return new EventRecorder({
+    sink: core,
+    log: log.child({ component: 'events' }),
+    count: (result) => metrics.events.inc({ result }),
+    self,
+    instance: cfg.POD_NAME ?? cfg.KAFKA_CLIENT_ID,
+  });
+}
+
+/** Where a message is: its Job, the Job's conditions, its pod, and any dead-letter or results record. */
+async function traceCommand(argv: Record<string, unknown>): Promise<void> {
+  const cfg = config(argv);
+  const kc = loadKubeConfig();
+  const parse = (s: string) => {
+    const m = /^(\d+)\/(\d+)$/.exec(s);
+    if (!m) throw new ConfigError(`expected <partition>/<offset>, got ${JSON.stringify(s)}`);
+    return { partition: Number(m[1]), offset: m[2]! };
+  };
+  const target: TraceTarget =
+    argv['job-id'] !== undefined ? { jobId: String(argv['job-id']) } : argv.at !== undefined ? { at: parse(String(argv.at)) } : { job: String(argv.job) };
+  const connection = kafkaConnection({ brokers: cfg.KAFKA_BROKERS, clientId: `${cfg.KAFKA_CLIENT_ID}-trace`, security: cfg });
+  const tail = kafkaTailScan(connection);
+  try {
+    const report = await trace(
+      {
+        config: cfg,
+        batch: kc.makeApiClient(k8s.BatchV1Api),
+        core: kc.makeApiClient(k8s.CoreV1Api),
+        read: (at) => readOneMessage(connection, at),
+        scan: tail.scan,
+        scanLimit: Number(argv.scan),
+      },
+      target,
+    );
+    process.stdout.write(argv.output === 'json' ? `${JSON.stringify(report, null, 2)}\n` : formatTrace(report));
+    if (!report.job && !report.deadLetters.length && !report.results.length) process.exitCode = 3;
+  } finally {
+    await tail.close();
   }
 }
 
@@ -189,6 +246,19 @@ const cli = yargs(hideBin(process.argv))
         .option('source', { type: 'string', describe: 'partition/offset of a message on KAFKA_TOPIC' })
         .check((a) => (a['from-dlq'] === undefined) !== (a.source === undefined) || 'give exactly one of --from-dlq and --source'),
     (argv) => replayCommand(argv),
+  )
+  .command(
+    'trace',
+    'Where is my message: its coordinates, Job and conditions, pod summary, Events, and any dead-letter or results record',
+    (y) =>
+      y
+        .option('job-id', { type: 'string', describe: "The producer's jobID" })
+        .option('at', { type: 'string', describe: 'partition/offset of a message on KAFKA_TOPIC' })
+        .option('job', { type: 'string', describe: 'A Job name' })
+        .option('scan', { type: 'number', default: 1000, describe: 'Records read from the end of each partition of the dead-letter and results topics' })
+        .option('output', { choices: ['text', 'json'] as const, default: 'text' })
+        .check((a) => [a['job-id'], a.at, a.job].filter((v) => v !== undefined).length === 1 || 'give exactly one of --job-id, --at and --job'),
+    (argv) => traceCommand(argv),
   )
   .strict()
   .help()

@@ -18,6 +18,7 @@ import { parseMessage, type ValidationPolicy } from '../shared/message.js';
 import { retryForever, type BackoffOptions } from '../shared/retry.js';
 import type { ControllerConfig } from './config.js';
 import { buildDeadLetter, truncateDeadLetter, type SourceRecord } from './dead-letter.js';
+import type { EventRecorder } from './events.js';
 import { buildJob, traceContextOf } from './job-builder.js';
 import type { Metrics, Pauses } from './metrics.js';
 
@@ -55,6 +56,8 @@ export interface HandlerDeps {
   now?: () => Date;
   /** The dead-letter topic's `max.message.bytes`: a record over it is written truncated. */
   dlqMaxBytes?: () => number | Promise<number>;
+  /** Kubernetes Events (fire-and-forget) for created Jobs and dead-lettered messages. */
+  events?: Pick<EventRecorder, 'jobCreated' | 'deadLettered'>;
   /** Backoff between retries of a retriable failure; short so a recovered API server is used within seconds. */
   backoff?: BackoffOptions;
 }
@@ -104,9 +107,11 @@ export class MessageHandler {
     const sig = signal ? AbortSignal.any([this.d.signal, signal]) : this.d.signal;
     let job: k8s.V1Job;
     let checksum: string;
+    let jobID: string;
     try {
       const msg = parseMessage(m.value, this.d.policy);
       checksum = msg.checksum;
+      jobID = msg.jobID;
       job = buildJob(at, msg, cfg, this.d.template, undefined, traceContextOf(m.headers));
     } catch (err) {
       if (err instanceof TerminalError) return this.deadLetter(m, at, err, heartbeat, sig);
@@ -123,6 +128,7 @@ export class MessageHandler {
       finished = r.finished === true;
       metrics.jobsCreated.inc({ result: r.existed ? 'existed' : 'created' });
       log.info({ job: created, ...at, existed: r.existed }, r.existed ? 'job already existed' : 'job created');
+      if (!r.existed) this.d.events?.jobCreated({ name: created, namespace: cfg.JOB_NAMESPACE, uid: r.uid }, at, jobID);
       return { kind: 'job', name: created, existed: r.existed };
     } catch (err) {
       if (err instanceof TerminalError) return this.deadLetter(m, at, err, heartbeat, sig);
@@ -154,14 +160,14 @@ export class MessageHandler {
     };
   }
 
-  private async createJob(job: k8s.V1Job, at: Coordinates, checksum: string): Promise<{ existed: boolean; finished?: boolean }> {
+  private async createJob(job: k8s.V1Job, at: Coordinates, checksum: string): Promise<{ existed: boolean; finished?: boolean; uid?: string }> {
     const { config: cfg, jobs, metrics } = this.d;
     const name = job.metadata!.name!;
     const t0 = performance.now();
     try {
-      await jobs.createNamespacedJob({ namespace: cfg.JOB_NAMESPACE, body: job });
+      const made = await jobs.createNamespacedJob({ namespace: cfg.JOB_NAMESPACE, body: job });
       metrics.createSeconds.observe((performance.now() - t0) / 1000);
-      return { existed: false };
+      return { existed: false, uid: made?.metadata?.uid };
     } catch (err) {
       if (!isConflict(err)) throw classifyApiError(err, `create Job ${name}`);
     }
@@ -195,6 +201,7 @@ export class MessageHandler {
     this.deadLettered.add(key);
     metrics.deadLettered.inc({ reason: err.reason });
     log.warn({ ...at, reason: err.reason, error: err.message, dlq: this.d.config.DLQ_TOPIC }, 'message dead-lettered');
+    this.d.events?.deadLettered(at, err.reason, err.message, this.d.config.DLQ_TOPIC);
     return { kind: 'dead-lettered', reason: err.reason };
   }
 

@@ -44,6 +44,14 @@ export function createMetrics(registry = new Registry(), defaults = true) {
     retries: new Counter({ name: 'mcp_job_controller_retries_total', help: 'Retriable failures met, by operation.', labelNames: ['op'], registers: r }),
     activeJobs: new Gauge({ name: 'mcp_job_controller_active_jobs', help: 'Jobs of this controller not yet finished.', registers: r }),
     activeJobsCap: new Gauge({ name: 'mcp_job_controller_active_jobs_cap', help: 'The cap on active Jobs (0: none).', registers: r }),
+    queuedJobs: new Gauge({ name: 'mcp_job_controller_queued_jobs', help: 'Jobs of this controller Kueue holds suspended (KUEUE_QUEUE_NAME).', registers: r }),
+    queuedJobsCap: new Gauge({ name: 'mcp_job_controller_queued_jobs_cap', help: 'The cap on queued Jobs (0: none or no Kueue).', registers: r }),
+    events: new Counter({
+      name: 'mcp_job_controller_events_total',
+      help: 'Kubernetes Events recorded, by result (sent, failed, dropped: the queue was full).',
+      labelNames: ['result'],
+      registers: r,
+    }),
     paused: new Gauge({ name: 'mcp_job_controller_paused', help: '1 while consumption waits for the active-Job cap or a quota.', registers: r }),
     lag: new Gauge({
       name: 'mcp_job_controller_consumer_lag',
@@ -74,12 +82,18 @@ export type Metrics = ReturnType<typeof createMetrics>;
  */
 export class Pauses {
   private readonly reasons = new Set<string>();
-  constructor(private readonly gauge: { set(v: number): void }) {}
+  constructor(
+    private readonly gauge: { set(v: number): void },
+    /** Called when consumption pauses (with the reason) or resumes. */
+    private readonly onChange?: (paused: boolean, reason: string) => void,
+  ) {}
 
   set(reason: 'cap' | 'quota', on: boolean): void {
+    const was = this.reasons.size > 0;
     if (on) this.reasons.add(reason);
     else this.reasons.delete(reason);
     this.gauge.set(this.reasons.size > 0 ? 1 : 0);
+    if (was !== this.reasons.size > 0) this.onChange?.(!was, reason);
   }
 
   get paused(): boolean {

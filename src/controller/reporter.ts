@@ -17,6 +17,7 @@ import { Label, type Coordinates } from '../shared/identity.js';
 import type { Logger } from '../shared/logger.js';
 import type { OneMessage } from '../shared/read-message.js';
 import { retryForever } from '../shared/retry.js';
+import type { EventRecorder } from './events.js';
 import type { Metrics } from './metrics.js';
 import { buildOutcome, buildResultRecord, failureText } from './outcomes.js';
 
@@ -38,6 +39,8 @@ export interface ReporterDeps {
   onFatal: (err: unknown) => void;
   log: Logger;
   metrics: Metrics;
+  /** A Kubernetes Event on the Job for its outcome (fire-and-forget). */
+  events?: Pick<EventRecorder, 'jobFinished'>;
   signal: AbortSignal;
   now?: () => Date;
 }
@@ -154,6 +157,7 @@ export class OutcomeReporter {
       }
     }, retry);
     metrics.jobOutcomes.inc({ outcome: outcome.status });
+    this.d.events?.jobFinished(job, outcome, cfg.DLQ_TOPIC);
     const fields = { job: name, jobID: outcome.jobID, ...outcome.source, outcome: outcome.status, reason: outcome.reason, exitCode: outcome.exitCode };
     if (outcome.status === 'failed') log.warn({ ...fields, error: failureText(outcome) }, 'job failed; original message dead-lettered');
     else log.info(fields, 'job succeeded');

@@ -10,6 +10,7 @@ import { waitFor } from '../shared/wait.js';
 import { processBatch, type BatchDeps } from './batch-processor.js';
 import { controllerPolicy, type ControllerConfig } from './config.js';
 import { uncommittedDeadLetters } from './dlq-dedup.js';
+import type { EventRecorder } from './events.js';
 import { GroupAdmin } from './group-admin.js';
 import { JobInformer, jobListWatch } from './job-informer.js';
 import { jobTtlSeconds } from './job-builder.js';
@@ -29,6 +30,8 @@ export interface ControllerDeps {
   template?: k8s.V1Job;
   log: Logger;
   metrics: Metrics;
+  /** Kubernetes Events on Jobs and on the controller's Pod (optional; fire-and-forget). */
+  events?: EventRecorder;
   now?: () => Date;
 }
 
@@ -55,9 +58,11 @@ export async function runController(deps: ControllerDeps): Promise<ControllerHan
   const now = deps.now ?? (() => new Date());
   const stopping = new AbortController();
   metrics.activeJobsCap.set(cfg.MAX_ACTIVE_JOBS);
+  metrics.queuedJobsCap.set(cfg.KUEUE_QUEUE_NAME ? cfg.MAX_QUEUED_JOBS : 0);
+  const recorder = deps.events;
   const kafka: Kafka = createKafka(connection);
   const admin: Admin = kafka.admin();
-  const pauses = new Pauses(metrics.paused);
+  const pauses = new Pauses(metrics.paused, (on, reason) => recorder?.paused(on, reason));
   let fatalError: FatalError | undefined;
   let resolveDone!: () => void;
   let rejectDone!: (err: FatalError) => void;
@@ -70,6 +75,7 @@ export async function runController(deps: ControllerDeps): Promise<ControllerHan
     if (fatalError) return;
     fatalError = err instanceof FatalError ? err : new FatalError(describeError(err), { cause: err });
     log.fatal({ err: describeError(fatalError) }, 'controller cannot go on; exiting');
+    recorder?.crashed(describeError(fatalError));
     rejectDone(fatalError);
   };
 
@@ -94,6 +100,7 @@ export async function runController(deps: ControllerDeps): Promise<ControllerHan
     producer,
     log: log.child({ component: 'outcomes' }),
     metrics,
+    events: recorder,
     signal: stopping.signal,
     now,
     readMessage: (at) => readOneMessage(readerConnection, at),
@@ -102,9 +109,11 @@ export async function runController(deps: ControllerDeps): Promise<ControllerHan
   });
   const slots = new ActiveJobSlots({
     cap: cfg.MAX_ACTIVE_JOBS,
+    queuedCap: cfg.KUEUE_QUEUE_NAME ? cfg.MAX_QUEUED_JOBS : undefined,
     log: log.child({ component: 'slots' }),
     pauses,
     onCount: (n) => metrics.activeJobs.set(n),
+    onQueued: (n) => metrics.queuedJobs.set(n),
     onFinished: (job) => reporter.enqueue(job),
   });
   const selector = unreportedJobSelector(cfg.KAFKA_CONSUMER_GROUP);
@@ -124,6 +133,7 @@ export async function runController(deps: ControllerDeps): Promise<ControllerHan
     template: deps.template,
     log,
     metrics,
+    events: recorder,
     signal: stopping.signal,
     now,
     dlqMaxBytes: () => groupAdmin.deadLetterLimit(),
@@ -170,6 +180,7 @@ export async function runController(deps: ControllerDeps): Promise<ControllerHan
   consumer.on(events.CRASH, (e) => {
     joined = false;
     log.error({ err: describeError(e.payload.error), restart: e.payload.restart }, 'consumer crashed');
+    if (e.payload.restart && !stopRequested && !fatalError) recorder?.consumerRestarted(describeError(e.payload.error));
     if (e.payload.restart || stopRequested || fatalError) return;
     const err = e.payload.error;
     if (!isUndecodable(err)) return fatal(new FatalError(`the consumer stopped for good: ${describeError(err)}`, { cause: err }));

@@ -1,14 +1,21 @@
 import type * as k8s from '@kubernetes/client-node';
 import { isFinished } from '../shared/identity.js';
 import type { Logger } from '../shared/logger.js';
+import { isHeldByKueue } from './kueue.js';
 import type { Pauses } from './metrics.js';
 
 export interface SlotOptions {
   /** Most unfinished Jobs at once; 0 = no cap. */
   cap: number;
+  /**
+   * With Kueue (undefined: without): most Jobs Kueue holds suspended at once, 0 = no cap. New
+   * Jobs are born suspended then, so creates in flight count here, not against `cap`.
+   */
+  queuedCap?: number;
   log: Logger;
   pauses?: Pauses;
   onCount?: (n: number) => void;
+  onQueued?: (n: number) => void;
   /** Called once per Job seen to reach Complete or Failed. */
   onFinished?: (job: k8s.V1Job) => void;
   now?: () => number;
@@ -25,6 +32,8 @@ export interface SlotOptions {
  */
 export class ActiveJobSlots {
   private readonly active = new Set<string>();
+  /** Held suspended by Kueue: they run nothing, so they hold no active slot. */
+  private readonly queued = new Set<string>();
   private readonly finished = new Set<string>();
   /** Created by us and not yet seen by the watch, with when: a slot is held for them. */
   private readonly pending = new Map<string, number>();
@@ -39,24 +48,46 @@ export class ActiveJobSlots {
     return (this.o.now ?? Date.now)();
   }
 
-  get count(): number {
-    let n = this.active.size + this.reserved;
-    for (const p of this.pending.keys()) if (!this.active.has(p) && !this.finished.has(p)) n++;
+  private get kueue(): boolean {
+    return this.o.queuedCap !== undefined;
+  }
+
+  /** Reservations and created Jobs the watch has not shown yet. */
+  private get unseen(): number {
+    let n = this.reserved;
+    for (const p of this.pending.keys()) if (!this.active.has(p) && !this.queued.has(p) && !this.finished.has(p)) n++;
     return n;
+  }
+
+  /** Active Jobs (running or about to). */
+  get count(): number {
+    return this.active.size + (this.kueue ? 0 : this.unseen);
+  }
+
+  /** Jobs Kueue holds suspended, and, with Kueue, the ones about to be (created suspended). */
+  get queuedCount(): number {
+    return this.queued.size + (this.kueue ? this.unseen : 0);
+  }
+
+  private full(): boolean {
+    const q = this.o.queuedCap ?? 0;
+    return (this.o.cap > 0 && this.count >= this.o.cap) || (q > 0 && this.queuedCount >= q);
   }
 
   /** A Job as the watch shows it (added or updated). */
   observe(job: k8s.V1Job): void {
     const name = job.metadata?.name ?? '';
     if (isFinished(job)) {
-      const wasKnown = this.active.delete(name) || this.pending.has(name) || !this.finished.has(name);
+      const wasKnown = this.active.delete(name) || this.queued.delete(name) || this.pending.has(name) || !this.finished.has(name);
       this.pending.delete(name);
       if (!this.finished.has(name)) {
         this.finished.add(name);
         if (wasKnown) this.o.onFinished?.(job);
       }
     } else if (!this.finished.has(name)) {
-      this.active.add(name);
+      const held = this.kueue && isHeldByKueue(job);
+      (held ? this.queued : this.active).add(name);
+      (held ? this.active : this.queued).delete(name);
       this.pending.delete(name);
     }
     this.changed();
@@ -65,6 +96,7 @@ export class ActiveJobSlots {
   /** A Job deleted (or no longer matching the selector). */
   forget(name: string): void {
     this.active.delete(name);
+    this.queued.delete(name);
     this.pending.delete(name);
     this.finished.delete(name);
     this.changed();
@@ -74,7 +106,7 @@ export class ActiveJobSlots {
   reconcile(all: k8s.V1Job[]): void {
     const names = new Set(all.map((j) => j.metadata?.name ?? ''));
     for (const j of all) this.observe(j);
-    for (const n of [...this.active]) if (!names.has(n)) this.forget(n);
+    for (const n of [...this.active, ...this.queued]) if (!names.has(n)) this.forget(n);
     const stale = this.now() - (this.o.pendingTtlMs ?? 30_000);
     for (const [n, at] of [...this.pending]) if (at < stale && !names.has(n)) this.pending.delete(n);
     this.changed();
@@ -82,6 +114,7 @@ export class ActiveJobSlots {
 
   private changed(): void {
     this.o.onCount?.(this.count);
+    this.o.onQueued?.(this.queuedCount);
     const w = this.waiters;
     this.waiters = [];
     for (const f of w) f();
@@ -93,13 +126,13 @@ export class ActiveJobSlots {
    * messages are redelivered.
    */
   async acquire(signal?: AbortSignal, heartbeat?: () => Promise<void>): Promise<boolean> {
-    if (this.o.cap > 0 && this.count >= this.o.cap) {
+    if (this.full()) {
       if (++this.atCap === 1) {
         this.o.pauses?.set('cap', true);
-        this.o.log.info({ active: this.count, cap: this.o.cap }, 'active job cap reached; waiting');
+        this.o.log.info({ active: this.count, cap: this.o.cap, queued: this.queuedCount, queuedCap: this.o.queuedCap }, 'active job cap reached; waiting');
       }
       try {
-        while (this.count >= this.o.cap) {
+        while (this.full()) {
           if (signal?.aborted) return false;
           await new Promise<void>((resolve) => {
             const done = () => {
@@ -130,7 +163,7 @@ export class ActiveJobSlots {
    */
   settle(name: string | undefined, alreadyFinished = false): void {
     this.reserved = Math.max(0, this.reserved - 1);
-    if (name && !alreadyFinished && !this.active.has(name) && !this.finished.has(name)) this.pending.set(name, this.now());
+    if (name && !alreadyFinished && !this.active.has(name) && !this.queued.has(name) && !this.finished.has(name)) this.pending.set(name, this.now());
     this.changed();
   }
 

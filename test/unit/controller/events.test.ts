@@ -1,0 +1,111 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import type * as k8s from '@kubernetes/client-node';
+import pino from 'pino';
+import { buildEvent, EventReason, EventRecorder } from '../../../src/controller/events.js';
+import { Pauses } from '../../../src/controller/metrics.js';
+
+const log = pino({ level: 'silent' });
+const at = { topic: 'work', partition: 2, offset: '41' };
+const self = { apiVersion: 'v1', kind: 'Pod', name: 'controller-0', namespace: 'mcp', uid: 'u-1' };
+
+function sink(fail = false, gate?: Promise<void>) {
+  const sent: k8s.CoreV1Event[] = [];
+  return {
+    sent,
+    createNamespacedEvent: async (p: { namespace: string; body: k8s.CoreV1Event }) => {
+      await gate;
+      if (fail) throw new Error('events is forbidden');
+      sent.push(p.body);
+      return p.body;
+    },
+  };
+}
+
+describe('Kubernetes Events', () => {
+  it('builds a core/v1 Event on the object it is about, with the reason, the action, the note and who reported it', () => {
+    const now = new Date('2026-11-23T10:00:00.000Z');
+    const e = buildEvent(
+      {
+        regarding: { apiVersion: 'batch/v1', kind: 'Job', name: 'mcp-work-2-41', namespace: 'mcp', uid: 'j-1' },
+        type: 'Normal',
+        reason: 'JobCreated',
+        action: 'CreateJob',
+        note: 'x'.repeat(2000),
+      },
+      'controller-0',
+      now,
+      'abcd',
+    );
+    assert.deepEqual(
+      { ...e, message: e.message?.length },
+      {
+        apiVersion: 'v1',
+        kind: 'Event',
+        metadata: { name: `mcp-work-2-41.${now.getTime().toString(16)}abcd`, namespace: 'mcp' },
+        involvedObject: { apiVersion: 'batch/v1', kind: 'Job', name: 'mcp-work-2-41', namespace: 'mcp', uid: 'j-1' },
+        type: 'Normal',
+        reason: 'JobCreated',
+        action: 'CreateJob',
+        message: 1024,
+        source: { component: 'mcp-job-controller' },
+        reportingComponent: 'mcp-job-controller',
+        reportingInstance: 'controller-0',
+        firstTimestamp: now,
+        lastTimestamp: now,
+        count: 1,
+      },
+    );
+  });
+
+  it('records a created Job with its coordinates and jobID, and a dead-lettered message on the controller’s Pod', async () => {
+    const s = sink();
+    const r = new EventRecorder({ sink: s, log, self, instance: 'c' });
+    r.jobCreated({ name: 'mcp-work-2-41', namespace: 'mcp', uid: 'j-1' }, at, 'order-7');
+    r.deadLettered(at, 'invalid-json', 'Unexpected token', 'work.dlq');
+    await r.flush(1000);
+    assert.deepEqual(
+      s.sent.map((e) => [e.involvedObject.kind, e.involvedObject.uid, e.type, e.reason, e.message]),
+      [
+        ['Job', 'j-1', 'Normal', EventReason.jobCreated, 'Created for message work/2/41 (jobID order-7)'],
+        ['Pod', 'u-1', 'Warning', EventReason.deadLettered, 'Message work/2/41 dead-lettered to work.dlq: invalid-json: Unexpected token'],
+      ],
+    );
+  });
+
+  it('never throws or waits for the API server: a failed send is counted, and what overflows the bounded queue is dropped and counted', async () => {
+    let open!: () => void;
+    const gate = new Promise<void>((r) => (open = r));
+    const counted: string[] = [];
+    const r = new EventRecorder({ sink: sink(true, gate), log, self, instance: 'c', maxQueue: 2, count: (x) => counted.push(x) });
+    for (let i = 0; i < 5; i++) r.paused(i % 2 === 0, 'cap');
+    // The first was taken by the sender (blocked on the gate), two queued, two dropped.
+    assert.deepEqual(counted, ['dropped', 'dropped']);
+    open();
+    await r.flush(1000);
+    assert.deepEqual(counted.sort(), ['dropped', 'dropped', 'failed', 'failed', 'failed']);
+  });
+
+  it('skips Events about the controller when its Pod is unknown (run outside a cluster)', async () => {
+    const s = sink();
+    const r = new EventRecorder({ sink: s, log, instance: 'c' });
+    r.crashed('boom');
+    r.jobCreated({ name: 'j', namespace: 'mcp' }, at, 'x');
+    await r.flush(1000);
+    assert.deepEqual(
+      s.sent.map((e) => e.reason),
+      [EventReason.jobCreated],
+    );
+  });
+
+  it('tells when consumption pauses and resumes, once per change, whatever the number of reasons', () => {
+    const changes: string[] = [];
+    const p = new Pauses({ set: () => undefined }, (on, reason) => changes.push(`${on ? 'paused' : 'resumed'}:${reason}`));
+    p.set('cap', true);
+    p.set('quota', true);
+    p.set('cap', false);
+    p.set('quota', false);
+    p.set('quota', false);
+    assert.deepEqual(changes, ['paused:cap', 'resumed:quota']);
+  });
+});
