@@ -111,6 +111,9 @@ async function watchJobs(kc: k8s.KubeConfig, ns: string, onAdd: (job: k8s.V1Job)
   };
 }
 
+/** BENCH_CPU_PROF=<dir>: each controller writes a V8 CPU profile there when it stops. */
+const controllerNodeArgs = process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : [];
+
 class Bench {
   constructor(
     readonly bed: Testbed,
@@ -264,7 +267,7 @@ async function throughput(b: Bench): Promise<Record<string, number>> {
   const seen: number[] = [];
   const stopWatch = await watchJobs(b.kc, ns, () => seen.push(performance.now()));
   const t0 = performance.now();
-  const controller = new ControllerProcess(b.controllerEnv(kubeconfig, ns, topic)).start();
+  const controller = new ControllerProcess(b.controllerEnv(kubeconfig, ns, topic), controllerNodeArgs).start();
   const pid = controller.child!.pid!;
   await waitFor(() => seen.length >= 1, { timeoutMs: 60_000, intervalMs: 10, description: 'the first Job' });
   const cpu0 = cpuMs(pid);
@@ -304,7 +307,7 @@ async function latency(b: Bench): Promise<Record<string, number>> {
   const kubeconfig = await b.namespace(ns);
   const created = new Map<string, number>();
   const stopWatch = await watchJobs(b.kc, ns, (j) => created.set(j.metadata!.annotations!['mcp-job-controller.io/job-id']!, Date.now()));
-  const controller = new ControllerProcess(b.controllerEnv(kubeconfig, ns, topic)).start();
+  const controller = new ControllerProcess(b.controllerEnv(kubeconfig, ns, topic), controllerNodeArgs).start();
   await controller.ready();
   await sleep(1000);
   const sentAt = new Map<string, number>();
@@ -346,7 +349,10 @@ async function memory(b: Bench): Promise<Record<string, number>> {
   await produceAll(b.producer, topic, 200_000, 1000);
   const { freePort } = await import('./testbed/proc.js');
   const port = await freePort();
-  const controller = new ControllerProcess(b.controllerEnv(kubeconfig, ns, topic, { MAX_ACTIVE_JOBS: '100', METRICS_PORT: String(port) })).start();
+  const controller = new ControllerProcess(
+    b.controllerEnv(kubeconfig, ns, topic, { MAX_ACTIVE_JOBS: '100', METRICS_PORT: String(port) }),
+    controllerNodeArgs,
+  ).start();
   const pid = controller.child!.pid!;
   /** Live heap as the controller's own metrics report it: what it keeps, not what V8 has reserved. */
   const heapMb = async () => {

@@ -50,10 +50,14 @@ export class ControllerProcess {
   logs: Record<string, any>[] = [];
   private exited_?: Promise<number | null>;
 
-  constructor(readonly env: Record<string, string>) {}
+  constructor(
+    readonly env: Record<string, string>,
+    /** Flags for node itself (`--cpu-prof`, say), before the controller's script. */
+    readonly nodeArgs: string[] = [],
+  ) {}
 
   start(): this {
-    const child = spawn(process.execPath, [CONTROLLER], {
+    const child = spawn(process.execPath, [...this.nodeArgs, CONTROLLER], {
       env: { PATH: process.env.PATH, HOME: process.env.HOME, LOG_LEVEL: 'info', ...this.env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });

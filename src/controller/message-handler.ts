@@ -23,7 +23,7 @@ import type { Metrics, Pauses } from './metrics.js';
 
 /** The two Job calls the handler makes (client-node's BatchV1Api has them). */
 export interface JobsApi {
-  createNamespacedJob(p: { namespace: string; body: k8s.V1Job }): Promise<k8s.V1Job>;
+  createNamespacedJob(p: { namespace: string; body: k8s.V1Job }): Promise<unknown>;
   readNamespacedJob(p: { name: string; namespace: string }): Promise<k8s.V1Job>;
 }
 
