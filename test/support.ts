@@ -8,7 +8,8 @@ import { waitFor } from './helpers.js';
 
 export const CONTROLLER = join(repoRoot, 'dist', 'src', 'controller', 'main.js');
 export const FIXTURE = join(repoRoot, 'dist', 'test', 'fixtures', 'mcp-server.js');
-export const JOB_MAIN = join(repoRoot, 'dist', 'src', 'job', 'main.js');
+/** The job as its image starts it: the bundle. */
+export const JOB_MAIN = join(repoRoot, 'dist', 'src', 'job', 'main.bundle.mjs');
 
 /** Creates the ServiceAccount, Role and RoleBinding of k8s/ in `namespace`, as kustomize would. */
 export async function applyControllerRbac(kc: k8s.KubeConfig, namespace: string): Promise<void> {

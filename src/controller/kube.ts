@@ -78,16 +78,16 @@ export function keepAliveConfiguration(kc: k8s.KubeConfig, { maxSockets = 128, t
  * the API server's answer back into models (together ~0.2 ms of CPU per Job here, which on a
  * shared machine is taken from the API server); the caller never reads that answer. A V1Job's
  * models name every field as the wire does (a unit test holds client-node to that), so
- * JSON.stringify sends the same bytes. Failures are client-node's own ApiException (code, raw
+ * JSON.stringify sends the same bytes (a body already serialized is sent as it is). Failures are client-node's own ApiException (code, raw
  * body), so callers classify them as before.
  */
-export function makeJobCreator(config: k8s.Configuration): (p: { namespace: string; body: k8s.V1Job }) => Promise<void> {
+export function makeJobCreator(config: k8s.Configuration): (p: { namespace: string; body: k8s.V1Job | string }) => Promise<void> {
   const auth = config.authMethods.default;
   return async ({ namespace, body }) => {
     const ctx = config.baseServer.makeRequestContext(`/apis/batch/v1/namespaces/${encodeURIComponent(namespace)}/jobs`, k8s.HttpMethod.POST);
     ctx.setHeaderParam('Accept', 'application/json');
     ctx.setHeaderParam('Content-Type', 'application/json');
-    ctx.setBody(JSON.stringify(body));
+    ctx.setBody(typeof body === 'string' ? body : JSON.stringify(body));
     await auth?.applySecurityAuthentication(ctx);
     const res = await config.httpApi.send(ctx).toPromise();
     // The body is read either way: an unread response keeps its kept-alive socket busy.
