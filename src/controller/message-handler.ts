@@ -19,6 +19,7 @@ import { retryForever, type BackoffOptions } from '../shared/retry.js';
 import type { ControllerConfig } from './config.js';
 import { buildDeadLetter, truncateDeadLetter, type SourceRecord } from './dead-letter.js';
 import { buildJob, traceContextOf } from './job-builder.js';
+import { linkSignals } from './linked-signal.js';
 import type { Metrics, Pauses } from './metrics.js';
 
 /** The two Job calls the handler makes (client-node's BatchV1Api has them). */
@@ -100,8 +101,16 @@ export class MessageHandler {
    * ends its waits and retries early with an AbortedError, as the controller's stop does.
    */
   async handle(m: SourceRecord, at: Coordinates, heartbeat: () => Promise<void>, signal?: AbortSignal): Promise<Outcome> {
+    const linked = linkSignals(this.d.signal, signal);
+    try {
+      return await this.handleUntil(m, at, heartbeat, linked.signal);
+    } finally {
+      linked.release();
+    }
+  }
+
+  private async handleUntil(m: SourceRecord, at: Coordinates, heartbeat: () => Promise<void>, sig: AbortSignal): Promise<Outcome> {
     const { config: cfg, metrics, log } = this.d;
-    const sig = signal ? AbortSignal.any([this.d.signal, signal]) : this.d.signal;
     let job: k8s.V1Job;
     let checksum: string;
     try {
@@ -208,6 +217,7 @@ export class MessageHandler {
     const { config: cfg, log, metrics } = this.d;
     let current = record;
     let limit: number | undefined;
+    const linked = linkSignals(this.d.signal, signal);
     await retryForever(
       async () => {
         try {
@@ -230,8 +240,8 @@ export class MessageHandler {
           throw new FatalError(`cannot write to the dead-letter topic ${cfg.DLQ_TOPIC}: ${err.message}`, { cause: e });
         }
       },
-      this.retryOpts('dead-letter', heartbeat, at, signal ? AbortSignal.any([this.d.signal, signal]) : this.d.signal),
-    );
+      this.retryOpts('dead-letter', heartbeat, at, linked.signal),
+    ).finally(() => linked.release());
   }
 
   private async dlqLimit(): Promise<number> {
