@@ -359,6 +359,7 @@ async function latency(b: Bench, limit: number): Promise<Record<string, number>>
   const seconds = Number(process.env.BENCH_LATENCY_SECONDS ?? 20);
   const total = rate * seconds;
   const sentAt = new Map<string, number>();
+  const ackedAt = new Map<string, number>();
   const createdAt = new Map<string, number>();
   let scanned = 0;
   const scan = () => {
@@ -376,9 +377,10 @@ async function latency(b: Bench, limit: number): Promise<Record<string, number>>
     const t = performance.now();
     const partition = i % PARTITIONS;
     sends.push(
-      b.producer
-        .send({ topic, acks: -1, messages: [{ value: value(100_000 + i), partition }] })
-        .then(([r]) => void sentAt.set(`${partition}/${r!.baseOffset}`, t)),
+      b.producer.send({ topic, acks: -1, messages: [{ value: value(100_000 + i), partition }] }).then(([r]) => {
+        sentAt.set(`${partition}/${r!.baseOffset}`, t);
+        ackedAt.set(`${partition}/${r!.baseOffset}`, performance.now());
+      }),
     );
   }
   await Promise.all(sends);
@@ -387,6 +389,10 @@ async function latency(b: Bench, limit: number): Promise<Record<string, number>>
   clearInterval(scanner);
   await controller.stop();
   const lat = [...sentAt].map(([k, t]) => createdAt.get(k)! - t);
+  // Split at the broker's acknowledgement: how long the record took to be written, and how long
+  // the controller took from a written record to a created Job (fetch, validate, build, create).
+  const ack = [...sentAt].map(([k, t]) => ackedAt.get(k)! - t);
+  const afterAck = [...ackedAt].map(([k, t]) => Math.max(0, createdAt.get(k)! - t));
   return {
     messages: lat.length,
     rate_per_s: rate,
@@ -395,6 +401,10 @@ async function latency(b: Bench, limit: number): Promise<Record<string, number>>
     p95_ms: Math.round(pct(lat, 95)),
     p99_ms: Math.round(pct(lat, 99)),
     max_ms: Math.round(Math.max(...lat)),
+    produce_ack_p50_ms: Math.round(pct(ack, 50)),
+    produce_ack_p99_ms: Math.round(pct(ack, 99)),
+    ack_to_job_p50_ms: Math.round(pct(afterAck, 50)),
+    ack_to_job_p99_ms: Math.round(pct(afterAck, 99)),
   };
 }
 
@@ -506,9 +516,12 @@ async function main(): Promise<void> {
     const only = new Set((process.env.BENCH_ONLY ?? 'cost,throughput,latency,memory').split(','));
     const cost = only.has('cost') ? await jobCost(bed, b) : undefined;
     if (cost) line('job cost:', cost);
-    const tp = only.has('throughput') || only.has('latency') ? await throughput(b) : undefined;
+    // BENCH_LATENCY_RATE=<msg/s>: the latency part alone, at that rate (for diagnosis; the full
+    // run takes 80 % of the limit it has just measured).
+    const fixedRate = Number(process.env.BENCH_LATENCY_RATE ?? 0);
+    const tp = only.has('throughput') || (only.has('latency') && !fixedRate) ? await throughput(b) : undefined;
     if (tp) line('throughput:', tp.fields);
-    const lat = only.has('latency') && tp ? await latency(b, tp.limit) : undefined;
+    const lat = only.has('latency') ? await latency(b, fixedRate ? fixedRate / 0.8 : tp!.limit) : undefined;
     if (lat) line('latency:', lat);
     const mem = only.has('memory') ? await memory(b) : undefined;
     if (mem) line('memory:', mem);
