@@ -13,7 +13,7 @@
  * no pods): these measure the controller and the API server, not 100,000 local processes.
  */
 import { execFile, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -388,6 +388,7 @@ async function latency(b: Bench, limit: number): Promise<Record<string, number>>
   await waitFor(() => createdAt.size >= total, { timeoutMs: 120_000, description: 'latency Jobs' });
   clearInterval(scanner);
   await controller.stop();
+  if (process.env.BENCH_DUMP_LOGS) writeFileSync(process.env.BENCH_DUMP_LOGS, controller.logs.map((l) => JSON.stringify(l)).join('\n'));
   const lat = [...sentAt].map(([k, t]) => createdAt.get(k)! - t);
   // Split at the broker's acknowledgement: how long the record took to be written, and how long
   // the controller took from a written record to a created Job (fetch, validate, build, create).

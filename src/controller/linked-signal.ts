@@ -1,3 +1,5 @@
+import { setMaxListeners } from 'node:events';
+
 /** A signal that fires when either of two does, and a way to let go of them. */
 export interface LinkedSignal {
   signal: AbortSignal;
@@ -6,6 +8,9 @@ export interface LinkedSignal {
 }
 
 const NOTHING_TO_RELEASE = (): void => undefined;
+
+/** Long-lived signals already told that many links listen to them at once. */
+const shared = new WeakSet<AbortSignal>();
 
 /**
  * `AbortSignal.any([long, short])` without its leak. On Node 20 every `any()` leaves an entry
@@ -18,6 +23,12 @@ export function linkSignals(long: AbortSignal, short?: AbortSignal): LinkedSigna
   if (!short) return { signal: long, release: NOTHING_TO_RELEASE };
   if (long.aborted) return { signal: long, release: NOTHING_TO_RELEASE };
   if (short.aborted) return { signal: short, release: NOTHING_TO_RELEASE };
+  // One listener per message in flight (128 by default): many by design, not a leak, so Node's
+  // warning at 11 would only mislead whoever reads the log.
+  if (!shared.has(long)) {
+    setMaxListeners(0, long);
+    shared.add(long);
+  }
   const linked = new AbortController();
   const fromLong = () => finish(long.reason);
   const fromShort = () => finish(short.reason);

@@ -32,6 +32,21 @@ describe('linkSignals', () => {
     assert.equal(linked.signal.aborted, false, 'a released link no longer follows its sources');
   });
 
+  it('links many messages in flight to one long-lived signal without a MaxListenersExceeded warning', async () => {
+    const warnings: Error[] = [];
+    const onWarning = (w: Error) => warnings.push(w);
+    process.on('warning', onWarning);
+    const long = new AbortController();
+    const links = Array.from({ length: 128 }, () => linkSignals(long.signal, new AbortController().signal));
+    await new Promise((r) => setImmediate(r));
+    process.off('warning', onWarning);
+    for (const l of links) l.release();
+    assert.deepEqual(
+      warnings.filter((w) => w.name === 'MaxListenersExceededWarning'),
+      [],
+    );
+  });
+
   it('is the long-lived signal itself when there is no second one, and an already aborted source when one is', () => {
     const long = new AbortController();
     assert.equal(linkSignals(long.signal).signal, long.signal);
