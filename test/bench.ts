@@ -477,6 +477,9 @@ async function memory(b: Bench): Promise<Record<string, number>> {
     rss.push(at);
     out[`rss_after_${n / 1000}k_mb`] = +(at / 1024).toFixed(1);
     out[`heap_used_after_${n / 1000}k_mb`] = +(await heapMb()).toFixed(1);
+    say(
+      `  memory after ${n} messages: rss ${out[`rss_after_${n / 1000}k_mb`]} MB (idle), heap used ${out[`heap_used_after_${n / 1000}k_mb`]} MB, ${((performance.now() - t0) / 60_000).toFixed(1)} min in`,
+    );
   }
   const elapsedS = (performance.now() - t0) / 1000;
   clearInterval(sampler);
