@@ -8,7 +8,8 @@ import { waitFor } from './helpers.js';
 
 export const CONTROLLER = join(repoRoot, 'dist', 'src', 'controller', 'main.js');
 export const FIXTURE = join(repoRoot, 'dist', 'test', 'fixtures', 'mcp-server.js');
-export const JOB_MAIN = join(repoRoot, 'dist', 'src', 'job', 'main.js');
+/** The job as its image starts it: the bundle. */
+export const JOB_MAIN = join(repoRoot, 'dist', 'src', 'job', 'main.bundle.mjs');
 
 /**
  * Creates the ServiceAccount, Role and RoleBinding of k8s/ in `namespace`, as kustomize would;
@@ -55,10 +56,14 @@ export class ControllerProcess {
   logs: Record<string, any>[] = [];
   private exited_?: Promise<number | null>;
 
-  constructor(readonly env: Record<string, string>) {}
+  constructor(
+    readonly env: Record<string, string>,
+    /** Flags for node itself (`--cpu-prof`, say), before the controller's script. */
+    readonly nodeArgs: string[] = [],
+  ) {}
 
   start(): this {
-    const child = spawn(process.execPath, [CONTROLLER], {
+    const child = spawn(process.execPath, [...this.nodeArgs, CONTROLLER], {
       env: { PATH: process.env.PATH, HOME: process.env.HOME, LOG_LEVEL: 'info', ...this.env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });

@@ -20,11 +20,12 @@ import type { ControllerConfig } from './config.js';
 import { buildDeadLetter, truncateDeadLetter, type SourceRecord } from './dead-letter.js';
 import type { EventRecorder } from './events.js';
 import { buildJob, traceContextOf } from './job-builder.js';
+import { linkSignals } from './linked-signal.js';
 import type { Metrics, Pauses } from './metrics.js';
 
 /** The two Job calls the handler makes (client-node's BatchV1Api has them). */
 export interface JobsApi {
-  createNamespacedJob(p: { namespace: string; body: k8s.V1Job }): Promise<k8s.V1Job>;
+  createNamespacedJob(p: { namespace: string; body: k8s.V1Job }): Promise<unknown>;
   readNamespacedJob(p: { name: string; namespace: string }): Promise<k8s.V1Job>;
 }
 
@@ -103,8 +104,16 @@ export class MessageHandler {
    * ends its waits and retries early with an AbortedError, as the controller's stop does.
    */
   async handle(m: SourceRecord, at: Coordinates, heartbeat: () => Promise<void>, signal?: AbortSignal): Promise<Outcome> {
+    const linked = linkSignals(this.d.signal, signal);
+    try {
+      return await this.handleUntil(m, at, heartbeat, linked.signal);
+    } finally {
+      linked.release();
+    }
+  }
+
+  private async handleUntil(m: SourceRecord, at: Coordinates, heartbeat: () => Promise<void>, sig: AbortSignal): Promise<Outcome> {
     const { config: cfg, metrics, log } = this.d;
-    const sig = signal ? AbortSignal.any([this.d.signal, signal]) : this.d.signal;
     let job: k8s.V1Job;
     let checksum: string;
     let jobID: string;
@@ -215,6 +224,7 @@ export class MessageHandler {
     const { config: cfg, log, metrics } = this.d;
     let current = record;
     let limit: number | undefined;
+    const linked = linkSignals(this.d.signal, signal);
     await retryForever(
       async () => {
         try {
@@ -237,8 +247,8 @@ export class MessageHandler {
           throw new FatalError(`cannot write to the dead-letter topic ${cfg.DLQ_TOPIC}: ${err.message}`, { cause: e });
         }
       },
-      this.retryOpts('dead-letter', heartbeat, at, signal ? AbortSignal.any([this.d.signal, signal]) : this.d.signal),
-    );
+      this.retryOpts('dead-letter', heartbeat, at, linked.signal),
+    ).finally(() => linked.release());
   }
 
   private async dlqLimit(): Promise<number> {

@@ -14,7 +14,7 @@ import type { EventRecorder } from './events.js';
 import { GroupAdmin } from './group-admin.js';
 import { JobInformer, jobListWatch } from './job-informer.js';
 import { jobTtlSeconds } from './job-builder.js';
-import { makeKeepAliveClient } from './kube.js';
+import { keepAliveConfiguration, makeJobCreator, makeKeepAliveClient } from './kube.js';
 import { MessageHandler } from './message-handler.js';
 import { Pauses, type Metrics } from './metrics.js';
 import { quarantineUndecodable, RetentionGapGuard } from './loss-records.js';
@@ -126,7 +126,11 @@ export async function runController(deps: ControllerDeps): Promise<ControllerHan
   const handler = new MessageHandler({
     config: cfg,
     policy: controllerPolicy(cfg, deps.template),
-    jobs: batch,
+    // Creates skip client-node's model round trip (see makeJobCreator); the rare 409 read keeps it.
+    jobs: {
+      createNamespacedJob: makeJobCreator(keepAliveConfiguration(deps.kc, { timeoutMs: cfg.KUBE_REQUEST_TIMEOUT_MS })),
+      readNamespacedJob: (p) => batch.readNamespacedJob(p),
+    },
     producer,
     slots,
     pauses,

@@ -1,8 +1,6 @@
 #!/usr/bin/env node
 /** The job's entrypoint: settings from env (set by the controller), run once, exit with the code. */
 import { writeFileSync } from 'node:fs';
-import yargs from 'yargs';
-import { hideBin } from 'yargs/helpers';
 import { ConfigError, describeError } from '../shared/errors.js';
 import { ExitCode } from '../shared/exit-codes.js';
 import { kafkaConnection } from '../shared/kafka.js';
@@ -12,16 +10,22 @@ import { yargsOptions } from '../shared/settings.js';
 import { jobConfig, JOB_SETTINGS } from './config.js';
 import { runJob } from './run.js';
 
-const argv = await yargs(hideBin(process.argv))
-  .scriptName('mcp-job')
-  .usage(
-    '$0 [options]\n\nReads one Kafka message and initializes the MCP servers it configures. Set by the controller through the environment variables in brackets.\nExit codes: 0 all servers initialized, 75 a retry may help, 65 permanent failure.',
-  )
-  .options(yargsOptions(JOB_SETTINGS))
-  .strict()
-  .help()
-  .version(false)
-  .parseAsync();
+/** Flags and --help. yargs is loaded only when there are any: a Job's pod passes none (its settings are env). */
+async function parseFlags(): Promise<Record<string, unknown>> {
+  const [{ default: yargs }, { hideBin }] = await Promise.all([import('yargs'), import('yargs/helpers')]);
+  return yargs(hideBin(process.argv))
+    .scriptName('mcp-job')
+    .usage(
+      '$0 [options]\n\nReads one Kafka message and initializes the MCP servers it configures. Set by the controller through the environment variables in brackets.\nExit codes: 0 all servers initialized, 75 a retry may help, 65 permanent failure.',
+    )
+    .options(yargsOptions(JOB_SETTINGS))
+    .strict()
+    .help()
+    .version(false)
+    .parseAsync();
+}
+
+const argv = process.argv.length > 2 ? await parseFlags() : {};
 
 let code: number;
 try {

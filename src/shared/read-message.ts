@@ -55,7 +55,7 @@ export interface FetchedRecord extends OneMessage {
  */
 export class PartitionReader {
   private readonly cluster: KafkaJsCluster;
-  private connected = false;
+  private connecting?: Promise<void>;
 
   constructor(o: ReaderOptions) {
     const conn = o.connection;
@@ -83,10 +83,7 @@ export class PartitionReader {
 
   /** Records from `offset` on (a whole record batch may start before it; those are dropped). */
   async fetch(topic: string, partition: number, offset: bigint, maxBytes = 8 * 1024 * 1024): Promise<FetchedRecord[]> {
-    if (!this.connected) {
-      await this.cluster.connect();
-      this.connected = true;
-    }
+    await this.connect();
     await this.cluster.addTargetTopic(topic);
     const leaders = this.cluster.findLeaderForPartitions(topic, [partition]);
     const nodeId = Object.keys(leaders)[0];
@@ -126,8 +123,24 @@ export class PartitionReader {
     }
   }
 
+  /** Connects once; may be started early, while other requests are under way. */
+  connect(): Promise<void> {
+    // A failed connect is forgotten: a long-lived reader tries again on its next fetch.
+    this.connecting ??= this.cluster.connect().catch((err: unknown) => {
+      this.connecting = undefined;
+      throw err;
+    });
+    return this.connecting;
+  }
+
   async close(): Promise<void> {
-    if (this.connected) await this.cluster.disconnect().catch(() => undefined);
+    if (!this.connecting) return;
+    // A connect still under way is waited for, so no socket outlives the reader.
+    const connected = await this.connecting.then(
+      () => true,
+      () => false,
+    );
+    if (connected) await this.cluster.disconnect().catch(() => undefined);
   }
 }
 
@@ -142,6 +155,9 @@ export async function readOneMessage(connection: KafkaConnection, o: Coordinates
   const kafka = createKafka(connection, { retry: { retries: 5 } });
   const admin = kafka.admin();
   const reader = new PartitionReader({ connection, timeoutMs });
+  // The reader connects while the admin client asks for the partition's bounds: the job's start
+  // waits for one connection's handshake instead of two in a row. Its failure shows in the fetch.
+  reader.connect().catch(() => undefined);
   try {
     await admin.connect();
     let bounds: { low: string; high: string } | undefined;

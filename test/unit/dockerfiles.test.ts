@@ -101,9 +101,11 @@ for (const [file, program, extra] of [
       assert.doesNotMatch(final.user!, /^(root|0)(:|$)/);
     });
 
-    it(`starts dist/src/${program}/main.js and copies only what its programs import: dist/src/${program}, dist/src/shared${extra.map((e) => `, dist/src/${e}`).join('')}`, () => {
-      const script = final.entrypoint!.find((a) => a.endsWith('.js'))!;
-      assert.equal(script, `dist/src/${program}/main.js`);
+    // The job starts from its bundle (built by `npm run bundle:job` from dist/src/job/main.js).
+    const entry = program === 'job' ? 'main.bundle.mjs' : 'main.js';
+    it(`starts dist/src/${program}/${entry} and copies only what its programs import: dist/src/${program}, dist/src/shared${extra.map((e) => `, dist/src/${e}`).join('')}`, () => {
+      const script = final.entrypoint!.find((a) => /\.m?js$/.test(a))!;
+      assert.equal(script, `dist/src/${program}/${entry}`);
       assert.ok(existsSync(join(repoRoot, script)), `${script} exists after npm run build`);
       const fromBuild = final.copies.filter((c) => c.from === 'build').flatMap((c) => c.src.map((s) => s.replace('/app/', '')));
       assert.deepEqual(fromBuild.sort(), [`dist/src/${program}`, 'dist/src/shared', ...extra.map((e) => `dist/src/${e}`)].sort());
@@ -119,6 +121,11 @@ for (const [file, program, extra] of [
       const build = stages.find((s) => s.name === 'build')!;
       const tsconfig = JSON.parse(readFileSync(join(repoRoot, 'tsconfig.build.json'), 'utf8')) as { include: string[] };
       assert.ok(build.runs.some((r) => r.includes('tsconfig.build.json')));
+      if (program === 'job')
+        assert.ok(
+          build.runs.some((r) => r.includes('npm run bundle:job')),
+          'the build stage bundles the job',
+        );
       assert.ok(
         tsconfig.include.some((i) => i.startsWith('src/')),
         'tsconfig.build.json builds src/',

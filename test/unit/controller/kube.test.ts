@@ -1,0 +1,108 @@
+import assert from 'node:assert/strict';
+import { createServer, type IncomingMessage, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { after, before, describe, it } from 'node:test';
+import * as k8s from '@kubernetes/client-node';
+import { isConflict, statusMessage } from '../../../src/shared/errors.js';
+import { buildJob } from '../../../src/controller/job-builder.js';
+import { makeJobCreator } from '../../../src/controller/kube.js';
+import { parseConfig } from '../../../src/shared/settings.js';
+import { ControllerConfigSchema } from '../../../src/controller/config.js';
+import { parseMessage, validationPolicy } from '../../../src/shared/message.js';
+
+/** Every model type a V1Job reaches, with the fields whose TypeScript name is not the wire name. */
+function renamedFields(type: string, seen = new Set<string>()): string[] {
+  const t = type.replace(/^Array<(.*)>$/, '$1').replace(/^\{ \[key: string\]: (.*); \}$/, '$1');
+  const model = (k8s as unknown as Record<string, { getAttributeTypeMap?: () => { name: string; baseName: string; type: string }[] }>)[t];
+  if (seen.has(t) || !model?.getAttributeTypeMap) return [];
+  seen.add(t);
+  return model.getAttributeTypeMap().flatMap((a) => [...(a.name !== a.baseName ? [`${t}.${a.name}`] : []), ...renamedFields(a.type, seen)]);
+}
+
+/** A local stand-in for the Jobs endpoint: records each request, answers what `answer` says. */
+class JobsEndpoint {
+  requests: { method: string; url: string; contentType: string; body: string }[] = [];
+  answer: { status: number; body: string } = { status: 201, body: '{}' };
+  private server?: Server;
+  url = '';
+
+  async start(): Promise<void> {
+    this.server = createServer((req: IncomingMessage, res) => {
+      let body = '';
+      req.on('data', (c: Buffer) => (body += c.toString()));
+      req.on('end', () => {
+        this.requests.push({ method: req.method!, url: req.url!, contentType: String(req.headers['content-type']), body });
+        res.writeHead(this.answer.status, { 'content-type': 'application/json' }).end(this.answer.body);
+      });
+    });
+    await new Promise<void>((r) => this.server!.listen(0, '127.0.0.1', r));
+    this.url = `http://127.0.0.1:${(this.server!.address() as AddressInfo).port}`;
+  }
+
+  config(): k8s.Configuration {
+    return k8s.createConfiguration({ baseServer: new k8s.ServerConfiguration(this.url, {}), authMethods: {} });
+  }
+
+  async stop(): Promise<void> {
+    await new Promise<void>((r) => this.server?.close(() => r()));
+  }
+}
+
+describe('makeJobCreator', () => {
+  const endpoint = new JobsEndpoint();
+  before(() => endpoint.start());
+  after(() => endpoint.stop());
+
+  const cfg = parseConfig(ControllerConfigSchema, { KAFKA_BROKERS: 'kafka:9092', KAFKA_TOPIC: 'orders', JOB_NAMESPACE: 'jobs' });
+  // A template that reaches deep into the model: probes, int-or-string ports, tolerations, volumes.
+  const template = k8s.loadYaml<k8s.V1Job>(`
+apiVersion: batch/v1
+kind: Job
+metadata: { labels: { team: a } }
+spec:
+  ttlSecondsAfterFinished: 60
+  template:
+    spec:
+      tolerations: [{ key: k, operator: Exists, effect: NoExecute, tolerationSeconds: 30 }]
+      volumes: [{ name: cfg, configMap: { name: c, defaultMode: 420, items: [{ key: a, path: b, mode: 256 }] } }]
+      containers:
+        - name: job
+          image: example/job:1
+          ports: [{ containerPort: 8080, name: http }]
+          readinessProbe: { httpGet: { path: /, port: http }, periodSeconds: 5 }
+          resources: { limits: { memory: 64Mi } }
+`);
+  const msg = parseMessage(
+    Buffer.from(JSON.stringify({ jobID: 'j-1', jobType: 'server-init', payload: { mcpServers: { s: { command: 'node', args: ['x.js'] } } } })),
+    validationPolicy(cfg),
+  );
+  const job = buildJob({ topic: 'orders', partition: 3, offset: '42' }, msg, cfg, template);
+
+  it('relies on no V1Job model field being renamed on the wire', () => {
+    assert.deepEqual(renamedFields('V1Job'), []);
+  });
+
+  it('sends the same body as client-node generated createNamespacedJob, to the same path', async () => {
+    endpoint.requests = [];
+    endpoint.answer = { status: 201, body: JSON.stringify(job) };
+    await new k8s.BatchV1Api(endpoint.config()).createNamespacedJob({ namespace: 'jobs', body: job });
+    await makeJobCreator(endpoint.config())({ namespace: 'jobs', body: job });
+    const [generated, ours] = endpoint.requests;
+    assert.equal(ours!.method, 'POST');
+    assert.equal(ours!.url, generated!.url);
+    assert.equal(ours!.url, '/apis/batch/v1/namespaces/jobs/jobs');
+    assert.match(ours!.contentType, /^application\/json/);
+    assert.deepEqual(JSON.parse(ours!.body), JSON.parse(generated!.body));
+  });
+
+  it('fails with an ApiException carrying the status and the raw body, so a 409 reads as a conflict', async () => {
+    endpoint.answer = { status: 409, body: JSON.stringify({ kind: 'Status', reason: 'AlreadyExists', message: 'jobs.batch "x" already exists' }) };
+    const err = await makeJobCreator(endpoint.config())({ namespace: 'jobs', body: job }).then(
+      () => assert.fail('a 409 must reject'),
+      (e: unknown) => e,
+    );
+    assert.ok(err instanceof k8s.ApiException);
+    assert.ok(isConflict(err));
+    assert.equal(statusMessage(err), 'jobs.batch "x" already exists');
+  });
+});
