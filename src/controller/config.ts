@@ -109,8 +109,9 @@ export function controllerConfig(argv: Record<string, unknown>, env: NodeJS.Proc
 }
 
 /**
- * The controller's validation policy: the shared one, plus the check that a message's servers
- * can finish within the Job's activeDeadlineSeconds (the template's, when it sets one).
+ * The controller's validation policy: the shared one, plus the Secrets no reference may name
+ * (deploymentSecrets) and the check that a message's servers can finish within the Job's
+ * activeDeadlineSeconds (the template's, when it sets one).
  */
 export function controllerPolicy(
   cfg: ControllerConfig,
@@ -122,6 +123,25 @@ export function controllerPolicy(
   return {
     ...validationPolicy(cfg, apiServerHosts),
     allowedImages: cfg.ALLOWED_IMAGES,
+    reservedSecrets: deploymentSecrets(cfg, template),
     deadline: { jobMs: seconds * 1000, serverTimeoutMs: cfg.MCP_INIT_TIMEOUT_MS },
   };
+}
+
+/**
+ * The Secrets the deployment itself gives every Job — its Kafka credentials, the envFile Secret,
+ * any the Job template mounts or reads — which no `secret_ref:` may name, however broad
+ * JOB_ALLOWED_SECRETS is. (The controller's own Secrets are not known here: a dedicated prefix
+ * such as `mcp-ref-*` keeps them out.)
+ */
+export function deploymentSecrets(cfg: Pick<ControllerConfig, 'JOB_KAFKA_SECRET_NAME' | 'JOB_SECRET_NAME'>, template?: k8s.V1Job): string[] {
+  const pod = template?.spec?.template?.spec;
+  const names = [cfg.JOB_KAFKA_SECRET_NAME, cfg.JOB_SECRET_NAME];
+  for (const v of pod?.volumes ?? []) {
+    names.push(v.secret?.secretName, ...(v.projected?.sources ?? []).map((s) => s.secret?.name));
+  }
+  for (const c of [...(pod?.containers ?? []), ...(pod?.initContainers ?? [])]) {
+    names.push(...(c.envFrom ?? []).map((e) => e.secretRef?.name), ...(c.env ?? []).map((e) => e.valueFrom?.secretKeyRef?.name));
+  }
+  return [...new Set(names.filter((n): n is string => !!n))].sort();
 }

@@ -72,6 +72,11 @@ export function keepAliveConfiguration(kc: k8s.KubeConfig, { maxSockets = 128, t
   });
 }
 
+/** What a create answers with that the controller reads. */
+export interface CreatedJob {
+  metadata?: { uid?: string };
+}
+
 /**
  * `BatchV1Api.createNamespacedJob` without client-node's model round trip. The generated call
  * walks the whole V1Job through ObjectSerializer before JSON.stringify, and parses and walks
@@ -81,7 +86,7 @@ export function keepAliveConfiguration(kc: k8s.KubeConfig, { maxSockets = 128, t
  * JSON.stringify sends the same bytes (a body already serialized is sent as it is). Failures are client-node's own ApiException (code, raw
  * body), so callers classify them as before.
  */
-export function makeJobCreator(config: k8s.Configuration): (p: { namespace: string; body: k8s.V1Job | string }) => Promise<void> {
+export function makeJobCreator(config: k8s.Configuration): (p: { namespace: string; body: k8s.V1Job | string }) => Promise<CreatedJob> {
   const auth = config.authMethods.default;
   return async ({ namespace, body }) => {
     const ctx = config.baseServer.makeRequestContext(`/apis/batch/v1/namespaces/${encodeURIComponent(namespace)}/jobs`, k8s.HttpMethod.POST);
@@ -92,7 +97,9 @@ export function makeJobCreator(config: k8s.Configuration): (p: { namespace: stri
     const res = await config.httpApi.send(ctx).toPromise();
     // The body is read either way: an unread response keeps its kept-alive socket busy.
     const text = await res.body.text();
-    if (res.httpStatusCode >= 200 && res.httpStatusCode <= 299) return;
+    // Only the uid is wanted (Events name it): the first `uid` of the answer is metadata.uid, as
+    // ObjectMeta serializes uid before anything else that carries one (ownerReferences).
+    if (res.httpStatusCode >= 200 && res.httpStatusCode <= 299) return { metadata: { uid: /"uid":"([^"]+)"/.exec(text)?.[1] } };
     throw new k8s.ApiException(res.httpStatusCode, res.httpStatusCode === 401 ? 'Unauthorized' : 'Unknown API Status Code!', text, res.headers);
   };
 }

@@ -25,7 +25,7 @@ import type { Metrics, Pauses } from './metrics.js';
 
 /** The two Job calls the handler makes (client-node's BatchV1Api has them). */
 export interface JobsApi {
-  createNamespacedJob(p: { namespace: string; body: k8s.V1Job }): Promise<unknown>;
+  createNamespacedJob(p: { namespace: string; body: k8s.V1Job }): Promise<{ metadata?: { uid?: string } } | undefined>;
   readNamespacedJob(p: { name: string; namespace: string }): Promise<k8s.V1Job>;
 }
 

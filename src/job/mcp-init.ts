@@ -32,7 +32,7 @@ import {
   SERVER_MARGIN_MS,
   type ValidationPolicy,
 } from '../shared/message.js';
-import { PolicyReason, refusedEnvKey, SECRET_REFS_DIR, secretRefIn, secretRefPath } from '../shared/policy.js';
+import { envKeyRefusal, PolicyReason, SECRET_REFS_DIR, secretRefIn, secretRefPath } from '../shared/policy.js';
 import type { McpProtocol } from '../shared/settings.js';
 import { sleep } from '../shared/wait.js';
 import { policyFetch, urlRefusalIn } from './remote-fetch.js';
@@ -124,7 +124,7 @@ function negotiation(protocol: McpProtocol, timeoutMs: number): ConstructorParam
   return { versionNegotiation: { mode: { pin: protocol } } };
 }
 
-function stdioTransport(name: string, cfg: Extract<ServerConfig, { command: string }>, opts: InitOptions): StdioClientTransport {
+function stdioTransport(name: string, cfg: Extract<ServerConfig, { command: string }>, opts: InitOptions, secrets: string[]): StdioClientTransport {
   if (!isCommandAllowed(cfg.command, opts.allowedCommands)) {
     throw new InitFailure('failed-permanent', 'command-not-allowed', `command ${JSON.stringify(cfg.command)} is not in the allow-list`);
   }
@@ -147,20 +147,19 @@ function stdioTransport(name: string, cfg: Extract<ServerConfig, { command: stri
     }
     // The file is read here, at run time: its keys meet the same policy as the message's `env`.
     for (const key of Object.keys(fileEnv)) {
-      const hit = refusedEnvKey(key, opts.policy?.allowedEnvKeys);
-      if (hit) {
-        throw new InitFailure(
-          'failed-permanent',
-          PolicyReason.envKeyNotAllowed,
-          `envFile ${cfg.envFile}: key ${JSON.stringify(key)} changes how a runtime loads code (${hit}) and is refused; ALLOWED_ENV_KEYS can allow it`,
-        );
-      }
+      const why = envKeyRefusal(`envFile ${cfg.envFile}:`, key, opts.policy?.allowedEnvKeys);
+      if (why) throw new InitFailure('failed-permanent', PolicyReason.envKeyNotAllowed, why);
     }
   }
   const params: StdioServerParameters = {
     command: cfg.command,
     args: cfg.args,
-    env: { ...getDefaultEnvironment(), ...(process.env.TMPDIR ? { TMPDIR: process.env.TMPDIR } : {}), ...fileEnv, ...resolveSecretRefs(cfg.env, false, opts) },
+    env: {
+      ...getDefaultEnvironment(),
+      ...(process.env.TMPDIR ? { TMPDIR: process.env.TMPDIR } : {}),
+      ...fileEnv,
+      ...resolveSecretRefs(cfg.env, false, opts, secrets),
+    },
     ...(cfg.cwd ? { cwd: cfg.cwd } : {}),
     stderr: 'pipe',
   };
@@ -187,6 +186,12 @@ function httpStatus(err: unknown): number | undefined {
   return undefined;
 }
 
+/** Whether an error or one of its causes is what `test` looks for. */
+function inCauses(err: unknown, test: (e: unknown) => boolean): boolean {
+  for (let e = err, depth = 0; e && depth < 8; e = (e as { cause?: unknown }).cause, depth++) if (test(e)) return true;
+  return false;
+}
+
 /** The HTTP status anywhere in an error's causes (the SDK wraps a failed probe around it). */
 function httpStatusIn(err: unknown): number | undefined {
   for (let e = err, depth = 0; e && depth < 8; e = (e as { cause?: unknown }).cause, depth++) {
@@ -205,17 +210,29 @@ function httpStatusIn(err: unknown): number | undefined {
 function failureText(err: unknown, stage: string): string {
   const status = httpStatusIn(err);
   if (status !== undefined) return `${stage}: HTTP ${status} ${STATUS_CODES[status] ?? ''}`.trimEnd();
+  // A reply that is not JSON: the parser's message quotes the body.
+  if (inCauses(err, (e) => e instanceof SyntaxError)) return `${stage}: unusable reply (not JSON)`;
   const text = describeError(err);
   const unusable = text.indexOf('unusable reply');
   return `${stage}: ${unusable >= 0 ? `${text.slice(0, unusable)}unusable reply` : text}`;
 }
 
+/** What a header value may hold: printable Latin-1 and tab (the rule the message schema applies). */
+const HEADER_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
+
 /**
  * The value of each `secret_ref:<secret>:<key>` among `values`, read from the file the Job mounted
- * for it. A key the Secret lacks (the volume is optional, so the pod starts anyway) fails for good,
- * naming the Secret and the key, never a value.
+ * for it, and added to `secrets` so a failure's text can be scrubbed of it. A key the Secret lacks
+ * (the volume is optional, so the pod starts anyway) fails for good, and so does a value Node
+ * would refuse (a NUL in an env value; CR, LF, NUL or a non-Latin-1 character in a header), whose
+ * error would quote it: both naming the Secret and the key, never the value.
  */
-function resolveSecretRefs(values: Record<string, string> | undefined, schemeAllowed: boolean, opts: InitOptions): Record<string, string> | undefined {
+function resolveSecretRefs(
+  values: Record<string, string> | undefined,
+  schemeAllowed: boolean,
+  opts: InitOptions,
+  secrets: string[],
+): Record<string, string> | undefined {
   if (!values) return values;
   const out: Record<string, string> = {};
   for (const [k, v] of Object.entries(values)) {
@@ -234,8 +251,27 @@ function resolveSecretRefs(values: Record<string, string> | undefined, schemeAll
         `${k}: Secret ${JSON.stringify(ref.secret)} has no key ${JSON.stringify(ref.key)} in this Job (${(err as NodeJS.ErrnoException).code ?? 'unreadable'})`,
       );
     }
+    secrets.push(value);
+    if (schemeAllowed ? !HEADER_VALUE.test(value) : value.includes('\0')) {
+      throw new InitFailure(
+        'failed-permanent',
+        PolicyReason.secretInvalid,
+        `${k}: the value of Secret ${JSON.stringify(ref.secret)} key ${JSON.stringify(ref.key)} cannot be ${schemeAllowed ? 'a header value (printable Latin-1, no CR, LF or NUL)' : 'an environment value (it holds a NUL byte)'}`,
+      );
+    }
     out[k] = ref.scheme ? `${ref.scheme} ${value}` : value;
   }
+  return out;
+}
+
+/**
+ * A failure's text with every resolved secret value replaced by `[secret]`: the second guard,
+ * behind the checks of resolveSecretRefs, against an error that quotes what it was given.
+ */
+export function scrubSecrets(text: string, secrets: readonly string[]): string {
+  const forms = secrets.flatMap((v) => [v, v.trim(), JSON.stringify(v).slice(1, -1)]).filter((v) => v.length > 0);
+  let out = text;
+  for (const v of [...new Set(forms)].sort((a, b) => b.length - a.length)) out = out.split(v).join('[secret]');
   return out;
 }
 
@@ -361,8 +397,8 @@ async function listAll(client: Client, kind: ListKind, meta: Record<string, stri
 
 type PolicyFetch = Awaited<ReturnType<typeof policyFetch>>['fetch'];
 
-function remoteTransport(cfg: RemoteServer, opts: InitOptions, fetch: PolicyFetch): Transport {
-  const requestInit = { headers: resolveSecretRefs(cfg.headers, true, opts) };
+function remoteTransport(cfg: RemoteServer, opts: InitOptions, fetch: PolicyFetch, secrets: string[]): Transport {
+  const requestInit = { headers: resolveSecretRefs(cfg.headers, true, opts, secrets) };
   return cfg.type === 'sse'
     ? new SSEClientTransport(new URL(cfg.url), { requestInit, fetch })
     : new StreamableHTTPClientTransport(new URL(cfg.url), { requestInit, fetch });
@@ -382,9 +418,9 @@ function sidecarTransport(cfg: DockerServer, kind: 'http' | 'sse'): Transport {
 }
 
 /** The transport a server entry starts with: stdio, a sidecar's Streamable HTTP, or the entry's URL. */
-function firstTransport(name: string, cfg: ServerConfig, opts: InitOptions, fetch: PolicyFetch | undefined): Transport {
-  if ('command' in cfg) return stdioTransport(name, cfg, opts);
-  return cfg.type === 'docker' ? sidecarTransport(cfg, 'http') : remoteTransport(cfg, opts, fetch!);
+function firstTransport(name: string, cfg: ServerConfig, opts: InitOptions, fetch: PolicyFetch | undefined, secrets: string[]): Transport {
+  if ('command' in cfg) return stdioTransport(name, cfg, opts, secrets);
+  return cfg.type === 'docker' ? sidecarTransport(cfg, 'http') : remoteTransport(cfg, opts, fetch!, secrets);
 }
 
 /** How a server is reached, for its result. */
@@ -413,10 +449,9 @@ export async function initializeServer(name: string, cfg: ServerConfig, opts: In
   });
   const phases: NonNullable<ServerResult['phases']> = {};
   let stage = kind === 'stdio' ? 'spawn' : 'connect';
-  const remote =
-    'command' in cfg || cfg.type === 'docker'
-      ? undefined
-      : await policyFetch(opts.policy?.remote ?? { allow: [], serviceCidrs: [], podCidrs: [], apiServerHosts: [] });
+  let remote: Awaited<ReturnType<typeof policyFetch>> | undefined;
+  /** Every secret value resolved for this server, scrubbed out of its failure's text. */
+  const secrets: string[] = [];
   /** Starts the transport and runs the handshake, timing the two apart. */
   const connect = async (t: Transport): Promise<void> => {
     // The transport's start is the spawn (stdio) or the connection (an SSE GET waits for the
@@ -442,7 +477,10 @@ export async function initializeServer(name: string, cfg: ServerConfig, opts: In
       { allowedCommands: opts.allowedCommands, secretsDir: opts.secretsDir, maxMessageBytes: 0, ...opts.policy },
       { sidecar: cfg.type === 'docker' },
     );
-    transport = firstTransport(name, cfg, opts, remote?.fetch);
+    // A sidecar's loopback address is the controller's choice, not the message's: no remote-URL policy.
+    if (!('command' in cfg) && cfg.type !== 'docker')
+      remote = await policyFetch(opts.policy?.remote ?? { allow: [], serviceCidrs: [], podCidrs: [], apiServerHosts: [] });
+    transport = firstTransport(name, cfg, opts, remote?.fetch, secrets);
     try {
       await connect(transport);
     } catch (err) {
@@ -457,10 +495,10 @@ export async function initializeServer(name: string, cfg: ServerConfig, opts: In
       if (pid) await reap(pid);
       if ('command' in cfg) {
         protocol = '2025';
-        transport = stdioTransport(name, cfg, opts);
+        transport = stdioTransport(name, cfg, opts, secrets);
       } else {
         kind = 'sse';
-        transport = cfg.type === 'docker' ? sidecarTransport(cfg, 'sse') : remoteTransport({ ...cfg, type: 'sse' }, opts, remote!.fetch);
+        transport = cfg.type === 'docker' ? sidecarTransport(cfg, 'sse') : remoteTransport({ ...cfg, type: 'sse' }, opts, remote!.fetch, secrets);
       }
       client = newClient();
       await connect(transport);
@@ -503,7 +541,7 @@ export async function initializeServer(name: string, cfg: ServerConfig, opts: In
       name,
       status: f.outcome,
       reason: f.reason,
-      error: f.message.slice(0, 1000),
+      error: scrubSecrets(f.message, secrets).slice(0, 1000),
       transport: kind,
       ...(Object.keys(phases).length ? { phases } : {}),
       durationMs: Math.round(performance.now() - started),

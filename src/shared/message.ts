@@ -2,7 +2,17 @@ import { createHash } from 'node:crypto';
 import { posix } from 'node:path';
 import { z } from 'zod';
 import { TerminalError } from './errors.js';
-import { commandMatches, isSecretAllowed, PolicyReason, refusedEnvKey, secretRefIn, urlRefusal, type RemotePolicy, type SecretRef } from './policy.js';
+import {
+  commandMatches,
+  envKeyRefusal,
+  globMatch,
+  isSecretAllowed,
+  PolicyReason,
+  secretRefIn,
+  urlRefusal,
+  type RemotePolicy,
+  type SecretRef,
+} from './policy.js';
 import { McpProtocolSchema, type SharedConfig } from './settings.js';
 
 /** The job types the design documents define. */
@@ -278,6 +288,8 @@ export interface ValidationPolicy {
   deadline?: { jobMs: number; serverTimeoutMs: number };
   /** Secrets `secret_ref:` may name (names or `prefix-*`); none when absent. */
   allowedSecrets?: readonly string[];
+  /** Secrets the deployment itself uses, refused whatever `allowedSecrets` says. */
+  reservedSecrets?: readonly string[];
   /** Keys allowed despite the default refusal of code-loading keys (see policy.ts). */
   allowedEnvKeys?: readonly string[];
   /** When set, a stdio command line must match one of these (see `commandMatches`). */
@@ -294,10 +306,13 @@ function secretRefsOf(where: string, values: Record<string, string> | undefined,
     const r = secretRefIn(v, schemeAllowed);
     if (r === undefined) continue;
     if (typeof r === 'string') throw new TerminalError('invalid-payload', `${where}.${k}: ${r}`);
-    if (!isSecretAllowed(r.secret, policy.allowedSecrets ?? [])) {
+    if (!isSecretAllowed(r.secret, policy.allowedSecrets ?? [], policy.reservedSecrets)) {
+      const allowed = (policy.allowedSecrets ?? []).some((a) => globMatch(a, r.secret));
       throw new TerminalError(
         PolicyReason.secretNotAllowed,
-        `${where}.${k}: Secret ${JSON.stringify(r.secret)} is not one the operator allowed (JOB_ALLOWED_SECRETS: ${(policy.allowedSecrets ?? []).join(', ') || 'none'})`,
+        allowed
+          ? `${where}.${k}: Secret ${JSON.stringify(r.secret)} is one the deployment itself uses (or a service-account token) and is never referenced`
+          : `${where}.${k}: Secret ${JSON.stringify(r.secret)} is not one the operator allowed (JOB_ALLOWED_SECRETS: ${(policy.allowedSecrets ?? []).join(', ') || 'none'})`,
       );
     }
     refs.push({ secret: r.secret, key: r.key });
@@ -310,8 +325,8 @@ function secretRefsOf(where: string, values: Record<string, string> | undefined,
  * and by the job (before it starts or connects): the command and what follows it, its environment
  * keys, its envFile's place, the Secrets it references and the address its `url` names. Throws a
  * TerminalError with a stable reason; returns the secret references it found. `sidecar` marks a
- * server the controller placed in the Job's own pod, whose loopback address is exempt from the
- * remote-URL policy.
+ * server the controller places in the Job's own pod (`type: docker`): its url is not checked here,
+ * before DNS; the job's connect-time check (remote-fetch.ts) still applies to it.
  */
 export function checkServer(name: string, server: ServerConfig, policy: ValidationPolicy, opts: { sidecar?: boolean } = {}): SecretRef[] {
   const where = `server ${name}`;
@@ -351,13 +366,8 @@ export function checkServer(name: string, server: ServerConfig, policy: Validati
 
 function checkEnvKeys(where: string, env: Record<string, string> | undefined, policy: ValidationPolicy): void {
   for (const key of Object.keys(env ?? {})) {
-    const hit = refusedEnvKey(key, policy.allowedEnvKeys);
-    if (hit) {
-      throw new TerminalError(
-        PolicyReason.envKeyNotAllowed,
-        `${where}: env key ${JSON.stringify(key)} changes how a runtime loads code (${hit}) and is refused; ALLOWED_ENV_KEYS can allow it`,
-      );
-    }
+    const why = envKeyRefusal('env', key, policy.allowedEnvKeys);
+    if (why) throw new TerminalError(PolicyReason.envKeyNotAllowed, `${where}: ${why}`);
   }
 }
 

@@ -15,17 +15,19 @@ export const PolicyReason = {
   envKeyNotAllowed: 'env-key-not-allowed',
   commandArgsNotAllowed: 'command-args-not-allowed',
   urlNotAllowed: 'url-not-allowed',
+  secretInvalid: 'secret-invalid',
 } as const;
 
 /**
  * A glob: `*` is any run of characters, `?` one; nothing else is special. Case-sensitive unless
- * told otherwise.
+ * told otherwise. `wildcardSkips` lists characters neither `*` nor `?` may stand for.
  */
-export function globMatch(glob: string, text: string, ignoreCase = false): boolean {
+export function globMatch(glob: string, text: string, ignoreCase = false, wildcardSkips = ''): boolean {
+  const any = wildcardSkips ? `[^${wildcardSkips.replace(/[\]\\^-]/g, '\\$&')}]` : '.';
   const re = glob
     .replace(/[.+^${}()|[\]\\]/g, '\\$&')
-    .replace(/\*/g, '.*')
-    .replace(/\?/g, '.');
+    .replace(/\*/g, `${any}*`)
+    .replace(/\?/g, any);
   return new RegExp(`^${re}$`, ignoreCase ? 'is' : 's').test(text);
 }
 
@@ -62,8 +64,20 @@ export function secretRefIn(value: string, schemeAllowed = false): (SecretRef & 
   return { secret, key, ...(m ? { scheme: m[1]! } : {}) };
 }
 
-/** Whether the operator allowed this Secret: names, or `prefix-*` globs (`JOB_ALLOWED_SECRETS`). */
-export function isSecretAllowed(secret: string, allowed: readonly string[]): boolean {
+/**
+ * A legacy service-account token Secret's name, `<account>-token-<5 random characters>`: a token
+ * of the API server, never something a message should hand to a server.
+ */
+const SERVICE_ACCOUNT_TOKEN = /-token-[a-z0-9]{5}$/;
+
+/**
+ * Whether a message may reference this Secret: the operator allowed it (names, or `prefix-*`
+ * globs, `JOB_ALLOWED_SECRETS`), and it is neither one the deployment itself uses (`reserved`:
+ * the Job's Kafka credentials, the envFile Secret, those the Job template mounts) nor a
+ * service-account token — whatever a broad glob says.
+ */
+export function isSecretAllowed(secret: string, allowed: readonly string[], reserved: readonly string[] = []): boolean {
+  if (reserved.includes(secret) || SERVICE_ACCOUNT_TOKEN.test(secret)) return false;
   return allowed.some((a) => globMatch(a, secret));
 }
 
@@ -77,6 +91,28 @@ export function secretRefPath(dir: string, ref: SecretRef): string {
 
 // ---------------------------------------------------------------------------------------------
 // Environment keys that change how a runtime loads code.
+
+/**
+ * What an environment key may look like: a portable name. Anything else is refused before the
+ * code-loading list is consulted, since `NODE_OPTIONS=--require=/x` as a key becomes the entry
+ * `NODE_OPTIONS=--require=/x=` of the child's environment, which sets NODE_OPTIONS.
+ */
+export const ENV_KEY = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+/** A key, quoted and cut short, safe to put in a refusal whatever it holds. */
+export function quotedKey(key: string): string {
+  return JSON.stringify(key.length > 64 ? `${key.slice(0, 64)}…` : key);
+}
+
+/**
+ * Why an environment key is refused, or undefined: not a portable name, or a code-loading key
+ * the operator did not allow (see refusedEnvKey). `where` prefixes the text (`env`, `envFile x`).
+ */
+export function envKeyRefusal(where: string, key: string, allowed: readonly string[] = []): string | undefined {
+  if (!ENV_KEY.test(key)) return `${where} key ${quotedKey(key)} is not an environment variable name ([A-Za-z_][A-Za-z0-9_]*)`;
+  const hit = refusedEnvKey(key, allowed);
+  return hit ? `${where} key ${quotedKey(key)} changes how a runtime loads code (${hit}) and is refused; ALLOWED_ENV_KEYS can allow it` : undefined;
+}
 
 /**
  * Refused by default, compared case-insensitively (`*` ends a prefix). Each one lets a value
@@ -141,11 +177,18 @@ export function parseCommandPatterns(text: string): string[] {
 }
 
 /**
+ * Characters a wildcard in an argument never stands for: a package spec turns into another
+ * source with them (`x@npm:evil` an npm alias, `x@github:o/r`, `x@https://…`, `git+https://…`).
+ */
+const ARG_WILDCARD_SKIPS = '@:/';
+
+/**
  * Whether a command line matches a pattern, word by word: the first word matches the command (or,
  * when the word has no `/`, the command's basename), each next word one argument as a glob (`*`
- * within the argument), and a last word `**` any number of further arguments. So
- * `npx -y @modelcontextprotocol/*` admits exactly `npx -y @modelcontextprotocol/server-memory`,
- * nothing after it; `uvx mcp-server-* **` admits any arguments after the package.
+ * within the argument, never matching `@`, `:` or `/`), and a last word `**` any number of
+ * further arguments. So `npx -y @modelcontextprotocol/*` admits exactly
+ * `npx -y @modelcontextprotocol/server-memory`, nothing after it and no alias or URL spec;
+ * `uvx mcp-server-* **` admits any arguments after the package.
  */
 export function commandMatches(command: string, args: readonly string[], pattern: string): boolean {
   const words = pattern.split(' ');
@@ -155,7 +198,7 @@ export function commandMatches(command: string, args: readonly string[], pattern
   const tailAny = rest.at(-1) === '**';
   const fixed = tailAny ? rest.slice(0, -1) : rest;
   if (tailAny ? args.length < fixed.length : args.length !== fixed.length) return false;
-  return fixed.every((w, i) => globMatch(w, args[i]!));
+  return fixed.every((w, i) => globMatch(w, args[i]!, false, ARG_WILDCARD_SKIPS));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -212,11 +255,17 @@ function blockList(cidrs: readonly string[]): BlockList {
   return b;
 }
 
-/** Ranges refused whatever the settings say, unless allowed: loopback, link-local, unspecified. */
+/**
+ * Ranges refused whatever the settings say, unless allowed: loopback, link-local, unspecified,
+ * the metadata services outside link-local (AWS's IPv6 IMDS, Alibaba's), and NAT64's well-known
+ * prefix, through which any IPv4 address — loopback, metadata — can be reached in IPv6 form.
+ */
 const FIXED_RANGES: [string, readonly string[]][] = [
   ['loopback', ['127.0.0.0/8', '::1/128']],
   ['link-local', ['169.254.0.0/16', 'fe80::/10']],
   ['unspecified', ['0.0.0.0/8', '::/128']],
+  ['cloud-metadata', ['fd00:ec2::254/128', '100.100.100.200/32']],
+  ['nat64', ['64:ff9b::/96']],
 ];
 
 /**

@@ -35,7 +35,7 @@ describe('secret references on the test bed', () => {
     topic = await freshTopic(admin, 1, 'refs');
     results = uniqueName('refs-results');
     group = uniqueName('g');
-    await core.createNamespacedSecret({ namespace: ns.name, body: { metadata: { name: 'mcp-github' }, stringData: { TOKEN, OTHER: UNREFERENCED } } });
+    await core.createNamespacedSecret({ namespace: ns.name, body: { metadata: { name: 'mcp-ref-github' }, stringData: { TOKEN, OTHER: UNREFERENCED } } });
     await core.createNamespacedSecret({ namespace: ns.name, body: { metadata: { name: 'kafka-admin' }, stringData: { password: ADMIN_PASSWORD } } });
     await applyControllerRbac(kc, ns.name);
     controller = new ControllerProcess({
@@ -45,7 +45,7 @@ describe('secret references on the test bed', () => {
       KAFKA_CONSUMER_GROUP: group,
       JOB_NAMESPACE: ns.name,
       RESULTS_TOPIC: results,
-      JOB_ALLOWED_SECRETS: 'mcp-*',
+      JOB_ALLOWED_SECRETS: 'mcp-ref-*',
       METRICS_PORT: '0',
       LOG_LEVEL: 'debug',
     }).start();
@@ -76,11 +76,11 @@ describe('secret references on the test bed', () => {
       messages: [
         {
           value: message('with-ref', {
-            gh: { command: 'node', args: [FIXTURE], env: { HASH_ENV: 'GITHUB_TOKEN', GITHUB_TOKEN: 'secret_ref:mcp-github:TOKEN' } },
+            gh: { command: 'node', args: [FIXTURE], env: { HASH_ENV: 'GITHUB_TOKEN', GITHUB_TOKEN: 'secret_ref:mcp-ref-github:TOKEN' } },
           }),
         },
         { value: message('not-allowed', { a: { command: 'node', args: [FIXTURE], env: { P: 'secret_ref:kafka-admin:password' } } }) },
-        { value: message('missing-key', { m: { command: 'node', args: [FIXTURE], env: { K: 'secret_ref:mcp-github:ABSENT' } } }) },
+        { value: message('missing-key', { m: { command: 'node', args: [FIXTURE], env: { K: 'secret_ref:mcp-ref-github:ABSENT' } } }) },
         { value: message('preload', { p: { command: 'node', args: [FIXTURE], env: { NODE_OPTIONS: '--import=data:text/javascript,process.exit(0)' } } }) },
         { value: message('metadata', { md: { type: 'http', url: 'http://169.254.169.254/latest/meta-data' } }) },
       ],
@@ -103,7 +103,7 @@ describe('secret references on the test bed', () => {
     // Exactly the referenced key of the referenced Secret is mounted.
     const refsVolume = ok.spec!.template.spec!.volumes!.find((v) => v.name === 'mcp-secret-refs');
     assert.deepEqual(JSON.parse(JSON.stringify(refsVolume?.projected?.sources)), [
-      { secret: { name: 'mcp-github', optional: true, items: [{ key: 'TOKEN', path: 'mcp-github/TOKEN' }] } },
+      { secret: { name: 'mcp-ref-github', optional: true, items: [{ key: 'TOKEN', path: 'mcp-ref-github/TOKEN' }] } },
     ]);
     assert.ok(!ok.spec!.template.spec!.volumes!.some((v) => v.secret || v.projected?.sources?.some((s) => s.secret?.name === 'kafka-admin')));
 
@@ -119,7 +119,7 @@ describe('secret references on the test bed', () => {
     assert.ok(okSummary.servers.gh!.tools.includes(`sha256-GITHUB_TOKEN-${digest}`), summaries[0]);
     const missingSummary = JSON.parse(summaries[1]!.split('\n')[0]!) as { servers: Record<string, { reason: string; error: string }> };
     assert.equal(missingSummary.servers.m!.reason, 'secret-missing');
-    assert.match(missingSummary.servers.m!.error, /Secret "mcp-github" has no key "ABSENT"/);
+    assert.match(missingSummary.servers.m!.error, /Secret "mcp-ref-github" has no key "ABSENT"/);
 
     // Dead-lettered before any Job, each with its reason.
     const dead = await records(`${topic}.dlq`, 4);

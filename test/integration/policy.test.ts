@@ -11,6 +11,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
 import { initializeServer, type InitOptions } from '../../src/job/mcp-init.js';
 import { policyFetch, urlRefusalIn } from '../../src/job/remote-fetch.js';
 import type { RemotePolicy } from '../../src/shared/policy.js';
@@ -40,20 +41,20 @@ async function countingServer(host: string, handler: (req: import('node:http').I
 describe('secret references at the job', () => {
   const dir = mkdtempSync(join(tmpdir(), 'refs-'));
   const SECRET_VALUE = 's3cr3t-value-that-must-not-leak';
-  mkdirSync(join(dir, 'mcp-a'));
-  writeFileSync(join(dir, 'mcp-a', 'TOKEN'), SECRET_VALUE);
+  mkdirSync(join(dir, 'mcp-ref-a'));
+  writeFileSync(join(dir, 'mcp-ref-a', 'TOKEN'), SECRET_VALUE);
   const opts = (over: Partial<InitOptions> = {}): InitOptions => ({
     timeoutMs: 15_000,
     secretsDir: dir,
     allowedCommands: ['node'],
     protocol: '2025',
     secretRefsDir: dir,
-    policy: { allowedSecrets: ['mcp-*'], remote: remote(['127.0.0.1']) },
+    policy: { allowedSecrets: ['mcp-ref-*'], remote: remote(['127.0.0.1']) },
     ...over,
   });
 
   it('gives a stdio server the value of a referenced key, and reports only its digest', async () => {
-    const r = await initializeServer('s', { command: 'node', args: [FIXTURE], env: { HASH_ENV: 'T', T: 'secret_ref:mcp-a:TOKEN' } }, opts());
+    const r = await initializeServer('s', { command: 'node', args: [FIXTURE], env: { HASH_ENV: 'T', T: 'secret_ref:mcp-ref-a:TOKEN' } }, opts());
     assert.equal(r.status, 'initialized', r.error);
     assert.ok(r.tools?.includes(`sha256-T-${digest(SECRET_VALUE)}`), JSON.stringify(r.tools));
     assert.doesNotMatch(JSON.stringify(r), new RegExp(SECRET_VALUE));
@@ -62,7 +63,7 @@ describe('secret references at the job', () => {
   it("sends a remote server the value of a referenced header and the URL provider's bearer token", async () => {
     const web = await startHttp2025Fixture();
     try {
-      const r = await initializeServer('h', { type: 'http', url: web.url, headers: { Authorization: 'Bearer secret_ref:mcp-a:TOKEN' } }, opts());
+      const r = await initializeServer('h', { type: 'http', url: web.url, headers: { Authorization: 'Bearer secret_ref:mcp-ref-a:TOKEN' } }, opts());
       assert.equal(r.status, 'initialized', r.error);
       assert.ok(web.authorization.length > 0 && web.authorization.every((a) => a === `Bearer ${SECRET_VALUE}`));
       assert.doesNotMatch(JSON.stringify(r), new RegExp(SECRET_VALUE));
@@ -72,10 +73,10 @@ describe('secret references at the job', () => {
   });
 
   it('fails for good naming the Secret and key when the key is missing, and never starts the server', async () => {
-    const r = await initializeServer('s', { command: 'node', args: [FIXTURE], env: { T: 'secret_ref:mcp-a:ABSENT' } }, opts());
+    const r = await initializeServer('s', { command: 'node', args: [FIXTURE], env: { T: 'secret_ref:mcp-ref-a:ABSENT' } }, opts());
     assert.equal(r.status, 'failed-permanent');
     assert.equal(r.reason, 'secret-missing');
-    assert.match(r.error!, /Secret "mcp-a" has no key "ABSENT"/);
+    assert.match(r.error!, /Secret "mcp-ref-a" has no key "ABSENT"/);
     assert.equal(r.phases, undefined, 'nothing was spawned');
   });
 
@@ -104,6 +105,44 @@ describe('secret references at the job', () => {
     );
     assert.equal(tuned.status, 'initialized', tuned.error);
     assert.ok(tuned.tools?.includes('tuned'));
+  });
+
+  it('refuses an env or envFile key that is not a variable name, such as one carrying "=", before spawning', async () => {
+    const viaEnv = await initializeServer('s', { command: 'node', args: [FIXTURE], env: { 'NODE_OPTIONS=--require=/x': '' } }, opts());
+    assert.equal(viaEnv.reason, 'env-key-not-allowed');
+    assert.match(viaEnv.error!, /not an environment variable name/);
+    assert.equal(viaEnv.phases, undefined, 'nothing was spawned');
+    writeFileSync(join(dir, 'dashed.env'), 'OK=1\nA-B=2\n');
+    const viaFile = await initializeServer('s', { command: 'node', args: [FIXTURE], envFile: 'dashed.env' }, opts());
+    assert.equal(viaFile.reason, 'env-key-not-allowed');
+    assert.match(viaFile.error!, /envFile dashed.env: key "A-B" is not an environment variable name/);
+  });
+
+  it('fails for good naming only Secret and key when a value cannot be an env value or a header, and never sends it', async () => {
+    const VALUE = 'leaky-value-7c1d';
+    writeFileSync(join(dir, 'mcp-ref-a', 'NUL'), `${VALUE}\0tail`);
+    writeFileSync(join(dir, 'mcp-ref-a', 'CRLF'), `${VALUE}\r\nX-Injected: 1`);
+    const web = await countingServer('127.0.0.1', (_req, res) => res.end('{}'));
+    try {
+      const env = await initializeServer('s', { command: 'node', args: [FIXTURE], env: { T: 'secret_ref:mcp-ref-a:NUL' } }, opts());
+      const header = await initializeServer(
+        'h',
+        { type: 'http', url: `${web.url}/mcp`, headers: { Authorization: 'Bearer secret_ref:mcp-ref-a:CRLF' } },
+        opts(),
+      );
+      for (const [r, key] of [
+        [env, 'NUL'],
+        [header, 'CRLF'],
+      ] as const) {
+        assert.equal(r.status, 'failed-permanent', JSON.stringify(r));
+        assert.equal(r.reason, 'secret-invalid');
+        assert.match(r.error!, new RegExp(`Secret "mcp-ref-a" key "${key}"`));
+        assert.doesNotMatch(JSON.stringify(r), /leaky-value|Injected/);
+      }
+      assert.equal(web.connections(), 0);
+    } finally {
+      await web.close();
+    }
   });
 
   it('refuses a command line outside the patterns before spawning it', async () => {
@@ -172,6 +211,23 @@ describe('the remote-URL policy at connect time', () => {
     }
   });
 
+  it('refuses a redirect to a refused address at the connector even when the MCP client follows every redirect', async () => {
+    const { fetch, close } = await policyFetch(remote(['127.0.0.2']));
+    const client = new Client({ name: 't', version: '0' }, { versionNegotiation: { mode: 'legacy' } });
+    try {
+      const transport = new StreamableHTTPClientTransport(new URL(`${allowed.url}/redirect`), { fetch, redirectPolicy: 'follow' });
+      const err = await client.connect(transport).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      assert.match(String(urlRefusalIn(err)?.message), /"127.0.0.1" is refused \(loopback\)/, String(err));
+      assert.equal(refused.connections(), 0);
+    } finally {
+      await client.close().catch(() => undefined);
+      await close();
+    }
+  });
+
   it('fails a server entry whose name or address is refused, for good and without a connection', async () => {
     const opts: InitOptions = { timeoutMs: 5_000, secretsDir: '/none', allowedCommands: [], protocol: 'auto', policy: { remote: remote([]) } };
     for (const url of [`${refused.url}/mcp`, `http://localhost:${new URL(refused.url).port}/mcp`, `${allowed.url}/redirect`]) {
@@ -189,6 +245,21 @@ describe('the remote-URL policy at connect time', () => {
 });
 
 describe("what a remote server's failure may say", () => {
+  it('reduces a reply that is not JSON to a fixed reason, without the body', async () => {
+    const junk = await countingServer('127.0.0.1', (_req, res) => {
+      res.writeHead(200, { 'Content-Type': 'application/json' }).end('not json; body-marker-XYZ');
+    });
+    try {
+      const opts: InitOptions = { timeoutMs: 5_000, secretsDir: '/none', allowedCommands: [], protocol: '2025', policy: { remote: remote(['127.0.0.1']) } };
+      const r = await initializeServer('web', { type: 'http', url: `${junk.url}/mcp` }, opts);
+      assert.notEqual(r.status, 'initialized');
+      assert.doesNotMatch(JSON.stringify(r), /body-marker-XYZ|not json/, JSON.stringify(r));
+      assert.match(r.error!, /unusable reply \(not JSON\)/);
+    } finally {
+      await junk.close();
+    }
+  });
+
   const TOKEN = 'tok-4f9c2e-not-for-logs';
   let server: Awaited<ReturnType<typeof countingServer>>;
   before(async () => {

@@ -1,13 +1,14 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type * as k8s from '@kubernetes/client-node';
-import { ControllerConfigSchema } from '../../../src/controller/config.js';
+import { ControllerConfigSchema, controllerPolicy, deploymentSecrets } from '../../../src/controller/config.js';
 import { buildJob } from '../../../src/controller/job-builder.js';
 import { TerminalError } from '../../../src/shared/errors.js';
 import { parseMessage, validationPolicy, type ValidationPolicy } from '../../../src/shared/message.js';
 import {
   canonicalAddress,
   commandMatches,
+  envKeyRefusal,
   isSecretAllowed,
   parseCommandPatterns,
   refusedEnvKey,
@@ -22,9 +23,9 @@ const none: RemotePolicy = { allow: [], serviceCidrs: [], podCidrs: [], apiServe
 
 describe('secret references', () => {
   it('reads secret_ref:<secret>:<key> as a whole value, and after an auth scheme only where a header allows it', () => {
-    assert.deepEqual(secretRefIn('secret_ref:mcp-github:TOKEN'), { secret: 'mcp-github', key: 'TOKEN' });
-    assert.deepEqual(secretRefIn('Bearer secret_ref:mcp-github:TOKEN', true), { secret: 'mcp-github', key: 'TOKEN', scheme: 'Bearer' });
-    assert.equal(secretRefIn('Bearer secret_ref:mcp-github:TOKEN'), undefined);
+    assert.deepEqual(secretRefIn('secret_ref:mcp-ref-github:TOKEN'), { secret: 'mcp-ref-github', key: 'TOKEN' });
+    assert.deepEqual(secretRefIn('Bearer secret_ref:mcp-ref-github:TOKEN', true), { secret: 'mcp-ref-github', key: 'TOKEN', scheme: 'Bearer' });
+    assert.equal(secretRefIn('Bearer secret_ref:mcp-ref-github:TOKEN'), undefined);
     assert.equal(secretRefIn('plain value'), undefined);
     assert.equal(secretRefIn('see secret_ref:a:b'), undefined);
   });
@@ -36,10 +37,49 @@ describe('secret references', () => {
   });
 
   it('allows Secrets by name or prefix glob, and none by default', () => {
-    assert.equal(isSecretAllowed('mcp-github', []), false);
-    assert.equal(isSecretAllowed('mcp-github', ['mcp-github']), true);
-    assert.equal(isSecretAllowed('mcp-github', ['mcp-*']), true);
-    assert.equal(isSecretAllowed('kafka-admin', ['mcp-*', 'other']), false);
+    assert.equal(isSecretAllowed('mcp-ref-github', []), false);
+    assert.equal(isSecretAllowed('mcp-ref-github', ['mcp-ref-github']), true);
+    assert.equal(isSecretAllowed('mcp-ref-github', ['mcp-ref-*']), true);
+    assert.equal(isSecretAllowed('kafka-admin', ['mcp-ref-*', 'other']), false);
+  });
+
+  it("never allows the deployment's own Secrets or a service-account token, whatever the glob says", () => {
+    assert.equal(isSecretAllowed('mcp-job-kafka', ['mcp-*'], ['mcp-job-kafka', 'mcp-env']), false);
+    assert.equal(isSecretAllowed('mcp-env', ['mcp-env'], ['mcp-job-kafka', 'mcp-env']), false);
+    assert.equal(isSecretAllowed('mcp-controller-token-x7k2q', ['mcp-*']), false);
+    assert.equal(isSecretAllowed('mcp-ref-github', ['mcp-ref-*'], ['mcp-job-kafka']), true);
+    assert.equal(isSecretAllowed('mcp-ref-github-token', ['mcp-ref-*']), true);
+  });
+
+  it('names as reserved the Job Kafka Secret, the envFile Secret and every Secret the Job template reads', () => {
+    const template = {
+      spec: {
+        template: {
+          spec: {
+            volumes: [
+              { name: 'a', secret: { secretName: 'tpl-volume' } },
+              { name: 'b', projected: { sources: [{ secret: { name: 'tpl-projected' } }, { configMap: { name: 'cm' } }] } },
+            ],
+            containers: [
+              {
+                name: 'job',
+                envFrom: [{ secretRef: { name: 'tpl-envfrom' } }],
+                env: [{ name: 'X', valueFrom: { secretKeyRef: { name: 'tpl-keyref', key: 'k' } } }],
+              },
+            ],
+          },
+        },
+      },
+    } satisfies k8s.V1Job;
+    assert.deepEqual(deploymentSecrets({ JOB_KAFKA_SECRET_NAME: 'mcp-job-kafka', JOB_SECRET_NAME: 'mcp-env' }, template), [
+      'mcp-env',
+      'mcp-job-kafka',
+      'tpl-envfrom',
+      'tpl-keyref',
+      'tpl-projected',
+      'tpl-volume',
+    ]);
+    assert.deepEqual(deploymentSecrets({ JOB_KAFKA_SECRET_NAME: undefined, JOB_SECRET_NAME: undefined }), []);
   });
 });
 
@@ -77,6 +117,14 @@ describe('environment keys', () => {
     assert.equal(refusedEnvKey('PIP_INDEX_URL', ['PIP_*']), undefined);
     assert.equal(refusedEnvKey('LD_PRELOAD', ['PIP_*']), 'LD_*');
   });
+
+  it('refuses a key that is not an environment variable name, such as one carrying "=" or a NUL, whatever is allowed', () => {
+    for (const key of ['NODE_OPTIONS=--require=/x', 'A\0B', '1ABC', 'A-B', 'A.B', '', 'A B', 'É']) {
+      assert.match(String(envKeyRefusal('env', key, ['*'])), /is not an environment variable name/, JSON.stringify(key));
+    }
+    assert.match(String(envKeyRefusal('env', 'A\0B')), /key "A\\u0000B"/);
+    assert.equal(envKeyRefusal('env', '_Api_Key1'), undefined);
+  });
 });
 
 describe('command patterns', () => {
@@ -103,6 +151,25 @@ describe('command patterns', () => {
     assert.ok(!allowed('uvx', '--from', 'evil', 'mcp-server-x'));
     assert.ok(!allowed('server'));
   });
+
+  it('lets no wildcard stand for @, : or /, so an npm alias, a git or URL spec never matches', () => {
+    for (const spec of [
+      '@modelcontextprotocol/x@npm:evil',
+      '@modelcontextprotocol/x@github:evil/repo',
+      '@modelcontextprotocol/x@https://evil.example/x.tgz',
+      '@modelcontextprotocol/x@git+https://evil.example/r.git',
+      '@modelcontextprotocol/a/b',
+      '@modelcontextprotocol/x@1.2.3',
+    ]) {
+      assert.ok(!allowed('npx', '-y', spec), spec);
+    }
+    assert.ok(!allowed('uvx', 'mcp-server-x@git+https://evil.example/r'));
+    assert.ok(!allowed('uvx', 'mcp-server-x:evil'));
+    assert.ok(!commandMatches('uvx', ['mcp-server-x@git+https://evil.example/r'], 'uvx mcp-server-?*'));
+    assert.ok(!allowed('uvx', 'mcp-server-x @ git+https://evil.example/r.git'));
+    assert.ok(commandMatches('npx', ['-y', '@modelcontextprotocol/x@1.2.3'], 'npx -y @modelcontextprotocol/*@*'));
+    assert.ok(!commandMatches('npx', ['-y', '@modelcontextprotocol/x@npm:evil'], 'npx -y @modelcontextprotocol/*@*'));
+  });
 });
 
 describe('remote addresses', () => {
@@ -124,6 +191,11 @@ describe('remote addresses', () => {
       ['10.100.3.4', 'cluster-service-cidr'],
       ['10.244.7.8', 'cluster-pod-cidr'],
       ['fd00:10:244::5', 'cluster-pod-cidr'],
+      ['fd00:ec2::254', 'cloud-metadata'],
+      ['100.100.100.200', 'cloud-metadata'],
+      ['64:ff9b::a9fe:a9fe', 'nat64'],
+      ['64:ff9b::127.0.0.1', 'nat64'],
+      ['64:ff9b::5db8:d822', 'nat64'],
     ];
     for (const [ip, why] of cases) assert.equal(check.address(ip), why, ip);
   });
@@ -163,7 +235,7 @@ describe('remote addresses', () => {
 });
 
 describe('the message policy, applied by parseMessage', () => {
-  const base: ValidationPolicy = { allowedCommands: ['node', 'npx', 'uvx'], secretsDir: '/s', maxMessageBytes: 65536, allowedSecrets: ['mcp-*'] };
+  const base: ValidationPolicy = { allowedCommands: ['node', 'npx', 'uvx'], secretsDir: '/s', maxMessageBytes: 65536, allowedSecrets: ['mcp-ref-*'] };
   const msg = (servers: unknown) => Buffer.from(JSON.stringify({ jobID: 'j', jobType: 'server-init', payload: { mcpServers: servers } }));
   const refusal = (servers: unknown, policy: ValidationPolicy = base): [string, string] => {
     try {
@@ -199,6 +271,11 @@ describe('the message policy, applied by parseMessage', () => {
       ],
       [{ a: { command: 'node', env: { NODE_OPTIONS: '--import=data:text/javascript,evil' } } }, 'env-key-not-allowed', /env key "NODE_OPTIONS"/],
       [{ a: { command: 'node', env: { ld_preload: '/tmp/x.so' } } }, 'env-key-not-allowed', /"ld_preload"/],
+      [
+        { a: { command: 'node', env: { 'NODE_OPTIONS=--require=/x': '' } } },
+        'env-key-not-allowed',
+        /env key "NODE_OPTIONS=--require=\/x" is not an environment variable name/,
+      ],
       [{ a: { type: 'http', url: 'http://169.254.169.254/latest' } }, 'url-not-allowed', /url host "169.254.169.254" is refused \(link-local\)/],
       [{ a: { url: 'http://127.0.0.1:9/mcp' } }, 'url-not-allowed', /loopback/],
       [{ a: { type: 'sse', url: 'http://[::1]:9/sse' } }, 'url-not-allowed', /loopback/],
@@ -217,9 +294,13 @@ describe('the message policy, applied by parseMessage', () => {
   it('accepts the allowed cases and lists every referenced Secret key once, sorted', () => {
     const m = parseMessage(
       msg({
-        a: { command: 'npx', args: ['-y', '@modelcontextprotocol/server-memory'], env: { B: 'secret_ref:mcp-b:KEY', A: 'secret_ref:mcp-a:K2', PLAIN: 'v' } },
-        b: { type: 'http', url: 'https://m.example/mcp', headers: { Authorization: 'Bearer secret_ref:mcp-a:K1', X: 'secret_ref:mcp-b:KEY' } },
-        c: { type: 'url', endpoint: 'https://n.example/mcp', authentication: { type: 'bearer', token: 'secret_ref:mcp-a:K1' } },
+        a: {
+          command: 'npx',
+          args: ['-y', '@modelcontextprotocol/server-memory'],
+          env: { B: 'secret_ref:mcp-ref-b:KEY', A: 'secret_ref:mcp-ref-a:K2', PLAIN: 'v' },
+        },
+        b: { type: 'http', url: 'https://m.example/mcp', headers: { Authorization: 'Bearer secret_ref:mcp-ref-a:K1', X: 'secret_ref:mcp-ref-b:KEY' } },
+        c: { type: 'url', endpoint: 'https://n.example/mcp', authentication: { type: 'bearer', token: 'secret_ref:mcp-ref-a:K1' } },
         d: { url: 'http://127.0.0.2:9/mcp' },
         e: { command: 'node', env: { NODE_OPTIONS: '--max-old-space-size=64' } },
       }),
@@ -231,15 +312,15 @@ describe('the message policy, applied by parseMessage', () => {
       },
     );
     assert.deepEqual(m.secretRefs, [
-      { secret: 'mcp-a', key: 'K1' },
-      { secret: 'mcp-a', key: 'K2' },
-      { secret: 'mcp-b', key: 'KEY' },
+      { secret: 'mcp-ref-a', key: 'K1' },
+      { secret: 'mcp-ref-a', key: 'K2' },
+      { secret: 'mcp-ref-b', key: 'KEY' },
     ]);
     assert.deepEqual(m.config.mcpServers.c, {
       type: 'http',
       url: 'https://n.example/mcp',
       sseFallback: true,
-      headers: { Authorization: 'Bearer secret_ref:mcp-a:K1' },
+      headers: { Authorization: 'Bearer secret_ref:mcp-ref-a:K1' },
     });
   });
 
@@ -249,7 +330,7 @@ describe('the message policy, applied by parseMessage', () => {
     assert.deepEqual(p.allowedSecrets, []);
     assert.deepEqual(p.commandPatterns, []);
     assert.deepEqual(p.remote, { allow: [], serviceCidrs: [], podCidrs: [], apiServerHosts: ['10.96.0.1'] });
-    assert.equal(refusal({ a: { command: 'node', env: { T: 'secret_ref:mcp-a:K' } } }, p)[0], 'secret-not-allowed');
+    assert.equal(refusal({ a: { command: 'node', env: { T: 'secret_ref:mcp-ref-a:K' } } }, p)[0], 'secret-not-allowed');
     const set = parseConfig(ControllerConfigSchema, {
       KAFKA_BROKERS: 'k:9092',
       KAFKA_TOPIC: 't',
@@ -262,13 +343,30 @@ describe('the message policy, applied by parseMessage', () => {
       /CLUSTER_POD_CIDR/,
     );
   });
+
+  it("dead-letters a reference to the Job's own Kafka or envFile Secret even when the glob covers it", () => {
+    const cfg = parseConfig(ControllerConfigSchema, {
+      KAFKA_BROKERS: 'k:9092',
+      KAFKA_TOPIC: 't',
+      JOB_ALLOWED_SECRETS: 'mcp-*',
+      JOB_KAFKA_SECRET_NAME: 'mcp-job-kafka',
+      JOB_SECRET_NAME: 'mcp-env',
+    });
+    const p = controllerPolicy(cfg, undefined, []);
+    for (const secret of ['mcp-job-kafka', 'mcp-env', 'mcp-default-token-ab12c']) {
+      const [reason, text] = refusal({ a: { command: 'node', env: { T: `secret_ref:${secret}:password` } } }, p);
+      assert.equal(reason, 'secret-not-allowed', secret);
+      assert.match(text, /the deployment itself uses/);
+    }
+    assert.deepEqual(parseMessage(msg({ a: { command: 'node', env: { T: 'secret_ref:mcp-ref-a:K' } } }), p).secretRefs, [{ secret: 'mcp-ref-a', key: 'K' }]);
+  });
 });
 
 describe('the Job of a message with secret references', () => {
   const cfg = parseConfig(ControllerConfigSchema, {
     KAFKA_BROKERS: 'k:9092',
     KAFKA_TOPIC: 't',
-    JOB_ALLOWED_SECRETS: 'mcp-*',
+    JOB_ALLOWED_SECRETS: 'mcp-ref-*',
     ALLOWED_COMMAND_PATTERNS: 'npx -y @modelcontextprotocol/*',
     ALLOWED_REMOTE_HOSTS: '127.0.0.2',
   });
@@ -277,7 +375,7 @@ describe('the Job of a message with secret references', () => {
       jobID: 'j',
       jobType: 'server-init',
       payload: {
-        mcpServers: { a: { command: 'npx', args: ['-y', '@modelcontextprotocol/x'], env: { T: 'secret_ref:mcp-a:TOKEN', U: 'secret_ref:mcp-b:URL' } } },
+        mcpServers: { a: { command: 'npx', args: ['-y', '@modelcontextprotocol/x'], env: { T: 'secret_ref:mcp-ref-a:TOKEN', U: 'secret_ref:mcp-ref-b:URL' } } },
       },
     }),
   );
@@ -292,8 +390,8 @@ describe('the Job of a message with secret references', () => {
         projected: {
           defaultMode: 0o440,
           sources: [
-            { secret: { name: 'mcp-a', optional: true, items: [{ key: 'TOKEN', path: 'mcp-a/TOKEN' }] } },
-            { secret: { name: 'mcp-b', optional: true, items: [{ key: 'URL', path: 'mcp-b/URL' }] } },
+            { secret: { name: 'mcp-ref-a', optional: true, items: [{ key: 'TOKEN', path: 'mcp-ref-a/TOKEN' }] } },
+            { secret: { name: 'mcp-ref-b', optional: true, items: [{ key: 'URL', path: 'mcp-ref-b/URL' }] } },
           ],
         } satisfies k8s.V1ProjectedVolumeSource,
       },
@@ -306,7 +404,7 @@ describe('the Job of a message with secret references', () => {
 
   it('passes the policy settings on to the job, which applies them again', () => {
     const env = Object.fromEntries(pod.containers[0]!.env!.map((e) => [e.name, e.value]));
-    assert.equal(env.JOB_ALLOWED_SECRETS, 'mcp-*');
+    assert.equal(env.JOB_ALLOWED_SECRETS, 'mcp-ref-*');
     assert.equal(env.ALLOWED_COMMAND_PATTERNS, 'npx -y @modelcontextprotocol/*');
     assert.equal(env.ALLOWED_REMOTE_HOSTS, '127.0.0.2');
     assert.equal(env.SECRET_REFS_DIR, '/var/run/mcp-secret-refs');
