@@ -1,3 +1,4 @@
+import { secretRefIn } from '../shared/policy.js';
 import type * as k8s from '@kubernetes/client-node';
 import { dockerSizeBytes, type DockerServer, type ServerConfig } from '../shared/message.js';
 
@@ -91,7 +92,12 @@ export function buildSidecars(
     // The restricted profile leaves the root filesystem read-only; servers still need a /tmp.
     const tmp = `${container}-tmp`.slice(0, 63);
     volumes.push({ name: tmp, emptyDir: { sizeLimit: '64Mi' } });
-    const env = Object.entries(server.environment ?? {}).map(([k, value]) => ({ name: k, value }));
+    const env: k8s.V1EnvVar[] = Object.entries(server.environment ?? {}).map(([k, value]) => {
+      const ref = secretRefIn(value);
+      // optional: a missing key must not keep the pod from starting; the job, which mounts the
+      // same keys, then fails the Job for good naming the Secret and key.
+      return ref && typeof ref !== 'string' ? { name: k, valueFrom: { secretKeyRef: { name: ref.secret, key: ref.key, optional: true } } } : { name: k, value };
+    });
     if (!env.some((e) => e.name === 'PORT')) env.push({ name: 'PORT', value: String(server.port) });
     containers.push({
       name: container,

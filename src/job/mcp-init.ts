@@ -477,6 +477,8 @@ export async function initializeServer(name: string, cfg: ServerConfig, opts: In
       { allowedCommands: opts.allowedCommands, secretsDir: opts.secretsDir, maxMessageBytes: 0, ...opts.policy },
       { sidecar: cfg.type === 'docker' },
     );
+    // The sidecar got its references from the kubelet; the job checks the same keys are there.
+    if (cfg.type === 'docker') resolveSecretRefs(cfg.environment, false, opts, secrets);
     // A sidecar's loopback address is the controller's choice, not the message's: no remote-URL policy.
     if (!('command' in cfg) && cfg.type !== 'docker')
       remote = await policyFetch(opts.policy?.remote ?? { allow: [], serviceCidrs: [], podCidrs: [], apiServerHosts: [] });

@@ -158,8 +158,6 @@ const DockerEntrySchema = DockerServerSchema.omit({ timeoutMs: true, args: true 
   timeout: z.number().min(0.1, 'timeout is in seconds (at least 0.1)').max(600, 'timeout is at most 600 seconds').optional(),
 });
 
-const SECRET_REF = /^secret_ref:/;
-
 /** Which dialect an entry is, from its `type` and fields, so a refusal names the right fields. */
 function entrySchema(v: unknown): z.ZodType | string {
   if (typeof v !== 'object' || v === null || Array.isArray(v)) return 'a server entry must be an object';
@@ -201,10 +199,8 @@ function toInternal(e: Record<string, unknown>): ServerConfig | string {
   };
 }
 
-/** A container server's entry; secret references in `environment` are refused until they are resolved for sidecars. */
-function dockerToInternal(d: z.infer<typeof DockerEntrySchema>): DockerServer | string {
-  const ref = Object.entries(d.environment ?? {}).find(([, v]) => SECRET_REF.test(v));
-  if (ref) return `environment.${ref[0]}: secret references are not resolved for container servers yet`;
+/** A container server's entry (its `environment`'s secret references are checked by checkServer). */
+function dockerToInternal(d: z.infer<typeof DockerEntrySchema>): DockerServer {
   const { command, timeout, ...rest } = d;
   return { ...rest, ...(command ? { args: command } : {}), ...(timeout ? { timeoutMs: Math.round(timeout * 1000) } : {}) };
 }
@@ -333,7 +329,9 @@ export function checkServer(name: string, server: ServerConfig, policy: Validati
   if (server.type === 'docker') {
     // An operator-allowed image still runs its own runtime: the same keys would load code into it.
     checkEnvKeys(where, server.environment, policy);
-    return [];
+    // The sidecar gets them as secretKeyRef env (the kubelet resolves them); the job mounts the
+    // same keys, so a missing one fails the Job for good by name instead of a silent empty value.
+    return secretRefsOf(`${where}: environment`, server.environment, false, policy);
   }
   if ('command' in server) {
     if (!isCommandAllowed(server.command, policy.allowedCommands)) {

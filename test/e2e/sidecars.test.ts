@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { createServer } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import * as k8s from '@kubernetes/client-node';
@@ -38,6 +39,7 @@ describe('container servers: a docker entry runs as a native sidecar of its Job'
       KAFKA_CONSUMER_GROUP: uniqueName('sidecar'),
       JOB_NAMESPACE: ns.name,
       ALLOWED_IMAGES: 'mcp-job-controller/test-mcp-http:*',
+      JOB_ALLOWED_SECRETS: 'mcp-ref-*',
       METRICS_PORT: '0',
     }).start();
     await controller.ready();
@@ -94,6 +96,50 @@ describe('container servers: a docker entry runs as a native sidecar of its Job'
     assert.ok(new Date(side.state.terminated.finishedAt!) >= new Date(main.state!.terminated!.finishedAt!), 'the sidecar stopped after the job');
     assert.equal(side.state.terminated.exitCode, 0, 'the sidecar stopped on SIGTERM');
     assert.equal(pod.status!.phase, 'Succeeded');
+  });
+
+  it('gives the sidecar its secret reference through the kubelet, never as a value in the Job, and the job checks the key is there', async () => {
+    const value = `sidecar-${createHash('sha256').update(String(process.pid)).digest('hex').slice(0, 20)}`;
+    await core.createNamespacedSecret({ namespace: ns.name, body: { metadata: { name: 'mcp-ref-sidecar' }, stringData: { API_KEY: value } } });
+    const port = await freePort();
+    const payload = {
+      mcpServers: {
+        keyed: {
+          type: 'docker',
+          image: SIDECAR_IMAGE,
+          port,
+          environment: { FIXTURE_TOOLS: '1', HASH_ENV: 'API_KEY', API_KEY: 'secret_ref:mcp-ref-sidecar:API_KEY' },
+          health_check: { path: '/health', interval: 2, timeout: 1 },
+        },
+      },
+    };
+    const [r] = await producer.send({ topic, messages: [{ value: JSON.stringify({ jobID: 'docker-3', jobType: 'server-init', payload }) }] });
+    const name = jobName('mcp', topic, 0, r!.baseOffset!);
+    const job = await waitFor(
+      async () => {
+        const j = await batch.readNamespacedJob({ name, namespace: ns.name }).catch(() => undefined);
+        return j && jobOutcome(j) ? j : undefined;
+      },
+      { timeoutMs: 90_000, intervalMs: 500, description: `Job ${name} to finish; controller: ${controller.tail(3)}` },
+    );
+    const [pod] = (await core.listNamespacedPod({ namespace: ns.name, labelSelector: `job-name=${name}` })).items;
+    assert.equal(jobOutcome(job), 'Complete', JSON.stringify(pod?.status?.containerStatuses?.[0]?.state));
+    const env = pod!.spec!.initContainers![0]!.env!.find((e) => e.name === 'API_KEY');
+    assert.deepEqual(JSON.parse(JSON.stringify(env)), {
+      name: 'API_KEY',
+      valueFrom: { secretKeyRef: { name: 'mcp-ref-sidecar', key: 'API_KEY', optional: true } },
+    });
+    const summary = pod!.status!.containerStatuses![0]!.state!.terminated!.message!;
+    const digest = createHash('sha256').update(value).digest('hex').slice(0, 16);
+    assert.ok((JSON.parse(summary) as { servers: { keyed: { tools: string[] } } }).servers.keyed.tools.includes(`sha256-API_KEY-${digest}`), summary);
+    for (const [what, text] of [
+      ['the Job', JSON.stringify(job)],
+      ['the pod', JSON.stringify(pod)],
+      ['the summary', summary],
+      ["the controller's log", JSON.stringify(controller.logs)],
+    ] as const) {
+      assert.ok(!text.includes(value), `the value appears in ${what}`);
+    }
   });
 
   it('dead-letters a docker entry whose image is outside the allow-list, creating no Job', async () => {

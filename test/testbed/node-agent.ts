@@ -349,8 +349,13 @@ export class NodeAgent {
       if (e.value !== undefined) env[e.name] = e.value.replace(/\$\(([A-Za-z_][A-Za-z0-9_]*)\)/g, (m, n: string) => env[n] ?? m);
       else if (e.valueFrom?.fieldRef) env[e.name] = fieldValue(pod, e.valueFrom.fieldRef.fieldPath);
       else if (e.valueFrom?.secretKeyRef) {
-        const s = await this.core.readNamespacedSecret({ name: e.valueFrom.secretKeyRef.name ?? '', namespace: ns });
-        const v = s.data?.[e.valueFrom.secretKeyRef.key];
+        const ref = e.valueFrom.secretKeyRef;
+        // Like the kubelet: an optional reference to a missing Secret or key leaves the variable unset.
+        const s = await this.core.readNamespacedSecret({ name: ref.name ?? '', namespace: ns }).catch((err: unknown) => {
+          if (ref.optional && (err as { code?: number }).code === 404) return undefined;
+          throw err;
+        });
+        const v = s?.data?.[ref.key];
         if (v !== undefined) env[e.name] = Buffer.from(v, 'base64').toString('utf8');
       } else if (e.valueFrom?.configMapKeyRef) {
         const cm = await this.core.readNamespacedConfigMap({ name: e.valueFrom.configMapKeyRef.name ?? '', namespace: ns });

@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import { ControllerConfigSchema } from '../../../src/controller/config.js';
 import { buildJob, RESTRICTED_CONTAINER_SECURITY } from '../../../src/controller/job-builder.js';
 import { buildSidecars, cpuQuantity, memoryQuantity, sidecarName } from '../../../src/controller/sidecars.js';
-import { parseMessage } from '../../../src/shared/message.js';
+import { parseMessage, type ValidationPolicy } from '../../../src/shared/message.js';
 import { parseConfig } from '../../../src/shared/settings.js';
 
 const cfg = parseConfig(ControllerConfigSchema, { KAFKA_BROKERS: 'kafka:9092', KAFKA_TOPIC: 'mcp-jobs', JOB_NAMESPACE: 'work', ALLOWED_IMAGES: 'mcp/*' });
@@ -93,5 +93,42 @@ describe('container servers as native sidecars', () => {
     assert.equal(pod.automountServiceAccountToken, false, 'no sidecar gets a ServiceAccount token');
     const plain = buildJob(at, messageOf({ local: { command: 'node' } }), cfg).spec!.template.spec!;
     assert.equal(plain.initContainers, undefined);
+  });
+
+  it('gives a sidecar its secret references as optional secretKeyRef env, mounts the same keys for the job, and refuses a Secret the operator did not allow', () => {
+    const withRefs: ValidationPolicy = { ...policy, allowedSecrets: ['mcp-ref-*'] };
+    const server = { ...seed, environment: { API_KEY: 'secret_ref:mcp-ref-fs:API_KEY', MODE: 'ro' } };
+    const msg = parseMessage(Buffer.from(JSON.stringify({ jobID: 'j', jobType: 'server-init', payload: { mcpServers: { fs: server } } })), withRefs);
+    assert.deepEqual(msg.secretRefs, [{ secret: 'mcp-ref-fs', key: 'API_KEY' }]);
+    const [sidecar] = buildSidecars(msg.config.mcpServers, RESTRICTED_CONTAINER_SECURITY).containers;
+    assert.deepEqual(sidecar!.env, [
+      { name: 'API_KEY', valueFrom: { secretKeyRef: { name: 'mcp-ref-fs', key: 'API_KEY', optional: true } } },
+      { name: 'MODE', value: 'ro' },
+      { name: 'PORT', value: '8001' },
+    ]);
+    const job = buildJob({ topic: 'mcp-jobs', partition: 0, offset: '7' }, msg, cfg);
+    assert.ok(!JSON.stringify(job).includes('"value":"secret_ref:'), 'no reference travels as a literal value');
+    const projected = job.spec!.template.spec!.volumes!.find((v) => v.projected)?.projected?.sources?.[0]?.secret;
+    assert.deepEqual(projected?.items, [{ key: 'API_KEY', path: 'mcp-ref-fs/API_KEY' }]);
+    assert.throws(
+      () =>
+        parseMessage(
+          Buffer.from(
+            JSON.stringify({ jobID: 'j', jobType: 'server-init', payload: { mcpServers: { fs: { ...seed, environment: { K: 'secret_ref:other:K' } } } } }),
+          ),
+          withRefs,
+        ),
+      (e: Error & { reason?: string }) => e.reason === 'secret-not-allowed' && /environment\.K/.test(e.message),
+    );
+    assert.throws(
+      () =>
+        parseMessage(
+          Buffer.from(
+            JSON.stringify({ jobID: 'j', jobType: 'server-init', payload: { mcpServers: { fs: { ...seed, environment: { NODE_OPTIONS: '--import=x' } } } } }),
+          ),
+          withRefs,
+        ),
+      (e: Error & { reason?: string }) => e.reason === 'env-key-not-allowed',
+    );
   });
 });

@@ -141,10 +141,6 @@ describe('server-config dialects', () => {
 
   it('refuses what it cannot map, saying why', () => {
     assert.match(refusal({ mcpServers: { a: { type: 'docker', image: 'mcp/x' } } }), /mcpServers\.a\.port/);
-    assert.match(
-      refusal({ mcpServers: { a: { type: 'docker', image: 'mcp/x', port: 8001, environment: { K: 'secret_ref:s:K' } } } }),
-      /environment\.K: secret references/,
-    );
     assert.match(refusal({ mcpServers: { a: { type: 'docker', image: 'mcp/x', port: 8001, resources: { memory_limit: '256 MB' } } } }), /memory_limit/);
     assert.match(refusal({ mcpServers: { a: { type: 'docker', image: 'mcp/x', port: 8001, resources: { cpu_limit: '-1' } } } }), /cpu_limit/);
     assert.match(refusal({ mcpServers: { a: { type: 'docker', image: 'mcp/x', port: 8001, volumes: ['/:/host'] } } }), /"volumes"/);
