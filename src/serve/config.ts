@@ -1,6 +1,16 @@
 import { z } from 'zod';
+import type { InitOptions } from '../job/mcp-init.js';
 import { validationPolicy, type ValidationPolicy } from '../shared/message.js';
-import { ALLOWED_IMAGES_SETTING, int, parseConfig, SHARED_SETTINGS, settingsInput, type SettingsShape } from '../shared/settings.js';
+import {
+  ALLOWED_IMAGES_SETTING,
+  int,
+  KUBERNETES_SERVICE_HOST_SETTING,
+  parseConfig,
+  SECRET_REFS_DIR_SETTING,
+  SHARED_SETTINGS,
+  settingsInput,
+  type SettingsShape,
+} from '../shared/settings.js';
 
 /**
  * The settings of `serve`, the MCP front door. Those it shares with the controller must hold the
@@ -28,6 +38,10 @@ export const SERVE_SETTINGS = {
   SERVE_TOKEN_FILE: z.string().min(1).describe('File holding the bearer token clients must send (mount it from a Secret)'),
   SUBMIT_RATE_PER_SECOND: z.coerce.number().positive().default(2).describe('Messages `submit` may produce per second, on average'),
   SUBMIT_BURST: int(1).default(20).describe('Messages `submit` may produce at once before the rate applies'),
+  SECRET_REFS_DIR: SECRET_REFS_DIR_SETTING.describe(
+    "Where server_initialize reads referenced Secret keys, <dir>/<secret>/<key> (mount them here, or references fail secret-missing)",
+  ),
+  KUBERNETES_SERVICE_HOST: KUBERNETES_SERVICE_HOST_SETTING,
   DLQ_SCAN_RECORDS: int(1, 1_000_000)
     .default(1000)
     .describe("Dead-letter records get_job reads at most per dead-letter partition, newest first, to find a message's record"),
@@ -40,11 +54,31 @@ export function serveConfig(argv: Record<string, unknown>, env: NodeJS.ProcessEn
   return parseConfig(ServeConfigSchema, settingsInput(SERVE_SETTINGS, argv, env));
 }
 
-/** The controller's policy, rebuilt from the same settings: what `submit` accepts, the controller accepts. */
+/**
+ * The controller's policy, rebuilt from the same settings: what `submit` accepts, the controller
+ * accepts. The API server as this pod sees it (`KUBERNETES_SERVICE_HOST`) is refused as a remote
+ * url, as the job refuses it.
+ */
 export function servePolicy(cfg: ServeConfig): ValidationPolicy {
   return {
-    ...validationPolicy(cfg),
+    ...validationPolicy(cfg, cfg.KUBERNETES_SERVICE_HOST ? [cfg.KUBERNETES_SERVICE_HOST] : []),
     allowedImages: cfg.ALLOWED_IMAGES,
     deadline: { jobMs: cfg.JOB_ACTIVE_DEADLINE_SECONDS * 1000, serverTimeoutMs: cfg.MCP_INIT_TIMEOUT_MS },
+  };
+}
+
+/**
+ * How `server_initialize` runs one server: as the job does, with the whole policy applied again
+ * at start or connect time — the remote-URL check after DNS included, which without `policy`
+ * would fall back to the defaults and ignore the operator's allow-list and cluster ranges.
+ */
+export function serveInitOptions(cfg: ServeConfig, policy: ValidationPolicy): InitOptions {
+  return {
+    timeoutMs: cfg.MCP_INIT_TIMEOUT_MS,
+    secretsDir: cfg.SECRETS_DIR,
+    allowedCommands: cfg.ALLOWED_COMMANDS,
+    protocol: cfg.MCP_PROTOCOL,
+    policy,
+    secretRefsDir: cfg.SECRET_REFS_DIR,
   };
 }
