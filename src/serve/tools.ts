@@ -89,7 +89,7 @@ export function serveServerFactory(deps: ServeDeps): () => McpServer {
       'server_initialize',
       {
         description:
-          'Start (stdio) or connect to (http, sse) one MCP server here, negotiate the protocol, and list its tools, prompts and resources — what a Job does for each server, under the same policies. Container (docker) servers run only in Jobs: use submit.',
+          'Start (stdio) or connect to (http, sse) one MCP server here, negotiate the protocol, and list its tools, prompts and resources — what a Job does for each server, under the same policies. Stdio servers only when ALLOWED_COMMAND_PATTERNS is set; container (docker) servers run only in Jobs: use submit.',
         inputSchema: z.object({
           serverName,
           config: z.record(z.string(), z.unknown()).describe('One server entry, in any dialect a message accepts (Claude, VS Code, the URL provider)'),
@@ -107,6 +107,13 @@ export function serveServerFactory(deps: ServeDeps): () => McpServer {
           throw err;
         }
         if (server.type === 'docker') return toolError('refused: a container (docker) server runs only as a sidecar of a Job; submit a message instead');
+        // A stdio server runs in this long-lived pod, beside the bearer token, the Kafka
+        // credentials and a ServiceAccount token: only command lines the operator named may.
+        if ((server.type === undefined || server.type === 'stdio') && !deps.policy.commandPatterns?.length) {
+          return toolError(
+            'refused (command-args-not-allowed): serve starts stdio servers only when ALLOWED_COMMAND_PATTERNS names the command lines that may run in its pod; set it, or submit a message (a Job is the stronger sandbox)',
+          );
+        }
         if (!inits.enter()) return toolError(`busy: ${INIT_CONCURRENCY} servers are being initialized; try again shortly`);
         try {
           const result = await deps.initialize(name, server);

@@ -86,6 +86,8 @@ describe('serve: the MCP front door over Streamable HTTP', () => {
       SERVE_TOKEN_FILE: join(dir, 'token'),
       SUBMIT_RATE_PER_SECOND: '0.001',
       SUBMIT_BURST: '3',
+      // server_initialize runs stdio servers in serve's pod only when the command line is named.
+      ALLOWED_COMMAND_PATTERNS: `node ${FIXTURE}`,
     });
     await controller.ready();
     client = await connect();
@@ -109,6 +111,18 @@ describe('serve: the MCP front door over Streamable HTTP', () => {
         await c.close();
       }
     }
+  });
+
+  it("limits the serve pod's egress with a NetworkPolicy the API server accepts, aimed at the serve Deployment's pods", async () => {
+    const dir = join(repoRoot, 'k8s', 'components', 'serve');
+    const [np] = k8s.loadAllYaml(readFileSync(join(dir, 'networkpolicy.yaml'), 'utf8')) as k8s.V1NetworkPolicy[];
+    const [dep] = k8s.loadAllYaml(readFileSync(join(dir, 'deployment.yaml'), 'utf8')) as k8s.V1Deployment[];
+    const created = await kc.makeApiClient(k8s.NetworkingV1Api).createNamespacedNetworkPolicy({ namespace: ns.name, body: np! });
+    assert.deepEqual(created.spec?.policyTypes, ['Egress']);
+    const podLabels = dep!.spec!.template.metadata!.labels!;
+    for (const [k, v] of Object.entries(created.spec!.podSelector!.matchLabels!)) assert.equal(podLabels[k], v, `serve pods carry ${k}=${v}`);
+    const ports = created.spec!.egress!.flatMap((r) => (r.ports ?? []).map((p) => p.port));
+    assert.deepEqual([...ports].sort((a, b) => Number(a) - Number(b)), [53, 53, 443, 6443, 9092, 9093], 'DNS, the brokers and the API server only');
   });
 
   it('refuses a missing or wrong token with 401, and answers /healthz without one', async () => {
@@ -135,6 +149,9 @@ describe('serve: the MCP front door over Streamable HTTP', () => {
     const r = await call('server_initialize', { serverName: 'evil', config: { command: 'bash', args: ['-c', 'touch /tmp/pwned'] } });
     assert.equal(r.isError, true);
     assert.match(JSON.stringify(r.content), /command-not-allowed/);
+    const other = await call('server_initialize', { serverName: 'evil', config: { command: 'node', args: ['-e', 'process.exit(0)'] } });
+    assert.equal(other.isError, true);
+    assert.match(JSON.stringify(other.content), /command-args-not-allowed/);
   });
 
   it('refuses an invalid message with a clear tool error, producing nothing', async () => {
