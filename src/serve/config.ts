@@ -1,6 +1,8 @@
 import { z } from 'zod';
+import type * as k8s from '@kubernetes/client-node';
 import type { InitOptions } from '../job/mcp-init.js';
-import { validationPolicy, type ValidationPolicy } from '../shared/message.js';
+import { JOB_KAFKA_SECRET_NAME_SETTING, JOB_SECRET_NAME_SETTING, JOB_TEMPLATE_SETTING, jobValidationPolicy } from '../shared/job-policy.js';
+import type { ValidationPolicy } from '../shared/message.js';
 import {
   ALLOWED_IMAGES_SETTING,
   int,
@@ -33,6 +35,9 @@ export const SERVE_SETTINGS = {
     .default('mcp')
     .describe("The controller's JOB_NAME_PREFIX: Job names are <prefix>-<topic>-<partition>-<offset>"),
   JOB_ACTIVE_DEADLINE_SECONDS: int(1).default(600).describe("The controller's Job activeDeadlineSeconds, for the same deadline check"),
+  JOB_TEMPLATE: JOB_TEMPLATE_SETTING.describe("The controller's JOB_TEMPLATE: its activeDeadlineSeconds and the Secrets it gives Jobs count here too"),
+  JOB_KAFKA_SECRET_NAME: JOB_KAFKA_SECRET_NAME_SETTING.describe("The controller's JOB_KAFKA_SECRET_NAME: never a message's secret_ref"),
+  JOB_SECRET_NAME: JOB_SECRET_NAME_SETTING.describe("The controller's JOB_SECRET_NAME: never a message's secret_ref"),
   SERVE_PORT: int(0, 65535).default(8090).describe('Port of /mcp (Streamable HTTP) and /healthz'),
   SERVE_HOST: z.string().min(1).default('0.0.0.0').describe('Address to listen on'),
   SERVE_TOKEN_FILE: z.string().min(1).describe('File holding the bearer token clients must send (mount it from a Secret)'),
@@ -55,16 +60,13 @@ export function serveConfig(argv: Record<string, unknown>, env: NodeJS.ProcessEn
 }
 
 /**
- * The controller's policy, rebuilt from the same settings: what `submit` accepts, the controller
- * accepts. The API server as this pod sees it (`KUBERNETES_SERVICE_HOST`) is refused as a remote
- * url, as the job refuses it.
+ * The controller's policy, rebuilt from the same settings and Job template: what `submit`
+ * accepts, the controller accepts — the image allow-list, the Secrets the deployment gives Jobs,
+ * the deadline check against the template's activeDeadlineSeconds. The API server as this pod
+ * sees it (`KUBERNETES_SERVICE_HOST`) is refused as a remote url, as the job refuses it.
  */
-export function servePolicy(cfg: ServeConfig): ValidationPolicy {
-  return {
-    ...validationPolicy(cfg, cfg.KUBERNETES_SERVICE_HOST ? [cfg.KUBERNETES_SERVICE_HOST] : []),
-    allowedImages: cfg.ALLOWED_IMAGES,
-    deadline: { jobMs: cfg.JOB_ACTIVE_DEADLINE_SECONDS * 1000, serverTimeoutMs: cfg.MCP_INIT_TIMEOUT_MS },
-  };
+export function servePolicy(cfg: ServeConfig, template?: k8s.V1Job): ValidationPolicy {
+  return jobValidationPolicy(cfg, template, cfg.KUBERNETES_SERVICE_HOST ? [cfg.KUBERNETES_SERVICE_HOST] : []);
 }
 
 /**

@@ -14,6 +14,7 @@ import { createLogger } from '../shared/logger.js';
 import { PartitionReader } from '../shared/read-message.js';
 import { yargsOptions } from '../shared/settings.js';
 import { initializeServer } from '../job/mcp-init.js';
+import { loadJobTemplate } from '../shared/job-policy.js';
 import { parseTokenFile } from './auth.js';
 import { SERVE_SETTINGS, serveConfig, serveInitOptions, servePolicy } from './config.js';
 import { findDeadLetter } from './dead-letters.js';
@@ -55,7 +56,7 @@ try {
   const reader = new PartitionReader({ connection });
   await Promise.all([producer.connect(), admin.connect()]);
 
-  const policy = servePolicy(cfg);
+  const policy = servePolicy(cfg, loadJobTemplate(cfg.JOB_TEMPLATE));
   const initOptions = serveInitOptions(cfg, policy);
   const factory = serveServerFactory({
     cfg,

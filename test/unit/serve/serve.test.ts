@@ -8,6 +8,8 @@ import { DeadLetterHeader, findDeadLetter } from '../../../src/serve/dead-letter
 import { jobBrief, jobStatus, podView } from '../../../src/serve/jobs.js';
 import { TokenBucket } from '../../../src/serve/rate-limit.js';
 import type { FetchedRecord } from '../../../src/shared/read-message.js';
+import type { TerminalError } from '../../../src/shared/errors.js';
+import { parseMessage } from '../../../src/shared/message.js';
 
 describe('serve: bearer tokens', () => {
   const token = 'a'.repeat(20) + 'XYZ';
@@ -75,6 +77,20 @@ describe('serve: settings and policy', () => {
     assert.equal(opts.policy, policy);
     assert.equal(opts.secretRefsDir, '/refs');
     assert.deepEqual(opts.policy?.commandPatterns, ['node /srv/a.js']);
+  });
+  it("refuses what the controller refuses: the Secrets the deployment gives Jobs, and servers that cannot finish within the template's deadline", () => {
+    const env = { KAFKA_BROKERS: 'k:9092', KAFKA_TOPIC: 't', SERVE_TOKEN_FILE: '/x', JOB_ALLOWED_SECRETS: 'mcp-*', JOB_KAFKA_SECRET_NAME: 'mcp-job-kafka' };
+    const cfg = serveConfig({}, env);
+    const template: k8s.V1Job = {
+      spec: { activeDeadlineSeconds: 40, template: { spec: { containers: [], volumes: [{ name: 'v', secret: { secretName: 'mcp-tls' } }] } } },
+    };
+    const p = servePolicy(cfg, template);
+    assert.deepEqual(p.reservedSecrets, ['mcp-job-kafka', 'mcp-tls']);
+    assert.deepEqual(p.deadline, { jobMs: 40_000, serverTimeoutMs: 30_000 });
+    const message = (payload: unknown) => Buffer.from(JSON.stringify({ jobID: 'j', jobType: 'server-init', payload }));
+    const secretRef = { mcpServers: { a: { command: 'node', args: ['a.js'], env: { T: 'secret_ref:mcp-job-kafka:password' } } } };
+    assert.throws(() => parseMessage(message(secretRef), p), (e: TerminalError) => e.reason === 'secret-not-allowed');
+    assert.throws(() => parseMessage(message({ mcpServers: { a: { command: 'node', args: ['a.js'] } } }), p), (e: TerminalError) => e.reason === 'deadline-too-short');
   });
   it('requires a token file', () => {
     assert.throws(() => serveConfig({}, { KAFKA_BROKERS: 'k:9092', KAFKA_TOPIC: 't' }), /SERVE_TOKEN_FILE/);
