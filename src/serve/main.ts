@@ -67,7 +67,10 @@ try {
       return { partition: r!.partition, offset: r!.baseOffset! };
     },
     getJob: (name) => batch.readNamespacedJob({ name, namespace: cfg.JOB_NAMESPACE }).catch((err) => (notFound(err) ? undefined : Promise.reject(err))),
-    listJobs: async (labelSelector) => (await batch.listNamespacedJob({ namespace: cfg.JOB_NAMESPACE, labelSelector })).items,
+    listJobs: async (labelSelector, limit) => {
+      const list = await batch.listNamespacedJob({ namespace: cfg.JOB_NAMESPACE, labelSelector, limit });
+      return { items: list.items, more: !!list.metadata?._continue };
+    },
     listPods: async (jobName) => (await core.listNamespacedPod({ namespace: cfg.JOB_NAMESPACE, labelSelector: `job-name=${jobName}` })).items,
     findDeadLetter: (at) =>
       findDeadLetter(

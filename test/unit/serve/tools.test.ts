@@ -1,9 +1,11 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import type * as k8s from '@kubernetes/client-node';
 import { Client, InMemoryTransport } from '@modelcontextprotocol/client';
 import { serveConfig, servePolicy } from '../../../src/serve/config.js';
 import { TokenBucket } from '../../../src/serve/rate-limit.js';
-import { serveServerFactory, type ServeDeps } from '../../../src/serve/tools.js';
+import { LIST_JOBS_SCAN, serveServerFactory, type ServeDeps } from '../../../src/serve/tools.js';
+import { Annotation, Label, MANAGED_BY } from '../../../src/shared/identity.js';
 import { createLogger } from '../../../src/shared/logger.js';
 
 const ENV = { KAFKA_BROKERS: 'k:9092', KAFKA_TOPIC: 't', SERVE_TOKEN_FILE: '/x', JOB_NAMESPACE: 'jobs' };
@@ -11,14 +13,14 @@ const ENV = { KAFKA_BROKERS: 'k:9092', KAFKA_TOPIC: 't', SERVE_TOKEN_FILE: '/x',
 /** The tools of `serve` over an in-memory pair, with `deps` overriding recording fakes. */
 async function tools(env: Record<string, string> = {}, deps: Partial<ServeDeps> = {}) {
   const cfg = serveConfig({}, { ...ENV, ...env });
-  const calls = { initialize: [] as string[], getJob: [] as string[] };
+  const calls = { initialize: [] as string[], getJob: [] as string[], listJobs: [] as [string, number][] };
   const factory = serveServerFactory({
     cfg,
     policy: servePolicy(cfg),
     log: createLogger({ level: 'silent', name: 'test' }),
     produce: () => Promise.reject(new Error('not produced here')),
     getJob: (name) => (calls.getJob.push(name), Promise.resolve(undefined)),
-    listJobs: () => Promise.resolve([]),
+    listJobs: (selector, limit) => (calls.listJobs.push([selector, limit]), Promise.resolve({ items: [], more: false })),
     listPods: () => Promise.resolve([]),
     findDeadLetter: () => Promise.resolve({ scanned: 0 }),
     initialize: (name) => {
@@ -73,6 +75,54 @@ describe('serve: server_initialize in its own pod', () => {
       assert.deepEqual(t.calls.initialize, ['web']);
     } finally {
       await t.close();
+    }
+  });
+});
+
+/** A Job as the controller makes it for topic `t`, with `labels`/`annotations` overriding. */
+const jobOf = (name: string, labels: Record<string, string> = {}, annotations: Record<string, string> = {}): k8s.V1Job => ({
+  metadata: {
+    name,
+    labels: { [Label.managedBy]: MANAGED_BY, [Label.topic]: 't', ...labels },
+    annotations: { [Annotation.topic]: 't', [Annotation.jobID]: 'j', [Annotation.partition]: '0', [Annotation.offset]: '7', ...annotations },
+  },
+  status: { conditions: [{ type: 'Complete', status: 'True' }] },
+});
+
+describe('serve: get_job and list_jobs see only the Jobs of the topic', () => {
+  it("answers not-found for a Job of the namespace the controller did not make for this topic, and shows the controller's", async () => {
+    const jobs: Record<string, k8s.V1Job> = {
+      'mcp-t-0-7': jobOf('mcp-t-0-7'),
+      'someone-elses': { metadata: { name: 'someone-elses' }, status: { conditions: [{ type: 'Complete', status: 'True' }] } },
+      'mcp-t-0-8': jobOf('mcp-t-0-8', {}, { [Annotation.topic]: 'other' }),
+      'mcp-t-0-9': jobOf('mcp-t-0-9', { [Label.managedBy]: 'helm' }),
+    };
+    const t = await tools({}, { getJob: (name) => Promise.resolve(jobs[name]) });
+    try {
+      const status = async (name: string) => ((await t.call('get_job', { name })).structuredContent as { status: string }).status;
+      assert.equal(await status('mcp-t-0-7'), 'succeeded');
+      for (const name of ['someone-elses', 'mcp-t-0-8', 'mcp-t-0-9']) assert.equal(await status(name), 'not-found', name);
+    } finally {
+      await t.close();
+    }
+  });
+
+  it('asks the API for one bounded page of the topic\'s Jobs, and says when there were more', async () => {
+    const t = await tools({}, { listJobs: () => Promise.resolve({ items: [jobOf('mcp-t-0-7')], more: true }) });
+    try {
+      const r = (await t.call('list_jobs', {})).structuredContent as { jobs: { name: string }[]; truncated?: boolean };
+      assert.deepEqual(r.jobs.map((j) => j.name), ['mcp-t-0-7']);
+      assert.equal(r.truncated, true);
+    } finally {
+      await t.close();
+    }
+    const u = await tools();
+    try {
+      const r = (await u.call('list_jobs', { jobID: 'j' })).structuredContent as { truncated?: boolean };
+      assert.equal(r.truncated, undefined);
+      assert.deepEqual(u.calls.listJobs, [[`${Label.managedBy}=${MANAGED_BY},${Label.topic}=t,${Label.jobID}=j`, LIST_JOBS_SCAN]]);
+    } finally {
+      await u.close();
     }
   });
 });
