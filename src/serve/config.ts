@@ -44,7 +44,7 @@ export const SERVE_SETTINGS = {
   SUBMIT_RATE_PER_SECOND: z.coerce.number().positive().default(2).describe('Messages `submit` may produce per second, on average'),
   SUBMIT_BURST: int(1).default(20).describe('Messages `submit` may produce at once before the rate applies'),
   SECRET_REFS_DIR: SECRET_REFS_DIR_SETTING.describe(
-    "Where server_initialize reads referenced Secret keys, <dir>/<secret>/<key> (mount them here, or references fail secret-missing)",
+    'Where server_initialize reads referenced Secret keys, <dir>/<secret>/<key> (mount them here, or references fail secret-missing)',
   ),
   KUBERNETES_SERVICE_HOST: KUBERNETES_SERVICE_HOST_SETTING,
   DLQ_SCAN_RECORDS: int(1, 1_000_000)

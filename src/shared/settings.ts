@@ -113,10 +113,7 @@ export const SECRET_REFS_DIR_SETTING = z
   .describe("Where the Job mounted the message's referenced Secret keys, <dir>/<secret>/<key>");
 
 /** Set by the kubelet in every pod: the API server, which a remote url must not reach. */
-export const KUBERNETES_SERVICE_HOST_SETTING = z
-  .string()
-  .optional()
-  .describe('The API server address the kubelet gives every pod (refused as a remote url)');
+export const KUBERNETES_SERVICE_HOST_SETTING = z.string().optional().describe('The API server address the kubelet gives every pod (refused as a remote url)');
 
 export type SharedConfig = z.output<z.ZodObject<typeof SHARED_SETTINGS>>;
 

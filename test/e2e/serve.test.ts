@@ -123,7 +123,11 @@ describe('serve: the MCP front door over Streamable HTTP', () => {
     const podLabels = dep!.spec!.template.metadata!.labels!;
     for (const [k, v] of Object.entries(created.spec!.podSelector!.matchLabels!)) assert.equal(podLabels[k], v, `serve pods carry ${k}=${v}`);
     const ports = created.spec!.egress!.flatMap((r) => (r.ports ?? []).map((p) => p.port));
-    assert.deepEqual([...ports].sort((a, b) => Number(a) - Number(b)), [53, 53, 443, 6443, 9092, 9093], 'DNS, the brokers and the API server only');
+    assert.deepEqual(
+      [...ports].sort((a, b) => Number(a) - Number(b)),
+      [53, 53, 443, 6443, 9092, 9093],
+      'DNS, the brokers and the API server only',
+    );
   });
 
   it('refuses a missing or wrong token with 401, and answers /healthz without one', async () => {

@@ -57,7 +57,7 @@ describe('serve: settings and policy', () => {
     assert.deepEqual(p.allowedImages, ['reg/mcp/*']);
     assert.deepEqual(p.deadline, { jobMs: 120_000, serverTimeoutMs: 30_000 });
   });
-  it('gives server_initialize the whole policy: the API server, the configured remote hosts and cluster ranges, the Secret references\' folder', () => {
+  it("gives server_initialize the whole policy: the API server, the configured remote hosts and cluster ranges, the Secret references' folder", () => {
     const cfg = serveConfig(
       {},
       {
@@ -89,8 +89,14 @@ describe('serve: settings and policy', () => {
     assert.deepEqual(p.deadline, { jobMs: 40_000, serverTimeoutMs: 30_000 });
     const message = (payload: unknown) => Buffer.from(JSON.stringify({ jobID: 'j', jobType: 'server-init', payload }));
     const secretRef = { mcpServers: { a: { command: 'node', args: ['a.js'], env: { T: 'secret_ref:mcp-job-kafka:password' } } } };
-    assert.throws(() => parseMessage(message(secretRef), p), (e: TerminalError) => e.reason === 'secret-not-allowed');
-    assert.throws(() => parseMessage(message({ mcpServers: { a: { command: 'node', args: ['a.js'] } } }), p), (e: TerminalError) => e.reason === 'deadline-too-short');
+    assert.throws(
+      () => parseMessage(message(secretRef), p),
+      (e: TerminalError) => e.reason === 'secret-not-allowed',
+    );
+    assert.throws(
+      () => parseMessage(message({ mcpServers: { a: { command: 'node', args: ['a.js'] } } }), p),
+      (e: TerminalError) => e.reason === 'deadline-too-short',
+    );
   });
   it('requires a token file', () => {
     assert.throws(() => serveConfig({}, { KAFKA_BROKERS: 'k:9092', KAFKA_TOPIC: 't' }), /SERVE_TOKEN_FILE/);

@@ -107,11 +107,14 @@ describe('serve: get_job and list_jobs see only the Jobs of the topic', () => {
     }
   });
 
-  it('asks the API for one bounded page of the topic\'s Jobs, and says when there were more', async () => {
+  it("asks the API for one bounded page of the topic's Jobs, and says when there were more", async () => {
     const t = await tools({}, { listJobs: () => Promise.resolve({ items: [jobOf('mcp-t-0-7')], more: true }) });
     try {
       const r = (await t.call('list_jobs', {})).structuredContent as { jobs: { name: string }[]; truncated?: boolean };
-      assert.deepEqual(r.jobs.map((j) => j.name), ['mcp-t-0-7']);
+      assert.deepEqual(
+        r.jobs.map((j) => j.name),
+        ['mcp-t-0-7'],
+      );
       assert.equal(r.truncated, true);
     } finally {
       await t.close();
