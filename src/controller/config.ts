@@ -1,6 +1,7 @@
 import type * as k8s from '@kubernetes/client-node';
 import { z } from 'zod';
-import { validationPolicy, type ValidationPolicy } from '../shared/message.js';
+import { JOB_KAFKA_SECRET_NAME_SETTING, JOB_SECRET_NAME_SETTING, JOB_TEMPLATE_SETTING, jobValidationPolicy } from '../shared/job-policy.js';
+import type { ValidationPolicy } from '../shared/message.js';
 import { ALLOWED_IMAGES_SETTING, csv, int, parseConfig, SHARED_SETTINGS, settingsInput, type SettingsShape } from '../shared/settings.js';
 
 /**
@@ -23,7 +24,7 @@ export const CONTROLLER_SETTINGS = {
     .default('default')
     .describe('Namespace the Jobs are created in'),
   JOB_IMAGE: z.string().min(1).default('mcp-job-controller/job:dev').describe('Image of the job container (unless the template sets one)'),
-  JOB_TEMPLATE: z.string().min(1).optional().describe('YAML file of a Job to start from (resources, tolerations, volumes, serviceAccountName…)'),
+  JOB_TEMPLATE: JOB_TEMPLATE_SETTING,
   JOB_NAME_PREFIX: z
     .string()
     .regex(/^[a-z][a-z0-9-]{0,15}$/, 'lower-case letters, digits and -, at most 16')
@@ -34,18 +35,14 @@ export const CONTROLLER_SETTINGS = {
   JOB_TTL_SECONDS_AFTER_FINISHED: int(0)
     .default(3600)
     .describe("Job ttlSecondsAfterFinished, set once the Job's outcome is recorded and its message's offset committed"),
-  JOB_KAFKA_SECRET_NAME: z
-    .string()
-    .min(1)
-    .optional()
-    .describe("Secret mounted in every Job with the job's Kafka credentials: keys password, and ca.crt / tls.crt / tls.key when TLS needs them"),
+  JOB_KAFKA_SECRET_NAME: JOB_KAFKA_SECRET_NAME_SETTING,
   JOB_KAFKA_SASL_USERNAME: z
     .string()
     .min(1)
     .optional()
     .describe("The job's own Kafka principal (read-only on the topic); its password is the Secret's key password"),
   ALLOWED_IMAGES: ALLOWED_IMAGES_SETTING,
-  JOB_SECRET_NAME: z.string().min(1).optional().describe('Secret mounted at SECRETS_DIR in every Job (envFile sources)'),
+  JOB_SECRET_NAME: JOB_SECRET_NAME_SETTING,
   MAX_IN_FLIGHT: int(1, 1000).default(32).describe('Job creates in flight at once per partition'),
   MAX_ACTIVE_JOBS: int(0).default(100).describe('Cap on unfinished Jobs; consumption pauses at it (0: no cap)'),
   KUEUE_QUEUE_NAME: z
@@ -119,29 +116,7 @@ export function controllerPolicy(
   // In a pod, the kubelet's address of the API server: refused as a remote url like its names.
   apiServerHosts: readonly string[] = process.env.KUBERNETES_SERVICE_HOST ? [process.env.KUBERNETES_SERVICE_HOST] : [],
 ): ValidationPolicy {
-  const seconds = template?.spec?.activeDeadlineSeconds ?? cfg.JOB_ACTIVE_DEADLINE_SECONDS;
-  return {
-    ...validationPolicy(cfg, apiServerHosts),
-    allowedImages: cfg.ALLOWED_IMAGES,
-    reservedSecrets: deploymentSecrets(cfg, template),
-    deadline: { jobMs: seconds * 1000, serverTimeoutMs: cfg.MCP_INIT_TIMEOUT_MS },
-  };
+  return jobValidationPolicy(cfg, template, apiServerHosts);
 }
 
-/**
- * The Secrets the deployment itself gives every Job — its Kafka credentials, the envFile Secret,
- * any the Job template mounts or reads — which no `secret_ref:` may name, however broad
- * JOB_ALLOWED_SECRETS is. (The controller's own Secrets are not known here: a dedicated prefix
- * such as `mcp-ref-*` keeps them out.)
- */
-export function deploymentSecrets(cfg: Pick<ControllerConfig, 'JOB_KAFKA_SECRET_NAME' | 'JOB_SECRET_NAME'>, template?: k8s.V1Job): string[] {
-  const pod = template?.spec?.template?.spec;
-  const names = [cfg.JOB_KAFKA_SECRET_NAME, cfg.JOB_SECRET_NAME];
-  for (const v of pod?.volumes ?? []) {
-    names.push(v.secret?.secretName, ...(v.projected?.sources ?? []).map((s) => s.secret?.name));
-  }
-  for (const c of [...(pod?.containers ?? []), ...(pod?.initContainers ?? [])]) {
-    names.push(...(c.envFrom ?? []).map((e) => e.secretRef?.name), ...(c.env ?? []).map((e) => e.valueFrom?.secretKeyRef?.name));
-  }
-  return [...new Set(names.filter((n): n is string => !!n))].sort();
-}
+export { deploymentSecrets } from '../shared/job-policy.js';

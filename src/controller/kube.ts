@@ -1,4 +1,4 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { Agent } from 'node:https';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
@@ -20,19 +20,8 @@ export function loadKubeConfig(env: NodeJS.ProcessEnv = process.env): k8s.KubeCo
   return kc;
 }
 
-/** Reads a Job template YAML (the file users edit); a bad one fails at start, naming the file. */
-export function loadJobTemplate(path: string | undefined): k8s.V1Job | undefined {
-  if (!path) return undefined;
-  let obj: unknown;
-  try {
-    obj = k8s.loadYaml(readFileSync(path, 'utf8'));
-  } catch (err) {
-    throw new ConfigError(`JOB_TEMPLATE ${path}: ${(err as Error).message}`);
-  }
-  const o = obj as { kind?: string; apiVersion?: string } | null;
-  if (!o || typeof o !== 'object' || (o.kind && o.kind !== 'Job')) throw new ConfigError(`JOB_TEMPLATE ${path}: expected a batch/v1 Job`);
-  return obj as k8s.V1Job;
-}
+/** Reads JOB_TEMPLATE (declared in shared/job-policy.ts, which `serve` reads too). */
+export { loadJobTemplate } from '../shared/job-policy.js';
 
 /**
  * `kc.makeApiClient`, but with one kept-alive HTTPS agent per client. client-node 1.x builds a

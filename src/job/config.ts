@@ -1,7 +1,14 @@
 import { z } from 'zod';
-import { int, parseConfig, SHARED_SETTINGS, settingsInput, type SettingsShape } from '../shared/settings.js';
+import {
+  int,
+  KUBERNETES_SERVICE_HOST_SETTING,
+  parseConfig,
+  SECRET_REFS_DIR_SETTING,
+  SHARED_SETTINGS,
+  settingsInput,
+  type SettingsShape,
+} from '../shared/settings.js';
 import { TERMINATION_MESSAGE_PATH } from '../shared/identity.js';
-import { SECRET_REFS_DIR } from '../shared/policy.js';
 
 /** The job's settings: the coordinates the controller put in its env, and the shared limits. */
 export const JOB_SETTINGS = {
@@ -25,9 +32,8 @@ export const JOB_SETTINGS = {
     .describe("W3C trace context of the message, sent in each MCP request's _meta on 2026-07-28"),
   TRACESTATE: z.string().max(512).optional().catch(undefined).describe('W3C tracestate accompanying TRACEPARENT'),
   TERMINATION_MESSAGE_PATH: z.string().default(TERMINATION_MESSAGE_PATH).describe('Where the summary goes'),
-  SECRET_REFS_DIR: z.string().default(SECRET_REFS_DIR).describe("Where the Job mounted the message's referenced Secret keys, <dir>/<secret>/<key>"),
-  // Set by the kubelet in every pod: the API server, which a remote url must not reach.
-  KUBERNETES_SERVICE_HOST: z.string().optional().describe('The API server address the kubelet gives every pod (refused as a remote url)'),
+  SECRET_REFS_DIR: SECRET_REFS_DIR_SETTING,
+  KUBERNETES_SERVICE_HOST: KUBERNETES_SERVICE_HOST_SETTING,
 } satisfies SettingsShape;
 
 export const JobConfigSchema = z.object(JOB_SETTINGS);

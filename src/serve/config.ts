@@ -1,6 +1,18 @@
 import { z } from 'zod';
-import { validationPolicy, type ValidationPolicy } from '../shared/message.js';
-import { ALLOWED_IMAGES_SETTING, int, parseConfig, SHARED_SETTINGS, settingsInput, type SettingsShape } from '../shared/settings.js';
+import type * as k8s from '@kubernetes/client-node';
+import type { InitOptions } from '../job/mcp-init.js';
+import { JOB_KAFKA_SECRET_NAME_SETTING, JOB_SECRET_NAME_SETTING, JOB_TEMPLATE_SETTING, jobValidationPolicy } from '../shared/job-policy.js';
+import type { ValidationPolicy } from '../shared/message.js';
+import {
+  ALLOWED_IMAGES_SETTING,
+  int,
+  KUBERNETES_SERVICE_HOST_SETTING,
+  parseConfig,
+  SECRET_REFS_DIR_SETTING,
+  SHARED_SETTINGS,
+  settingsInput,
+  type SettingsShape,
+} from '../shared/settings.js';
 
 /**
  * The settings of `serve`, the MCP front door. Those it shares with the controller must hold the
@@ -23,11 +35,18 @@ export const SERVE_SETTINGS = {
     .default('mcp')
     .describe("The controller's JOB_NAME_PREFIX: Job names are <prefix>-<topic>-<partition>-<offset>"),
   JOB_ACTIVE_DEADLINE_SECONDS: int(1).default(600).describe("The controller's Job activeDeadlineSeconds, for the same deadline check"),
+  JOB_TEMPLATE: JOB_TEMPLATE_SETTING.describe("The controller's JOB_TEMPLATE: its activeDeadlineSeconds and the Secrets it gives Jobs count here too"),
+  JOB_KAFKA_SECRET_NAME: JOB_KAFKA_SECRET_NAME_SETTING.describe("The controller's JOB_KAFKA_SECRET_NAME: never a message's secret_ref"),
+  JOB_SECRET_NAME: JOB_SECRET_NAME_SETTING.describe("The controller's JOB_SECRET_NAME: never a message's secret_ref"),
   SERVE_PORT: int(0, 65535).default(8090).describe('Port of /mcp (Streamable HTTP) and /healthz'),
   SERVE_HOST: z.string().min(1).default('0.0.0.0').describe('Address to listen on'),
   SERVE_TOKEN_FILE: z.string().min(1).describe('File holding the bearer token clients must send (mount it from a Secret)'),
   SUBMIT_RATE_PER_SECOND: z.coerce.number().positive().default(2).describe('Messages `submit` may produce per second, on average'),
   SUBMIT_BURST: int(1).default(20).describe('Messages `submit` may produce at once before the rate applies'),
+  SECRET_REFS_DIR: SECRET_REFS_DIR_SETTING.describe(
+    'Where server_initialize reads referenced Secret keys, <dir>/<secret>/<key> (mount them here, or references fail secret-missing)',
+  ),
+  KUBERNETES_SERVICE_HOST: KUBERNETES_SERVICE_HOST_SETTING,
   DLQ_SCAN_RECORDS: int(1, 1_000_000)
     .default(1000)
     .describe("Dead-letter records get_job reads at most per dead-letter partition, newest first, to find a message's record"),
@@ -40,11 +59,28 @@ export function serveConfig(argv: Record<string, unknown>, env: NodeJS.ProcessEn
   return parseConfig(ServeConfigSchema, settingsInput(SERVE_SETTINGS, argv, env));
 }
 
-/** The controller's policy, rebuilt from the same settings: what `submit` accepts, the controller accepts. */
-export function servePolicy(cfg: ServeConfig): ValidationPolicy {
+/**
+ * The controller's policy, rebuilt from the same settings and Job template: what `submit`
+ * accepts, the controller accepts — the image allow-list, the Secrets the deployment gives Jobs,
+ * the deadline check against the template's activeDeadlineSeconds. The API server as this pod
+ * sees it (`KUBERNETES_SERVICE_HOST`) is refused as a remote url, as the job refuses it.
+ */
+export function servePolicy(cfg: ServeConfig, template?: k8s.V1Job): ValidationPolicy {
+  return jobValidationPolicy(cfg, template, cfg.KUBERNETES_SERVICE_HOST ? [cfg.KUBERNETES_SERVICE_HOST] : []);
+}
+
+/**
+ * How `server_initialize` runs one server: as the job does, with the whole policy applied again
+ * at start or connect time — the remote-URL check after DNS included, which without `policy`
+ * would fall back to the defaults and ignore the operator's allow-list and cluster ranges.
+ */
+export function serveInitOptions(cfg: ServeConfig, policy: ValidationPolicy): InitOptions {
   return {
-    ...validationPolicy(cfg),
-    allowedImages: cfg.ALLOWED_IMAGES,
-    deadline: { jobMs: cfg.JOB_ACTIVE_DEADLINE_SECONDS * 1000, serverTimeoutMs: cfg.MCP_INIT_TIMEOUT_MS },
+    timeoutMs: cfg.MCP_INIT_TIMEOUT_MS,
+    secretsDir: cfg.SECRETS_DIR,
+    allowedCommands: cfg.ALLOWED_COMMANDS,
+    protocol: cfg.MCP_PROTOCOL,
+    policy,
+    secretRefsDir: cfg.SECRET_REFS_DIR,
   };
 }

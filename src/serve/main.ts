@@ -14,8 +14,9 @@ import { createLogger } from '../shared/logger.js';
 import { PartitionReader } from '../shared/read-message.js';
 import { yargsOptions } from '../shared/settings.js';
 import { initializeServer } from '../job/mcp-init.js';
+import { loadJobTemplate } from '../shared/job-policy.js';
 import { parseTokenFile } from './auth.js';
-import { SERVE_SETTINGS, serveConfig, servePolicy } from './config.js';
+import { SERVE_SETTINGS, serveConfig, serveInitOptions, servePolicy } from './config.js';
 import { findDeadLetter } from './dead-letters.js';
 import { startServeHttp } from './http.js';
 import { TokenBucket } from './rate-limit.js';
@@ -55,16 +56,21 @@ try {
   const reader = new PartitionReader({ connection });
   await Promise.all([producer.connect(), admin.connect()]);
 
+  const policy = servePolicy(cfg, loadJobTemplate(cfg.JOB_TEMPLATE));
+  const initOptions = serveInitOptions(cfg, policy);
   const factory = serveServerFactory({
     cfg,
-    policy: servePolicy(cfg),
+    policy,
     log,
     produce: async (value, key) => {
       const [r] = await producer.send({ topic: cfg.KAFKA_TOPIC, acks: -1, messages: [{ key, value }] });
       return { partition: r!.partition, offset: r!.baseOffset! };
     },
     getJob: (name) => batch.readNamespacedJob({ name, namespace: cfg.JOB_NAMESPACE }).catch((err) => (notFound(err) ? undefined : Promise.reject(err))),
-    listJobs: async (labelSelector) => (await batch.listNamespacedJob({ namespace: cfg.JOB_NAMESPACE, labelSelector })).items,
+    listJobs: async (labelSelector, limit) => {
+      const list = await batch.listNamespacedJob({ namespace: cfg.JOB_NAMESPACE, labelSelector, limit });
+      return { items: list.items, more: !!list.metadata?._continue };
+    },
     listPods: async (jobName) => (await core.listNamespacedPod({ namespace: cfg.JOB_NAMESPACE, labelSelector: `job-name=${jobName}` })).items,
     findDeadLetter: (at) =>
       findDeadLetter(
@@ -77,13 +83,7 @@ try {
         at,
         cfg.DLQ_SCAN_RECORDS,
       ),
-    initialize: (name, server) =>
-      initializeServer(name, server, {
-        timeoutMs: cfg.MCP_INIT_TIMEOUT_MS,
-        secretsDir: cfg.SECRETS_DIR,
-        allowedCommands: cfg.ALLOWED_COMMANDS,
-        protocol: cfg.MCP_PROTOCOL,
-      }),
+    initialize: (name, server) => initializeServer(name, server, initOptions),
     submitLimit: new TokenBucket(cfg.SUBMIT_RATE_PER_SECOND, cfg.SUBMIT_BURST),
   });
   const http = await startServeHttp({ port: cfg.SERVE_PORT, host: cfg.SERVE_HOST, token, factory, log });

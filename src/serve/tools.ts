@@ -2,7 +2,7 @@ import type * as k8s from '@kubernetes/client-node';
 import { McpServer } from '@modelcontextprotocol/server';
 import { z } from 'zod';
 import { TerminalError } from '../shared/errors.js';
-import { Label, MANAGED_BY, type Coordinates } from '../shared/identity.js';
+import { Annotation, Label, MANAGED_BY, type Coordinates } from '../shared/identity.js';
 import type { Logger } from '../shared/logger.js';
 import { INIT_CONCURRENCY, parseMessage, type ServerConfig, type ValidationPolicy } from '../shared/message.js';
 import { jobName, labelValue } from '../shared/naming.js';
@@ -22,7 +22,8 @@ export interface ServeDeps {
   /** Produces one record to KAFKA_TOPIC; resolves where it landed. */
   produce: (value: Buffer, key: string | null) => Promise<{ partition: number; offset: string }>;
   getJob: (name: string) => Promise<k8s.V1Job | undefined>;
-  listJobs: (labelSelector: string) => Promise<k8s.V1Job[]>;
+  /** One page of at most `limit` Jobs matching `labelSelector`; `more` when the API holds further ones. */
+  listJobs: (labelSelector: string, limit: number) => Promise<{ items: k8s.V1Job[]; more: boolean }>;
   listPods: (jobName: string) => Promise<k8s.V1Pod[]>;
   findDeadLetter: (at: Coordinates) => Promise<{ found?: DeadLetter; scanned: number }>;
   initialize: (name: string, cfg: ServerConfig) => Promise<ServerResult>;
@@ -58,6 +59,12 @@ const GetJobOutput = z.object({
   deadLettersScanned: z.number().optional(),
 });
 
+/**
+ * Jobs list_jobs reads at most per call (one API page): a topic's Jobs live until their TTL, so
+ * an unbounded list grows with the backlog. Past it the answer says `truncated`.
+ */
+export const LIST_JOBS_SCAN = 500;
+
 /** Takes a slot of a small pool, or says it is full: server_initialize spawns processes in this pod. */
 function pool(size: number): { enter: () => boolean; leave: () => void } {
   let busy = 0;
@@ -82,6 +89,12 @@ export function serveServerFactory(deps: ServeDeps): () => McpServer {
     return { topic: cfg.KAFKA_TOPIC, partition: Number(m[1]), offset: m[2]! };
   };
 
+  /** Whether a Job is one the controller made for this topic: get_job shows no other Job of the namespace. */
+  const isOurs = (job: k8s.V1Job): boolean =>
+    job.metadata?.labels?.[Label.managedBy] === MANAGED_BY &&
+    job.metadata.labels[Label.topic] === labelValue(cfg.KAFKA_TOPIC) &&
+    job.metadata.annotations?.[Annotation.topic] === cfg.KAFKA_TOPIC;
+
   return () => {
     const server = new McpServer(SERVE_INFO);
 
@@ -89,7 +102,7 @@ export function serveServerFactory(deps: ServeDeps): () => McpServer {
       'server_initialize',
       {
         description:
-          'Start (stdio) or connect to (http, sse) one MCP server here, negotiate the protocol, and list its tools, prompts and resources — what a Job does for each server, under the same policies. Container (docker) servers run only in Jobs: use submit.',
+          'Start (stdio) or connect to (http, sse) one MCP server here, negotiate the protocol, and list its tools, prompts and resources — what a Job does for each server, under the same policies. Stdio servers only when ALLOWED_COMMAND_PATTERNS is set; container (docker) servers run only in Jobs: use submit.',
         inputSchema: z.object({
           serverName,
           config: z.record(z.string(), z.unknown()).describe('One server entry, in any dialect a message accepts (Claude, VS Code, the URL provider)'),
@@ -107,6 +120,13 @@ export function serveServerFactory(deps: ServeDeps): () => McpServer {
           throw err;
         }
         if (server.type === 'docker') return toolError('refused: a container (docker) server runs only as a sidecar of a Job; submit a message instead');
+        // A stdio server runs in this long-lived pod, beside the bearer token, the Kafka
+        // credentials and a ServiceAccount token: only command lines the operator named may.
+        if ((server.type === undefined || server.type === 'stdio') && !deps.policy.commandPatterns?.length) {
+          return toolError(
+            'refused (command-args-not-allowed): serve starts stdio servers only when ALLOWED_COMMAND_PATTERNS names the command lines that may run in its pod; set it, or submit a message (a Job is the stronger sandbox)',
+          );
+        }
         if (!inits.enter()) return toolError(`busy: ${INIT_CONCURRENCY} servers are being initialized; try again shortly`);
         try {
           const result = await deps.initialize(name, server);
@@ -169,7 +189,8 @@ export function serveServerFactory(deps: ServeDeps): () => McpServer {
         const name = given ?? (at ? nameOf(at.partition, at.offset) : undefined);
         if (!name) return toolError('give the Job name, or the partition and offset of its message');
         const base = { name, namespace: cfg.JOB_NAMESPACE, ...(at ? { partition: at.partition, offset: at.offset } : {}) };
-        const job = await deps.getJob(name);
+        const found = await deps.getJob(name);
+        const job = found && isOurs(found) ? found : undefined;
         // A failed Job's message may also be dead-lettered (`job-failed`); a missing Job's may have been refused.
         const dlq = at && (!job || jobStatus(job) === 'failed') ? await deps.findDeadLetter(at) : undefined;
         const dead = dlq ? { deadLettersScanned: dlq.scanned, ...(dlq.found ? { deadLetter: dlq.found } : {}) } : {};
@@ -190,25 +211,30 @@ export function serveServerFactory(deps: ServeDeps): () => McpServer {
     server.registerTool(
       'list_jobs',
       {
-        description: "Recent Jobs of this topic, newest first, filtered by the producer's jobID and status.",
+        description: `Recent Jobs of this topic, newest first, filtered by the producer's jobID and status; at most ${LIST_JOBS_SCAN} Jobs are read per call (truncated says when there were more).`,
         inputSchema: z.object({
           jobID: z.string().optional(),
           status: z.enum(['active', 'succeeded', 'failed']).optional().describe('active: pending or running'),
           limit: z.number().int().min(1).max(100).default(20),
         }),
-        outputSchema: z.object({ jobs: z.array(JobBriefSchema) }),
+        outputSchema: z.object({
+          jobs: z.array(JobBriefSchema),
+          /** More than LIST_JOBS_SCAN Jobs matched: these are the newest of the first LIST_JOBS_SCAN the API returned. */
+          truncated: z.boolean().optional(),
+        }),
       },
       async ({ jobID, status, limit }) => {
         const selector = [`${Label.managedBy}=${MANAGED_BY}`, `${Label.topic}=${labelValue(cfg.KAFKA_TOPIC)}`];
         if (jobID !== undefined) selector.push(`${Label.jobID}=${labelValue(jobID)}`);
-        const jobs = (await deps.listJobs(selector.join(',')))
+        const page = await deps.listJobs(selector.join(','), LIST_JOBS_SCAN);
+        const jobs = page.items
           .map(jobBrief)
           // The label is the sanitised jobID; the annotation holds it exactly.
           .filter((j) => jobID === undefined || j.jobID === jobID)
           .filter((j) => status === undefined || (status === 'active' ? j.status === 'pending' || j.status === 'running' : j.status === status))
           .sort((a, b) => (b.created ?? '').localeCompare(a.created ?? '') || b.name.localeCompare(a.name))
           .slice(0, limit);
-        return ok({ jobs });
+        return ok({ jobs, ...(page.more ? { truncated: true } : {}) });
       },
     );
 

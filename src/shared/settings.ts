@@ -1,7 +1,7 @@
 import type { Options } from 'yargs';
 import { z } from 'zod';
 import { ConfigError } from './errors.js';
-import { parseCidr } from './policy.js';
+import { parseCidr, SECRET_REFS_DIR } from './policy.js';
 
 /**
  * Settings are declared once each: the key is the environment variable, the zod schema holds
@@ -105,6 +105,15 @@ export const SHARED_SETTINGS = {
 export const ALLOWED_IMAGES_SETTING = csv
   .default([])
   .describe('Image patterns a "docker" MCP server may use, comma-separated, * matching any run of characters (empty: every docker server is dead-lettered)');
+
+/** Where a pod finds the message's referenced Secret keys, `<dir>/<secret>/<key>`: the job's and `serve`'s. */
+export const SECRET_REFS_DIR_SETTING = z
+  .string()
+  .default(SECRET_REFS_DIR)
+  .describe("Where the Job mounted the message's referenced Secret keys, <dir>/<secret>/<key>");
+
+/** Set by the kubelet in every pod: the API server, which a remote url must not reach. */
+export const KUBERNETES_SERVICE_HOST_SETTING = z.string().optional().describe('The API server address the kubelet gives every pod (refused as a remote url)');
 
 export type SharedConfig = z.output<z.ZodObject<typeof SHARED_SETTINGS>>;
 

@@ -15,6 +15,7 @@ import { ensureInspector } from '../testbed/inspector.js';
 
 const SERVE = join(repoRoot, 'dist', 'src', 'serve', 'main.js');
 const run = promisify(execFile);
+const SUBMIT_BURST = 3;
 
 /** Creates the ServiceAccount, Role and RoleBinding of k8s/components/serve in `namespace`. */
 async function applyServeRbac(kc: k8s.KubeConfig, namespace: string): Promise<void> {
@@ -85,7 +86,9 @@ describe('serve: the MCP front door over Streamable HTTP', () => {
       JOB_NAMESPACE: ns.name,
       SERVE_TOKEN_FILE: join(dir, 'token'),
       SUBMIT_RATE_PER_SECOND: '0.001',
-      SUBMIT_BURST: '3',
+      SUBMIT_BURST: String(SUBMIT_BURST),
+      // server_initialize runs stdio servers in serve's pod only when the command line is named.
+      ALLOWED_COMMAND_PATTERNS: `node ${FIXTURE}`,
     });
     await controller.ready();
     client = await connect();
@@ -109,6 +112,22 @@ describe('serve: the MCP front door over Streamable HTTP', () => {
         await c.close();
       }
     }
+  });
+
+  it("limits the serve pod's egress with a NetworkPolicy the API server accepts, aimed at the serve Deployment's pods", async () => {
+    const dir = join(repoRoot, 'k8s', 'components', 'serve');
+    const [np] = k8s.loadAllYaml(readFileSync(join(dir, 'networkpolicy.yaml'), 'utf8')) as k8s.V1NetworkPolicy[];
+    const [dep] = k8s.loadAllYaml(readFileSync(join(dir, 'deployment.yaml'), 'utf8')) as k8s.V1Deployment[];
+    const created = await kc.makeApiClient(k8s.NetworkingV1Api).createNamespacedNetworkPolicy({ namespace: ns.name, body: np! });
+    assert.deepEqual(created.spec?.policyTypes, ['Egress']);
+    const podLabels = dep!.spec!.template.metadata!.labels!;
+    for (const [k, v] of Object.entries(created.spec!.podSelector!.matchLabels!)) assert.equal(podLabels[k], v, `serve pods carry ${k}=${v}`);
+    const ports = created.spec!.egress!.flatMap((r) => (r.ports ?? []).map((p) => p.port));
+    assert.deepEqual(
+      [...ports].sort((a, b) => Number(a) - Number(b)),
+      [53, 53, 443, 6443, 9092, 9093],
+      'DNS, the brokers and the API server only',
+    );
   });
 
   it('refuses a missing or wrong token with 401, and answers /healthz without one', async () => {
@@ -135,6 +154,9 @@ describe('serve: the MCP front door over Streamable HTTP', () => {
     const r = await call('server_initialize', { serverName: 'evil', config: { command: 'bash', args: ['-c', 'touch /tmp/pwned'] } });
     assert.equal(r.isError, true);
     assert.match(JSON.stringify(r.content), /command-not-allowed/);
+    const other = await call('server_initialize', { serverName: 'evil', config: { command: 'node', args: ['-e', 'process.exit(0)'] } });
+    assert.equal(other.isError, true);
+    assert.match(JSON.stringify(other.content), /command-args-not-allowed/);
   });
 
   it('refuses an invalid message with a clear tool error, producing nothing', async () => {
@@ -203,13 +225,19 @@ describe('serve: the MCP front door over Streamable HTTP', () => {
     assert.ok(d.deadLettersScanned >= 1);
   });
 
-  it('limits the rate of submit', async () => {
+  it('refuses a submit past SUBMIT_BURST with a rate-limit error, producing nothing', async () => {
+    // Self-contained: whatever earlier tests spent, SUBMIT_BURST + 1 calls exhaust the bucket
+    // (the rate refills one token in 1000 s).
     const payload = { mcpServers: { fixture: { command: 'node', args: [FIXTURE] } } };
-    const results = [];
-    for (let i = 0; i < 3; i++) results.push(await call('submit', { jobID: `burst-${i}`, payload }));
-    const limited = results.filter((r) => r.isError);
-    assert.ok(limited.length >= 1, 'a burst past SUBMIT_BURST is refused');
-    assert.match(JSON.stringify(limited[0]!.content), /rate limited/);
+    let refused: { content: unknown; before: bigint } | undefined;
+    for (let i = 0; i <= SUBMIT_BURST && !refused; i++) {
+      const before = await topicEnd();
+      const r = await call('submit', { jobID: `burst-${i}`, payload });
+      if (r.isError) refused = { content: r.content, before };
+    }
+    assert.ok(refused, `one of ${SUBMIT_BURST + 1} calls is refused`);
+    assert.match(JSON.stringify(refused.content), /rate limited: try again in \d+ s/);
+    assert.equal(await topicEnd(), refused.before, 'the refused call produced nothing');
   });
 
   it("is usable by the MCP Inspector's CLI: it lists the tools and runs server_initialize, and is refused without the token", async () => {

@@ -14,6 +14,7 @@ import { after, before, describe, it } from 'node:test';
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
 import { initializeServer, type InitOptions } from '../../src/job/mcp-init.js';
 import { policyFetch, urlRefusalIn } from '../../src/job/remote-fetch.js';
+import { serveConfig, serveInitOptions, servePolicy } from '../../src/serve/config.js';
 import type { RemotePolicy } from '../../src/shared/policy.js';
 import { startHttp2025Fixture } from '../fixtures/http-server-2025.js';
 import { repoRoot } from '../testbed/cache.js';
@@ -241,6 +242,25 @@ describe('the remote-URL policy at connect time', () => {
     assert.notEqual(viaRedirect.status, 'initialized', JSON.stringify(viaRedirect));
     assert.match(viaRedirect.error!, /HTTP 307/);
     assert.equal(refused.connections(), 0);
+  });
+});
+
+describe('the remote-URL policy of serve', () => {
+  const serveOptions = (env: Record<string, string>) => {
+    const cfg = serveConfig({}, { KAFKA_BROKERS: 'k:9092', KAFKA_TOPIC: 't', SERVE_TOKEN_FILE: '/x', MCP_INIT_TIMEOUT_MS: '5000', ...env });
+    return serveInitOptions(cfg, servePolicy(cfg));
+  };
+
+  it('connects to an address the operator allowed, which the default policy refuses, and refuses it when not allowed', async () => {
+    const web = await startHttp2025Fixture();
+    try {
+      const allowed = await initializeServer('web', { type: 'http', url: web.url }, serveOptions({ ALLOWED_REMOTE_HOSTS: '127.0.0.1' }));
+      assert.equal(allowed.status, 'initialized', allowed.error);
+      const refused = await initializeServer('web', { type: 'http', url: web.url }, serveOptions({}));
+      assert.equal(refused.reason, 'url-not-allowed', JSON.stringify(refused));
+    } finally {
+      await web.close();
+    }
   });
 });
 

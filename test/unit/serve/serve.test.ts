@@ -3,11 +3,13 @@ import { describe, it } from 'node:test';
 import type * as k8s from '@kubernetes/client-node';
 import { DlqHeader } from '../../../src/controller/dead-letter.js';
 import { bearerMatches, parseTokenFile } from '../../../src/serve/auth.js';
-import { serveConfig, servePolicy } from '../../../src/serve/config.js';
+import { serveConfig, serveInitOptions, servePolicy } from '../../../src/serve/config.js';
 import { DeadLetterHeader, findDeadLetter } from '../../../src/serve/dead-letters.js';
 import { jobBrief, jobStatus, podView } from '../../../src/serve/jobs.js';
 import { TokenBucket } from '../../../src/serve/rate-limit.js';
 import type { FetchedRecord } from '../../../src/shared/read-message.js';
+import type { TerminalError } from '../../../src/shared/errors.js';
+import { parseMessage } from '../../../src/shared/message.js';
 
 describe('serve: bearer tokens', () => {
   const token = 'a'.repeat(20) + 'XYZ';
@@ -54,6 +56,47 @@ describe('serve: settings and policy', () => {
     const p = servePolicy(cfg);
     assert.deepEqual(p.allowedImages, ['reg/mcp/*']);
     assert.deepEqual(p.deadline, { jobMs: 120_000, serverTimeoutMs: 30_000 });
+  });
+  it("gives server_initialize the whole policy: the API server, the configured remote hosts and cluster ranges, the Secret references' folder", () => {
+    const cfg = serveConfig(
+      {},
+      {
+        KAFKA_BROKERS: 'k:9092',
+        KAFKA_TOPIC: 't',
+        SERVE_TOKEN_FILE: '/x',
+        KUBERNETES_SERVICE_HOST: '10.96.0.1',
+        ALLOWED_REMOTE_HOSTS: 'mcp.internal',
+        CLUSTER_SERVICE_CIDR: '10.96.0.0/12',
+        ALLOWED_COMMAND_PATTERNS: 'node /srv/a.js',
+        SECRET_REFS_DIR: '/refs',
+      },
+    );
+    const policy = servePolicy(cfg);
+    assert.deepEqual(policy.remote, { allow: ['mcp.internal'], serviceCidrs: ['10.96.0.0/12'], podCidrs: [], apiServerHosts: ['10.96.0.1'] });
+    const opts = serveInitOptions(cfg, policy);
+    assert.equal(opts.policy, policy);
+    assert.equal(opts.secretRefsDir, '/refs');
+    assert.deepEqual(opts.policy?.commandPatterns, ['node /srv/a.js']);
+  });
+  it("refuses what the controller refuses: the Secrets the deployment gives Jobs, and servers that cannot finish within the template's deadline", () => {
+    const env = { KAFKA_BROKERS: 'k:9092', KAFKA_TOPIC: 't', SERVE_TOKEN_FILE: '/x', JOB_ALLOWED_SECRETS: 'mcp-*', JOB_KAFKA_SECRET_NAME: 'mcp-job-kafka' };
+    const cfg = serveConfig({}, env);
+    const template: k8s.V1Job = {
+      spec: { activeDeadlineSeconds: 40, template: { spec: { containers: [], volumes: [{ name: 'v', secret: { secretName: 'mcp-tls' } }] } } },
+    };
+    const p = servePolicy(cfg, template);
+    assert.deepEqual(p.reservedSecrets, ['mcp-job-kafka', 'mcp-tls']);
+    assert.deepEqual(p.deadline, { jobMs: 40_000, serverTimeoutMs: 30_000 });
+    const message = (payload: unknown) => Buffer.from(JSON.stringify({ jobID: 'j', jobType: 'server-init', payload }));
+    const secretRef = { mcpServers: { a: { command: 'node', args: ['a.js'], env: { T: 'secret_ref:mcp-job-kafka:password' } } } };
+    assert.throws(
+      () => parseMessage(message(secretRef), p),
+      (e: TerminalError) => e.reason === 'secret-not-allowed',
+    );
+    assert.throws(
+      () => parseMessage(message({ mcpServers: { a: { command: 'node', args: ['a.js'] } } }), p),
+      (e: TerminalError) => e.reason === 'deadline-too-short',
+    );
   });
   it('requires a token file', () => {
     assert.throws(() => serveConfig({}, { KAFKA_BROKERS: 'k:9092', KAFKA_TOPIC: 't' }), /SERVE_TOKEN_FILE/);
