@@ -103,7 +103,18 @@ export class EventRecorder {
       return;
     }
     this.queue.push(e);
-    this.sending ??= this.drain().finally(() => (this.sending = undefined));
+    this.startSender();
+  }
+
+  /**
+   * One sender at a time. An Event recorded after `drain` emptied the queue but before its
+   * promise settled saw a sender still running and started none: the sender restarts for it.
+   */
+  private startSender(): void {
+    this.sending ??= this.drain().finally(() => {
+      this.sending = undefined;
+      if (this.queue.length) this.startSender();
+    });
   }
 
   private async drain(): Promise<void> {
@@ -128,7 +139,11 @@ export class EventRecorder {
   /** Waits until the queue is sent, or `timeoutMs` (before an exit). */
   async flush(timeoutMs: number): Promise<void> {
     let timer: NodeJS.Timeout | undefined;
-    await Promise.race([this.sending ?? Promise.resolve(), new Promise<void>((r) => (timer = setTimeout(r, timeoutMs)))]);
+    const idle = async () => {
+      // A restarted sender is a new promise: wait for each until none is left.
+      while (this.sending) await this.sending;
+    };
+    await Promise.race([idle(), new Promise<void>((r) => (timer = setTimeout(r, timeoutMs)))]);
     clearTimeout(timer);
   }
 

@@ -86,6 +86,35 @@ describe('Kubernetes Events', () => {
     assert.deepEqual(counted.sort(), ['dropped', 'dropped', 'failed', 'failed', 'failed']);
   });
 
+  it('sends an Event recorded just after the sender emptied the queue, whatever the moment', async () => {
+    // The window is between the sender's last shift and the moment it lets go: try each microtask of it.
+    for (let hops = 0; hops < 12; hops++) {
+      const sent: string[] = [];
+      let first = true;
+      const r: EventRecorder = new EventRecorder({
+        sink: {
+          createNamespacedEvent: async (p: { namespace: string; body: k8s.CoreV1Event }) => {
+            sent.push(p.body.reason!);
+            if (first) {
+              first = false;
+              let later = Promise.resolve();
+              for (let i = 0; i < hops; i++) later = later.then(() => undefined);
+              void later.then(() => r.crashed('second'));
+            }
+            return p.body;
+          },
+        },
+        log,
+        self,
+        instance: 'c',
+      });
+      r.paused(true, 'cap');
+      await new Promise((done) => setImmediate(done));
+      await r.flush(1000);
+      assert.deepEqual(sent, [EventReason.paused, EventReason.crashed], `recorded ${hops} microtasks after the first send`);
+    }
+  });
+
   it('skips Events about the controller when its Pod is unknown (run outside a cluster)', async () => {
     const s = sink();
     const r = new EventRecorder({ sink: s, log, instance: 'c' });
