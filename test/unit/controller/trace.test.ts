@@ -113,6 +113,22 @@ describe('trace', () => {
       assert.match(text, new RegExp(s.replace(/[/.]/g, '\\$&')));
   });
 
+  it('prints producer-written text without control characters, so an escape sequence cannot drive the terminal', () => {
+    const text = formatTrace({
+      coordinates: { topic: 'work', partition: 0, offset: '5' },
+      jobID: 'order-\u001b]0;owned\u0007',
+      deadLetters: [{ topic: 'work.dlq', partition: 0, offset: '1', reason: 'job-failed', error: 'bad \u001b[2J\u001b[31mred\u009b0m\nline two' }],
+      results: [],
+      events: [{ type: 'Warning', reason: 'MessageDeadLettered', note: 'x\u0000y\ru' }],
+      notes: [],
+    } as never);
+    // eslint-disable-next-line no-control-regex
+    assert.doesNotMatch(text.replace(/\n/g, ''), /[\u0000-\u001f\u007f-\u009f]/);
+    assert.match(text, /jobID order-\]0;owned/);
+    assert.match(text, /error {6}bad \[2J\[31mred0m line two/);
+    assert.match(text, /MessageDeadLettered: xy u/);
+  });
+
   it('finds a message dead-lettered before any Job was made by its jobID, in the dead-letter topic', async () => {
     const d = deps({ topics: { 'work.dlq': [dlqRecord('3', '9', JSON.stringify({ jobID: 'order-9', jobType: 'nope' }))] } });
     const r = await trace(d, { jobId: 'order-9' });
