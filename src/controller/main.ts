@@ -19,7 +19,7 @@ import { createMetrics } from './metrics.js';
 import { checkLines, produceLines, readLines } from './produce.js';
 import { replay } from './replay.js';
 import { runController } from './run.js';
-import { formatTrace, kafkaTailScan, trace, type TraceTarget } from './trace.js';
+import { formatTrace, kafkaTailScan, parseScanLimit, trace, type TraceTarget } from './trace.js';
 
 function config(argv: Record<string, unknown>, overrides: Record<string, unknown> = {}): ControllerConfig {
   return controllerConfig(argv, process.env, overrides);
@@ -103,6 +103,7 @@ async function eventRecorder(cfg: ControllerConfig, kc: k8s.KubeConfig, log: Ret
 
 /** Where a message is: its Job, the Job's conditions, its pod, and any dead-letter or results record. */
 async function traceCommand(argv: Record<string, unknown>): Promise<void> {
+  const scanLimit = parseScanLimit(argv.scan);
   const cfg = config(argv);
   const kc = loadKubeConfig();
   const parse = (s: string) => {
@@ -122,7 +123,7 @@ async function traceCommand(argv: Record<string, unknown>): Promise<void> {
         core: kc.makeApiClient(k8s.CoreV1Api),
         read: (at) => readOneMessage(connection, at),
         scan: tail.scan,
-        scanLimit: Number(argv.scan),
+        scanLimit,
       },
       target,
     );
@@ -255,7 +256,11 @@ const cli = yargs(hideBin(process.argv))
         .option('job-id', { type: 'string', describe: "The producer's jobID" })
         .option('at', { type: 'string', describe: 'partition/offset of a message on KAFKA_TOPIC' })
         .option('job', { type: 'string', describe: 'A Job name' })
-        .option('scan', { type: 'number', default: 1000, describe: 'Records read from the end of each partition of the dead-letter and results topics' })
+        .option('scan', {
+          type: 'number',
+          default: 1000,
+          describe: 'Records read from the end of each partition of the dead-letter and results topics (1..100000)',
+        })
         .option('output', { choices: ['text', 'json'] as const, default: 'text' })
         .check((a) => [a['job-id'], a.at, a.job].filter((v) => v !== undefined).length === 1 || 'give exactly one of --job-id, --at and --job'),
     (argv) => traceCommand(argv),

@@ -1,5 +1,5 @@
 import type * as k8s from '@kubernetes/client-node';
-import { isNotFound, TerminalError } from '../shared/errors.js';
+import { ConfigError, isNotFound, TerminalError } from '../shared/errors.js';
 import { Annotation, jobSelector, Label, sourceOf, type Coordinates } from '../shared/identity.js';
 import { jobName, labelValue } from '../shared/naming.js';
 import { createKafka, type KafkaConnection } from '../shared/kafka.js';
@@ -193,6 +193,17 @@ export async function trace(d: TraceDeps, target: TraceTarget): Promise<TraceRep
     .map((e) => ({ type: e.type, reason: e.reason, note: e.message, at: iso(e.lastTimestamp ?? e.eventTime ?? e.metadata?.creationTimestamp) }))
     .sort((a, b) => (a.at ?? '').localeCompare(b.at ?? ''));
   return r;
+}
+
+/** The most records `--scan` reads per partition: a bound on what one trace costs the brokers. */
+export const MAX_SCAN = 100_000;
+
+/** `--scan` as a count of records per partition, an integer 1..MAX_SCAN; anything else is a ConfigError. */
+export function parseScanLimit(v: unknown): number {
+  const n = typeof v === 'number' ? v : typeof v === 'string' && v.trim() !== '' ? Number(v) : NaN;
+  if (!Number.isInteger(n) || n < 1 || n > MAX_SCAN)
+    throw new ConfigError(`--scan must be a whole number of records from 1 to ${MAX_SCAN}, got ${JSON.stringify(String(v))}`);
+  return n;
 }
 
 /**

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type * as k8s from '@kubernetes/client-node';
 import { DlqHeader } from '../../../src/controller/dead-letter.js';
-import { formatTrace, trace, type TraceDeps } from '../../../src/controller/trace.js';
+import { formatTrace, parseScanLimit, trace, type TraceDeps } from '../../../src/controller/trace.js';
 import { Annotation } from '../../../src/shared/identity.js';
 import type { FetchedRecord } from '../../../src/shared/read-message.js';
 
@@ -127,6 +127,14 @@ describe('trace', () => {
     assert.match(text, /jobID order-\]0;owned/);
     assert.match(text, /error {6}bad \[2J\[31mred0m line two/);
     assert.match(text, /MessageDeadLettered: xy u/);
+  });
+
+  it('takes --scan as a whole number of records from 1 to 100000 and refuses anything else, naming the flag', () => {
+    assert.equal(parseScanLimit(1000), 1000);
+    assert.equal(parseScanLimit('1'), 1);
+    assert.equal(parseScanLimit(100_000), 100_000);
+    for (const bad of [NaN, 'abc', '', 0, -5, 2.5, 100_001, 1e12, Infinity, undefined])
+      assert.throws(() => parseScanLimit(bad), { name: 'ConfigError', message: /^--scan must be a whole number of records from 1 to 100000/ }, String(bad));
   });
 
   it('finds a message dead-lettered before any Job was made by its jobID, in the dead-letter topic', async () => {
