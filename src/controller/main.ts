@@ -82,15 +82,14 @@ async function run(argv: Record<string, unknown>): Promise<void> {
 
 /**
  * The Event recorder, on the controller's own Pod when the downward API names it. The Pod's uid
- * is read once (best effort): `kubectl describe pod` selects Events by uid.
+ * comes from the downward API too (`kubectl describe pod` selects Events by uid), so the
+ * controller needs no right to read Pods by name.
  */
 async function eventRecorder(cfg: ControllerConfig, kc: k8s.KubeConfig, log: ReturnType<typeof createLogger>, metrics: ReturnType<typeof createMetrics>) {
   const core = makeKeepAliveClient(kc, k8s.CoreV1Api, { maxSockets: 2, timeoutMs: cfg.KUBE_REQUEST_TIMEOUT_MS });
   let self: k8s.V1ObjectReference | undefined;
   if (cfg.POD_NAME && cfg.POD_NAMESPACE) {
-    self = { apiVersion: 'v1', kind: 'Pod', name: cfg.POD_NAME, namespace: cfg.POD_NAMESPACE };
-    const pod = await core.readNamespacedPod({ name: cfg.POD_NAME, namespace: cfg.POD_NAMESPACE }).catch(() => undefined);
-    if (pod?.metadata?.uid) self.uid = pod.metadata.uid;
+    self = { apiVersion: 'v1', kind: 'Pod', name: cfg.POD_NAME, namespace: cfg.POD_NAMESPACE, ...(cfg.POD_UID ? { uid: cfg.POD_UID } : {}) };
   }
   return new EventRecorder({
     sink: core,
