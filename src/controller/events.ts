@@ -184,12 +184,16 @@ export class EventRecorder {
     }
   }
 
-  deadLettered(at: Coordinates, reason: string, error: string, dlq: string): void {
+  /**
+   * The reason and coordinates only: the error's text can quote the message, which a producer
+   * wrote and an Event would show to everyone who can read Events; the dead-letter record has it.
+   */
+  deadLettered(at: Coordinates, reason: string, dlq: string): void {
     this.onSelf(
       'Warning',
       EventReason.deadLettered,
       EventAction.deadLetter,
-      `Message ${at.topic}/${at.partition}/${at.offset} dead-lettered to ${dlq}: ${reason}: ${error}`,
+      `Message ${at.topic}/${at.partition}/${at.offset} dead-lettered to ${dlq}: ${reason} (the record's error header says more)`,
     );
   }
 
