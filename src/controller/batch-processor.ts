@@ -62,6 +62,8 @@ export async function processBatch(d: BatchDeps, p: EachBatchPayload): Promise<v
       d.onCommitted?.(partition, c.next);
       d.handler.committed(partition, c.next);
       d.metrics.committedOffset.set({ topic, partition: String(partition) }, Number(c.next));
+      // Only on success: a failed commit is often a revoked partition, whose series the lag refresher removed.
+      d.metrics.lag.set({ topic, partition: String(partition) }, Number(BigInt(b.highWatermark) - BigInt(c.next)));
       lastCommitOk = true;
       d.log.debug({ topic, partition, offset: c.next }, 'offset committed');
     } catch (err) {
@@ -69,7 +71,6 @@ export async function processBatch(d: BatchDeps, p: EachBatchPayload): Promise<v
       // The Jobs exist; a lost commit only means a redelivery, which the 409 path absorbs.
       d.log.warn({ topic, partition, offset: c.next, err: describeError(err) }, 'offset commit failed; messages will be redelivered');
     }
-    d.metrics.lag.set({ topic, partition: String(partition) }, Number(BigInt(b.highWatermark) - BigInt(c.next)));
   };
   const dispatching = () => isRunning() && !isStale() && !d.stopping.aborted && !rebalance.signal.aborted && failure === undefined;
   try {

@@ -63,6 +63,7 @@ export const CONTROLLER_SETTINGS = {
     .optional()
     .describe("The controller's own Pod (downward API): Events about the controller are recorded on it (unset: not recorded)"),
   POD_NAMESPACE: z.string().min(1).optional().describe("The controller Pod's namespace (downward API)"),
+  POD_UID: z.string().min(1).optional().describe("The controller Pod's uid (downward API): `kubectl describe pod` finds its Events by it"),
   METRICS_PORT: int(0, 65535).default(8080).describe('Port for /metrics, /healthz, /readyz (0: off)'),
   KUBE_REQUEST_TIMEOUT_MS: int(1000).default(15_000).describe('Longest one Kubernetes API call may take before it is abandoned and retried'),
   SHUTDOWN_TIMEOUT_MS: int(0).default(25_000).describe('Longest a SIGTERM stop may take before exit'),

@@ -103,7 +103,18 @@ export class EventRecorder {
       return;
     }
     this.queue.push(e);
-    this.sending ??= this.drain().finally(() => (this.sending = undefined));
+    this.startSender();
+  }
+
+  /**
+   * One sender at a time. An Event recorded after `drain` emptied the queue but before its
+   * promise settled saw a sender still running and started none: the sender restarts for it.
+   */
+  private startSender(): void {
+    this.sending ??= this.drain().finally(() => {
+      this.sending = undefined;
+      if (this.queue.length) this.startSender();
+    });
   }
 
   private async drain(): Promise<void> {
@@ -128,7 +139,11 @@ export class EventRecorder {
   /** Waits until the queue is sent, or `timeoutMs` (before an exit). */
   async flush(timeoutMs: number): Promise<void> {
     let timer: NodeJS.Timeout | undefined;
-    await Promise.race([this.sending ?? Promise.resolve(), new Promise<void>((r) => (timer = setTimeout(r, timeoutMs)))]);
+    const idle = async () => {
+      // A restarted sender is a new promise: wait for each until none is left.
+      while (this.sending) await this.sending;
+    };
+    await Promise.race([idle(), new Promise<void>((r) => (timer = setTimeout(r, timeoutMs)))]);
     clearTimeout(timer);
   }
 
@@ -169,12 +184,16 @@ export class EventRecorder {
     }
   }
 
-  deadLettered(at: Coordinates, reason: string, error: string, dlq: string): void {
+  /**
+   * The reason and coordinates only: the error's text can quote the message, which a producer
+   * wrote and an Event would show to everyone who can read Events; the dead-letter record has it.
+   */
+  deadLettered(at: Coordinates, reason: string, dlq: string): void {
     this.onSelf(
       'Warning',
       EventReason.deadLettered,
       EventAction.deadLetter,
-      `Message ${at.topic}/${at.partition}/${at.offset} dead-lettered to ${dlq}: ${reason}: ${error}`,
+      `Message ${at.topic}/${at.partition}/${at.offset} dead-lettered to ${dlq}: ${reason} (the record's error header says more)`,
     );
   }
 

@@ -43,6 +43,11 @@ export class GroupAdmin {
     if (n > (this.committed.get(partition) ?? -1n)) this.committed.set(partition, n);
   }
 
+  /** The next offset committed on `partition` as far as this process knows (undefined: none). */
+  knownCommitted(partition: number): bigint | undefined {
+    return this.committed.get(partition);
+  }
+
   /** The group's committed offsets of the source topic, from the broker (-1: none). */
   async committedOffsets(): Promise<Map<number, bigint>> {
     const [t] = await this.admin.fetchOffsets({ groupId: this.o.group, topics: [this.o.topic] });

@@ -19,7 +19,7 @@ import { createMetrics } from './metrics.js';
 import { checkLines, produceLines, readLines } from './produce.js';
 import { replay } from './replay.js';
 import { runController } from './run.js';
-import { formatTrace, kafkaTailScan, trace, type TraceTarget } from './trace.js';
+import { formatTrace, kafkaTailScan, parseScanLimit, trace, type TraceTarget } from './trace.js';
 
 function config(argv: Record<string, unknown>, overrides: Record<string, unknown> = {}): ControllerConfig {
   return controllerConfig(argv, process.env, overrides);
@@ -82,15 +82,14 @@ async function run(argv: Record<string, unknown>): Promise<void> {
 
 /**
  * The Event recorder, on the controller's own Pod when the downward API names it. The Pod's uid
- * is read once (best effort): `kubectl describe pod` selects Events by uid.
+ * comes from the downward API too (`kubectl describe pod` selects Events by uid), so the
+ * controller needs no right to read Pods by name.
  */
 async function eventRecorder(cfg: ControllerConfig, kc: k8s.KubeConfig, log: ReturnType<typeof createLogger>, metrics: ReturnType<typeof createMetrics>) {
   const core = makeKeepAliveClient(kc, k8s.CoreV1Api, { maxSockets: 2, timeoutMs: cfg.KUBE_REQUEST_TIMEOUT_MS });
   let self: k8s.V1ObjectReference | undefined;
   if (cfg.POD_NAME && cfg.POD_NAMESPACE) {
-    self = { apiVersion: 'v1', kind: 'Pod', name: cfg.POD_NAME, namespace: cfg.POD_NAMESPACE };
-    const pod = await core.readNamespacedPod({ name: cfg.POD_NAME, namespace: cfg.POD_NAMESPACE }).catch(() => undefined);
-    if (pod?.metadata?.uid) self.uid = pod.metadata.uid;
+    self = { apiVersion: 'v1', kind: 'Pod', name: cfg.POD_NAME, namespace: cfg.POD_NAMESPACE, ...(cfg.POD_UID ? { uid: cfg.POD_UID } : {}) };
   }
   return new EventRecorder({
     sink: core,
@@ -103,6 +102,7 @@ async function eventRecorder(cfg: ControllerConfig, kc: k8s.KubeConfig, log: Ret
 
 /** Where a message is: its Job, the Job's conditions, its pod, and any dead-letter or results record. */
 async function traceCommand(argv: Record<string, unknown>): Promise<void> {
+  const scanLimit = parseScanLimit(argv.scan);
   const cfg = config(argv);
   const kc = loadKubeConfig();
   const parse = (s: string) => {
@@ -122,7 +122,7 @@ async function traceCommand(argv: Record<string, unknown>): Promise<void> {
         core: kc.makeApiClient(k8s.CoreV1Api),
         read: (at) => readOneMessage(connection, at),
         scan: tail.scan,
-        scanLimit: Number(argv.scan),
+        scanLimit,
       },
       target,
     );
@@ -255,7 +255,11 @@ const cli = yargs(hideBin(process.argv))
         .option('job-id', { type: 'string', describe: "The producer's jobID" })
         .option('at', { type: 'string', describe: 'partition/offset of a message on KAFKA_TOPIC' })
         .option('job', { type: 'string', describe: 'A Job name' })
-        .option('scan', { type: 'number', default: 1000, describe: 'Records read from the end of each partition of the dead-letter and results topics' })
+        .option('scan', {
+          type: 'number',
+          default: 1000,
+          describe: 'Records read from the end of each partition of the dead-letter and results topics (1..100000)',
+        })
         .option('output', { choices: ['text', 'json'] as const, default: 'text' })
         .check((a) => [a['job-id'], a.at, a.job].filter((v) => v !== undefined).length === 1 || 'give exactly one of --job-id, --at and --job'),
     (argv) => traceCommand(argv),

@@ -210,7 +210,7 @@ export class MessageHandler {
     this.deadLettered.add(key);
     metrics.deadLettered.inc({ reason: err.reason });
     log.warn({ ...at, reason: err.reason, error: err.message, dlq: this.d.config.DLQ_TOPIC }, 'message dead-lettered');
-    this.d.events?.deadLettered(at, err.reason, err.message, this.d.config.DLQ_TOPIC);
+    this.d.events?.deadLettered(at, err.reason, this.d.config.DLQ_TOPIC);
     return { kind: 'dead-lettered', reason: err.reason };
   }
 

@@ -12,6 +12,7 @@ import { controllerPolicy, type ControllerConfig } from './config.js';
 import { uncommittedDeadLetters } from './dlq-dedup.js';
 import type { EventRecorder } from './events.js';
 import { GroupAdmin } from './group-admin.js';
+import { LagRefresher } from './lag-refresher.js';
 import { JobInformer, jobListWatch } from './job-informer.js';
 import { jobTtlSeconds } from './job-builder.js';
 import { keepAliveConfiguration, makeJobCreator, makeKeepAliveClient } from './kube.js';
@@ -20,6 +21,9 @@ import { Pauses, type Metrics } from './metrics.js';
 import { quarantineUndecodable, RetentionGapGuard } from './loss-records.js';
 import { OutcomeReporter } from './reporter.js';
 import { ActiveJobSlots } from './slots.js';
+
+/** How often consumer_lag is read from the topic's end offsets: a Prometheus scrape or two (30 s ServiceMonitor). */
+const LAG_REFRESH_MS = 30_000;
 
 /** Everything the controller talks to, passed in so nothing connects at import time. */
 export interface ControllerDeps {
@@ -170,12 +174,24 @@ export async function runController(deps: ControllerDeps): Promise<ControllerHan
     return p;
   }
 
+  const lagRefresher = new LagRefresher({
+    topic: cfg.KAFKA_TOPIC,
+    endOffsets: () => admin.fetchTopicOffsets(cfg.KAFKA_TOPIC),
+    committed: (p) => groupAdmin.knownCommitted(p),
+    lag: metrics.lag,
+    committedOffset: metrics.committedOffset,
+    onError: () => metrics.retries.inc({ op: 'lag-refresh' }),
+    log,
+  });
+
   let joined = false;
   let stopRequested = false;
   const events = consumer.events;
   consumer.on(events.GROUP_JOIN, (e) => {
     joined = true;
     gaps.joined();
+    lagRefresher.assigned(e.payload.memberAssignment[cfg.KAFKA_TOPIC] ?? []);
+    void lagRefresher.refresh();
     log.info({ group: cfg.KAFKA_CONSUMER_GROUP, memberId: e.payload.memberId, assigned: e.payload.memberAssignment }, 'joined consumer group');
   });
   consumer.on(events.STOP, () => (joined = false));
@@ -227,6 +243,7 @@ export async function runController(deps: ControllerDeps): Promise<ControllerHan
     { topic: cfg.KAFKA_TOPIC, group: cfg.KAFKA_CONSUMER_GROUP, namespace: cfg.JOB_NAMESPACE, dlq: cfg.DLQ_TOPIC, cap: cfg.MAX_ACTIVE_JOBS },
     'controller started',
   );
+  lagRefresher.start(LAG_REFRESH_MS);
 
   const ready = (async () => {
     await informer.ready;
@@ -246,6 +263,7 @@ export async function runController(deps: ControllerDeps): Promise<ControllerHan
       await consumer.stop();
       await consumer.disconnect();
       reporter.stop();
+      lagRefresher.stop();
       await informer.stop();
       await producer.disconnect();
       await admin.disconnect().catch(() => undefined);

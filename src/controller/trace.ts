@@ -1,5 +1,5 @@
 import type * as k8s from '@kubernetes/client-node';
-import { isNotFound, TerminalError } from '../shared/errors.js';
+import { ConfigError, isNotFound, TerminalError } from '../shared/errors.js';
 import { Annotation, jobSelector, Label, sourceOf, type Coordinates } from '../shared/identity.js';
 import { jobName, labelValue } from '../shared/naming.js';
 import { createKafka, type KafkaConnection } from '../shared/kafka.js';
@@ -195,8 +195,38 @@ export async function trace(d: TraceDeps, target: TraceTarget): Promise<TraceRep
   return r;
 }
 
-/** The report on one screen. */
-export function formatTrace(r: TraceReport): string {
+/** The most records `--scan` reads per partition: a bound on what one trace costs the brokers. */
+export const MAX_SCAN = 100_000;
+
+/** `--scan` as a count of records per partition, an integer 1..MAX_SCAN; anything else is a ConfigError. */
+export function parseScanLimit(v: unknown): number {
+  const n = typeof v === 'number' ? v : typeof v === 'string' && v.trim() !== '' ? Number(v) : NaN;
+  if (!Number.isInteger(n) || n < 1 || n > MAX_SCAN)
+    throw new ConfigError(`--scan must be a whole number of records from 1 to ${MAX_SCAN}, got ${JSON.stringify(String(v))}`);
+  return n;
+}
+
+/**
+ * A string with C0 and C1 control characters removed (tab, newline and carriage return become
+ * a space): error headers, Event notes and summaries are text a producer or a Job wrote, and
+ * an escape sequence in them must not drive the terminal `trace` prints to.
+ */
+export function withoutControls(s: string): string {
+  // eslint-disable-next-line no-control-regex
+  return s.replace(/[\t\n\r]/g, ' ').replace(/[\u0000-\u001f\u007f-\u009f]/g, '');
+}
+
+/** Every string in `v`, at any depth, without control characters. */
+function scrub<T>(v: T): T {
+  if (typeof v === 'string') return withoutControls(v) as T;
+  if (Array.isArray(v)) return v.map(scrub) as T;
+  if (v && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, scrub(x)])) as T;
+  return v;
+}
+
+/** The report on one screen; every field is printed without control characters. */
+export function formatTrace(report: TraceReport): string {
+  const r = scrub(report);
   const out: string[] = [];
   const c = r.coordinates;
   out.push(`message      ${c ? `${c.topic}/${c.partition}/${c.offset}` : '?'}   jobID ${r.jobID ?? '?'}`);

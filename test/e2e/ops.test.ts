@@ -171,7 +171,7 @@ describe('operating the controller: Events, trace, and the alert rules and dashb
     writeFileSync(join(dir, 'rules.yaml'), k8s.dumpYaml(ruleGroups()));
     copyFileSync(RULES_TEST, join(dir, 'rules.test.yaml'));
     const check = await run(promtool, ['check', 'rules', join(dir, 'rules.yaml')], { encoding: 'utf8' });
-    assert.match(check.stdout, /SUCCESS: 6 rules found/);
+    assert.match(check.stdout, /SUCCESS: 7 rules found/);
     const test = await run(promtool, ['test', 'rules', join(dir, 'rules.test.yaml')], { encoding: 'utf8' }).catch((e: { stdout: string; stderr: string }) => {
       throw new Error(`promtool test rules failed:\n${e.stdout}${e.stderr}`);
     });

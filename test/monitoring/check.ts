@@ -8,6 +8,8 @@ export const RULES_TEST = join(repoRoot, 'test', 'monitoring', 'rules.test.yaml'
 
 /** Labels Prometheus adds at scrape time (target labels), not the controller. */
 export const TARGET_LABELS = new Set(['instance', 'job', 'namespace', 'pod', 'service', 'container', 'endpoint']);
+/** Series Prometheus itself writes for every target: a rule may read them beside the controller's. */
+export const PROMETHEUS_SERIES = new Set(['up']);
 /** Labels PromQL functions make, not series. */
 const SYNTHETIC_LABELS = new Set(['le', 'quantile']);
 
@@ -82,7 +84,8 @@ export function problems(expo: ReturnType<typeof parseExposition>, declared: Map
   const out: string[] = [];
   for (const q of queries()) {
     const metrics = metricNames(q.expr);
-    if (!metrics.length) out.push(`${q.where}: names none of the controller's metrics: ${q.expr}`);
+    const onTarget = [...PROMETHEUS_SERIES].some((n) => new RegExp(`\\b${n}\\{`).test(q.expr));
+    if (!metrics.length && !onTarget) out.push(`${q.where}: names none of the controller's metrics: ${q.expr}`);
     const carried = new Set<string>();
     for (const m of metrics) {
       const family = familyOf(m, expo.names);
@@ -102,10 +105,10 @@ export function problems(expo: ReturnType<typeof parseExposition>, declared: Map
 export function ruleTestSeries(): { name: string; labels: string[] }[] {
   const t = k8s.loadYaml<{ tests: { input_series: { series: string }[] }[] }>(readFileSync(RULES_TEST, 'utf8'));
   return t.tests.flatMap((x) =>
-    x.input_series.map((s) => {
+    x.input_series.flatMap((s) => {
       const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?$/.exec(s.series.trim())!;
       const labels = [...(m[2] ?? '').matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)\s*=/g)].map((l) => l[1]!).filter((l) => !TARGET_LABELS.has(l));
-      return { name: m[1]!, labels };
+      return PROMETHEUS_SERIES.has(m[1]!) ? [] : [{ name: m[1]!, labels }];
     }),
   );
 }

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type * as k8s from '@kubernetes/client-node';
 import { DlqHeader } from '../../../src/controller/dead-letter.js';
-import { formatTrace, trace, type TraceDeps } from '../../../src/controller/trace.js';
+import { formatTrace, parseScanLimit, trace, type TraceDeps } from '../../../src/controller/trace.js';
 import { Annotation } from '../../../src/shared/identity.js';
 import type { FetchedRecord } from '../../../src/shared/read-message.js';
 
@@ -111,6 +111,30 @@ describe('trace', () => {
     const text = formatTrace(r);
     for (const s of ['work/0/5', 'jobID order-5', 'Failed=True PodFailurePolicy', 'exit 65', 'work.dlq/0@1', 'JobCreated', 'no results record in the last 100'])
       assert.match(text, new RegExp(s.replace(/[/.]/g, '\\$&')));
+  });
+
+  it('prints producer-written text without control characters, so an escape sequence cannot drive the terminal', () => {
+    const text = formatTrace({
+      coordinates: { topic: 'work', partition: 0, offset: '5' },
+      jobID: 'order-\u001b]0;owned\u0007',
+      deadLetters: [{ topic: 'work.dlq', partition: 0, offset: '1', reason: 'job-failed', error: 'bad \u001b[2J\u001b[31mred\u009b0m\nline two' }],
+      results: [],
+      events: [{ type: 'Warning', reason: 'MessageDeadLettered', note: 'x\u0000y\ru' }],
+      notes: [],
+    } as never);
+    // eslint-disable-next-line no-control-regex
+    assert.doesNotMatch(text.replace(/\n/g, ''), /[\u0000-\u001f\u007f-\u009f]/);
+    assert.match(text, /jobID order-\]0;owned/);
+    assert.match(text, /error {6}bad \[2J\[31mred0m line two/);
+    assert.match(text, /MessageDeadLettered: xy u/);
+  });
+
+  it('takes --scan as a whole number of records from 1 to 100000 and refuses anything else, naming the flag', () => {
+    assert.equal(parseScanLimit(1000), 1000);
+    assert.equal(parseScanLimit('1'), 1);
+    assert.equal(parseScanLimit(100_000), 100_000);
+    for (const bad of [NaN, 'abc', '', 0, -5, 2.5, 100_001, 1e12, Infinity, undefined])
+      assert.throws(() => parseScanLimit(bad), { name: 'ConfigError', message: /^--scan must be a whole number of records from 1 to 100000/ }, String(bad));
   });
 
   it('finds a message dead-lettered before any Job was made by its jobID, in the dead-letter topic', async () => {
