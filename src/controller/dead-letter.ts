@@ -2,16 +2,9 @@ import { createHash } from 'node:crypto';
 import type { IHeaders, Message } from 'kafkajs';
 import type { Coordinates } from '../shared/identity.js';
 
-/** Header names on dead-letter records; `kafkacat -J` or any consumer can read them. */
-export const DlqHeader = {
-  reason: 'mcp.dlq.reason',
-  error: 'mcp.dlq.error',
-  topic: 'mcp.dlq.source.topic',
-  partition: 'mcp.dlq.source.partition',
-  offset: 'mcp.dlq.source.offset',
-  at: 'mcp.dlq.timestamp',
-  stage: 'mcp.dlq.stage',
-} as const;
+import { DlqHeader } from '../shared/dlq-headers.js';
+
+export { DlqHeader };
 
 export interface SourceRecord {
   key: Buffer | null;

@@ -63,6 +63,24 @@ export const ServerResultSchema = z.object({
 });
 export type ServerResult = z.infer<typeof ServerResultSchema>;
 
+/**
+ * The options every caller builds from its settings (the job from its env, `serve` from its
+ * own): the whole policy goes in, so the connect-time checks use the operator's settings.
+ */
+export function initOptionsFrom(
+  cfg: { MCP_INIT_TIMEOUT_MS: number; SECRETS_DIR: string; ALLOWED_COMMANDS: string[]; MCP_PROTOCOL: McpProtocol; SECRET_REFS_DIR: string },
+  policy: NonNullable<InitOptions['policy']>,
+): InitOptions {
+  return {
+    timeoutMs: cfg.MCP_INIT_TIMEOUT_MS,
+    secretsDir: cfg.SECRETS_DIR,
+    allowedCommands: cfg.ALLOWED_COMMANDS,
+    protocol: cfg.MCP_PROTOCOL,
+    policy,
+    secretRefsDir: cfg.SECRET_REFS_DIR,
+  };
+}
+
 export interface InitOptions {
   /** One deadline per server, covering start, handshake and every list page. */
   timeoutMs: number;

@@ -5,7 +5,7 @@ import type { Logger } from '../shared/logger.js';
 import { checksumOf, parseMessage, validationPolicy, INIT_CONCURRENCY } from '../shared/message.js';
 import type { OneMessage } from '../shared/read-message.js';
 import type { JobConfig } from './config.js';
-import { createInitService, type InitOptions, type ServerResult } from './mcp-init.js';
+import { createInitService, initOptionsFrom, type InitOptions, type ServerResult } from './mcp-init.js';
 import { buildSummary } from './summary.js';
 
 export interface JobDeps {
@@ -64,12 +64,7 @@ export async function runJob(deps: JobDeps): Promise<ExitCodeValue> {
   const names = Object.keys(msg.config.mcpServers);
   log.info({ ...at, jobID: msg.jobID, jobType: msg.jobType, servers: names }, 'message read');
   const opts: InitOptions = {
-    timeoutMs: cfg.MCP_INIT_TIMEOUT_MS,
-    secretsDir: cfg.SECRETS_DIR,
-    allowedCommands: cfg.ALLOWED_COMMANDS,
-    protocol: cfg.MCP_PROTOCOL,
-    policy,
-    secretRefsDir: cfg.SECRET_REFS_DIR,
+    ...initOptionsFrom(cfg, policy),
     ...(cfg.TRACEPARENT ? { trace: { traceparent: cfg.TRACEPARENT, ...(cfg.TRACESTATE ? { tracestate: cfg.TRACESTATE } : {}) } } : {}),
     onStderr: (server, line) => log.debug({ server, line }, 'server stderr'),
   };

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import type * as k8s from '@kubernetes/client-node';
-import type { InitOptions } from '../job/mcp-init.js';
+import { initOptionsFrom, type InitOptions } from '../job/mcp-init.js';
 import { JOB_KAFKA_SECRET_NAME_SETTING, JOB_SECRET_NAME_SETTING, JOB_TEMPLATE_SETTING, jobValidationPolicy } from '../shared/job-policy.js';
 import type { ValidationPolicy } from '../shared/message.js';
 import {
@@ -75,12 +75,5 @@ export function servePolicy(cfg: ServeConfig, template?: k8s.V1Job): ValidationP
  * would fall back to the defaults and ignore the operator's allow-list and cluster ranges.
  */
 export function serveInitOptions(cfg: ServeConfig, policy: ValidationPolicy): InitOptions {
-  return {
-    timeoutMs: cfg.MCP_INIT_TIMEOUT_MS,
-    secretsDir: cfg.SECRETS_DIR,
-    allowedCommands: cfg.ALLOWED_COMMANDS,
-    protocol: cfg.MCP_PROTOCOL,
-    policy,
-    secretRefsDir: cfg.SECRET_REFS_DIR,
-  };
+  return initOptionsFrom(cfg, policy);
 }

@@ -2,19 +2,10 @@ import { z } from 'zod';
 import type { Coordinates } from '../shared/identity.js';
 import type { FetchedRecord } from '../shared/read-message.js';
 
-/**
- * The dead-letter headers the controller writes (src/controller/dead-letter.ts `DlqHeader`; a
- * unit test keeps the two equal — serve does not import the controller).
- */
-export const DeadLetterHeader = {
-  reason: 'mcp.dlq.reason',
-  error: 'mcp.dlq.error',
-  topic: 'mcp.dlq.source.topic',
-  partition: 'mcp.dlq.source.partition',
-  offset: 'mcp.dlq.source.offset',
-  at: 'mcp.dlq.timestamp',
-  stage: 'mcp.dlq.stage',
-} as const;
+import { DlqHeader } from '../shared/dlq-headers.js';
+
+/** The dead-letter headers the controller writes (declared once, in the shared contract). */
+export const DeadLetterHeader = DlqHeader;
 
 export const DeadLetterSchema = z.object({
   reason: z.string(),
