@@ -13,7 +13,7 @@
  * no pods): these measure the controller and the API server, not 100,000 local processes.
  */
 import { execFile, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -22,7 +22,7 @@ import { Kafka, logLevel, Partitioners, type Admin, type Producer } from 'kafkaj
 import { ControllerConfigSchema } from '../src/controller/config.js';
 import { parseConfig } from '../src/shared/settings.js';
 import { buildJob } from '../src/controller/job-builder.js';
-import { keepAliveConfiguration, makeJobCreator } from '../src/controller/kube.js';
+import { makeJobCreator } from '../src/controller/kube.js';
 import { checksumOf, parseMessage } from '../src/shared/message.js';
 import { sleep, waitFor } from '../src/shared/wait.js';
 import { repoRoot } from './testbed/cache.js';
@@ -57,6 +57,71 @@ function machineCpu(): { busy: number; total: number } {
 }
 const busyPct = (a: { busy: number; total: number }, b: { busy: number; total: number }) => Math.round(((b.busy - a.busy) / (b.total - a.total)) * 100);
 
+/** Which part of the test bed a process is, from its command line (undefined: not ours). */
+function roleOf(pid: number, controllerPid?: number): string | undefined {
+  if (pid === process.pid) return 'bench';
+  if (pid === controllerPid) return 'controller';
+  let cmd: string;
+  try {
+    cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+  } catch {
+    return undefined;
+  }
+  for (const r of ['kube-apiserver', 'etcd', 'kube-controller-manager', 'kube-scheduler']) if (cmd.includes(`/${r}\0`) || cmd.startsWith(`${r}\0`)) return r;
+  if (cmd.startsWith('java\0') || cmd.includes('/java\0')) return 'kafka';
+  return undefined;
+}
+
+/** CPU ms of every test-bed process by role, so a side's cost on the shared cores can be split. */
+function cpuByRole(controllerPid?: number): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const e of readdirSync('/proc')) {
+    if (!/^\d+$/.test(e)) continue;
+    const role = roleOf(Number(e), controllerPid);
+    if (!role) continue;
+    try {
+      out.set(role, (out.get(role) ?? 0) + cpuMs(Number(e)));
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return out;
+}
+
+/** The API server's request counters by verb and resource (every client: the controller, the Job controller, …). */
+async function apiRequests(bed: Testbed): Promise<Map<string, number>> {
+  const { stdout } = await promisify(execFile)(join(bed.env.KUBEBUILDER_ASSETS!, 'kubectl'), ['--kubeconfig', bed.env.KUBECONFIG, 'get', '--raw', '/metrics'], {
+    maxBuffer: 256 * 2 ** 20,
+  });
+  const out = new Map<string, number>();
+  for (const m of stdout.matchAll(/^apiserver_request_total\{([^}]*)\} (\S+)$/gm)) {
+    const l = Object.fromEntries([...m[1]!.matchAll(/(\w+)="([^"]*)"/g)].map((x) => [x[1], x[2]]));
+    const k = `${l.verb} ${l.subresource ? `${l.resource}/${l.subresource}` : l.resource}`;
+    out.set(k, (out.get(k) ?? 0) + Number(m[2]));
+  }
+  return out;
+}
+
+/** "VERB resource=n/Job …" between two snapshots, busiest first. */
+function requestCost(a: Map<string, number>, b: Map<string, number>, jobs: number): string {
+  return [...b]
+    .map(([k, n]) => [k, (n - (a.get(k) ?? 0)) / jobs] as const)
+    .filter(([, v]) => v >= 0.01)
+    .sort((x, y) => y[1] - x[1])
+    .map(([k, v]) => `${k} ${v.toFixed(2)}`)
+    .join(', ');
+}
+
+/** "role=ms/Job …" between two snapshots, largest first. */
+function roleCost(a: Map<string, number>, b: Map<string, number>, jobs: number): string {
+  return [...b]
+    .map(([role, ms]) => [role, (ms - (a.get(role) ?? 0)) / jobs] as const)
+    .filter(([, v]) => v > 0.005)
+    .sort((x, y) => y[1] - x[1])
+    .map(([role, v]) => `${role} ${v.toFixed(2)}`)
+    .join(', ');
+}
+
 function rssKb(pid: number): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   return Number(m?.[1] ?? 0);
@@ -84,7 +149,10 @@ async function produceAll(producer: Producer, topic: string, from: number, count
 }
 
 /** BENCH_CPU_PROF=<dir>: each controller writes a V8 CPU profile there when it stops. */
-const controllerNodeArgs = process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : [];
+const controllerNodeArgs = [
+  ...(process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : []),
+  ...(process.env.BENCH_NODE_ARGS ? process.env.BENCH_NODE_ARGS.split(' ') : []),
+];
 
 class Bench {
   constructor(
@@ -203,6 +271,10 @@ interface Side {
   jobsPerS: number;
   cpuMsPerJob: number;
   machineBusyPct: number;
+  /** CPU ms per Job of each test-bed process meanwhile (API server, etcd, Kafka, …). */
+  byRole: string;
+  /** API requests per Job meanwhile, by verb and resource. */
+  requests: string;
 }
 
 /**
@@ -211,10 +283,12 @@ interface Side {
  * through the same kept-alive client at the controller's concurrency (PARTITIONS × MAX_IN_FLIGHT
  * creates open at once), with no Kafka, no validation, no watch, no commits.
  */
-async function createLoop(create: ReturnType<typeof makeJobCreator>, ns: string, bodies: string[], concurrency: number): Promise<Side> {
+async function createLoop(bed: Testbed, create: ReturnType<typeof makeJobCreator>, ns: string, bodies: string[], concurrency: number): Promise<Side> {
   let k = 0;
+  const q0 = await apiRequests(bed);
   const done: number[] = [];
   const m0 = machineCpu();
+  const r0 = cpuByRole();
   const c0 = process.cpuUsage();
   await Promise.all(
     Array.from({ length: concurrency }, async () => {
@@ -229,6 +303,8 @@ async function createLoop(create: ReturnType<typeof makeJobCreator>, ns: string,
     jobsPerS: (bodies.length - 1) / ((done.at(-1)! - done[0]!) / 1000),
     cpuMsPerJob: (c1.user + c1.system) / 1000 / bodies.length,
     machineBusyPct: busyPct(m0, machineCpu()),
+    byRole: roleCost(r0, cpuByRole(), bodies.length),
+    requests: requestCost(q0, await apiRequests(bed), bodies.length),
   };
 }
 
@@ -242,30 +318,24 @@ async function controllerOnBacklog(b: Bench, topic: string, round: number): Prom
   const ns = `bench-controller-${round}`;
   const kubeconfig = await b.namespace(ns);
   const t0 = performance.now();
-  const controller = new ControllerProcess(
-    b.controllerEnv(kubeconfig, ns, topic, { KAFKA_CONSUMER_GROUP: `${topic}-group-${round}` }),
-    controllerNodeArgs,
-  ).start();
+  // Only counted, not parsed: parsing 2,000 log lines would take CPU from the cores the API server needs.
+  const controller = new ControllerProcess(b.controllerEnv(kubeconfig, ns, topic, { KAFKA_CONSUMER_GROUP: `${topic}-group-${round}` }), controllerNodeArgs, {
+    count: '"msg":"job created"',
+  }).start();
   const pid = controller.child!.pid!;
-  const created = () => controller.logs.filter((l) => l.msg === 'job created').length;
-  await waitFor(() => created() >= 1, { timeoutMs: 120_000, intervalMs: 5, description: `the first Job; logs: ${controller.tail()}` });
-  const tFirst = performance.now();
+  await waitFor(() => controller.counted >= 1, { timeoutMs: 120_000, intervalMs: 5, description: `the first Job; logs: ${controller.tail()}` });
+  const tFirst = controller.firstCountedAt;
   const cpu0 = cpuMs(pid);
   const m0 = machineCpu();
-  let seen = 0;
-  let tLast = tFirst;
-  await waitFor(
-    () => {
-      // Counted incrementally: the log array grows by BACKLOG lines and is scanned often.
-      for (; seen < controller.logs.length; seen++) if (controller.logs[seen]!.msg === 'job created') tLast = performance.now();
-      return created() >= BACKLOG;
-    },
-    { timeoutMs: 600_000, intervalMs: 20, description: `${BACKLOG} Jobs from the controller` },
-  );
+  const r0 = cpuByRole(pid);
+  const q0 = await apiRequests(b.bed);
+  await waitFor(() => controller.counted >= BACKLOG, { timeoutMs: 600_000, intervalMs: 20, description: `${BACKLOG} Jobs from the controller` });
   const side = {
-    jobsPerS: (BACKLOG - 1) / ((tLast - tFirst) / 1000),
+    jobsPerS: (BACKLOG - 1) / ((controller.lastCountedAt - tFirst) / 1000),
     cpuMsPerJob: (cpuMs(pid) - cpu0) / (BACKLOG - 1),
     machineBusyPct: busyPct(m0, machineCpu()),
+    byRole: roleCost(r0, cpuByRole(pid), BACKLOG - 1),
+    requests: requestCost(q0, await apiRequests(b.bed), BACKLOG - 1),
   };
   await controller.stop();
   return { ...side, startupS: (tFirst - t0) / 1000 };
@@ -294,7 +364,7 @@ async function throughput(b: Bench): Promise<{ fields: Record<string, number | s
     const kc = new k8s.KubeConfig();
     kc.loadFromFile(await b.namespace(loopNs));
     // The controller's credentials and client: one kept-alive agent, the same create call.
-    const create = makeJobCreator(keepAliveConfiguration(kc));
+    const create = makeJobCreator(kc);
     const bodies = Array.from({ length: BACKLOG }, (_, i) =>
       JSON.stringify(
         buildJob(
@@ -308,17 +378,19 @@ async function throughput(b: Bench): Promise<{ fields: Record<string, number | s
     let loop: Side;
     let ctl: Side & { startupS: number };
     if (r % 2 === 0) {
-      loop = await createLoop(create, loopNs, bodies, concurrency);
+      loop = await createLoop(b.bed, create, loopNs, bodies, concurrency);
       ctl = await controllerOnBacklog(b, topic, r);
     } else {
       ctl = await controllerOnBacklog(b, topic, r);
-      loop = await createLoop(create, loopNs, bodies, concurrency);
+      loop = await createLoop(b.bed, create, loopNs, bodies, concurrency);
     }
     const ratio = ctl.jobsPerS / loop.jobsPerS;
     rounds.push({ loop, ctl, ratio });
     say(
       `  round ${r + 1} (${r % 2 === 0 ? 'loop first' : 'controller first'}): controller ${ctl.jobsPerS.toFixed(1)} Jobs/s, ${ctl.cpuMsPerJob.toFixed(2)} ms CPU/Job, machine ${ctl.machineBusyPct}% busy, started in ${ctl.startupS.toFixed(1)} s; loop ${loop.jobsPerS.toFixed(1)} Jobs/s, ${loop.cpuMsPerJob.toFixed(2)} ms CPU/Job, machine ${loop.machineBusyPct}% busy; ratio ${ratio.toFixed(3)}`,
     );
+    say(`    CPU ms per Job by process: controller side: ${ctl.byRole}; loop side: ${loop.byRole}`);
+    say(`    API requests per Job: controller side: ${ctl.requests}; loop side: ${loop.requests}`);
   }
   const ratios = rounds.map((x) => x.ratio);
   const ratio = median(ratios);
@@ -413,7 +485,7 @@ async function latency(b: Bench, limit: number): Promise<Record<string, number>>
  * Controller memory over a long run: RSS once idle after 10 %, 50 % and 100 % of
  * MEMORY_MESSAGES (100,000 by default). So that 100,000 Jobs do not drown the API server and
  * etcd, the bench deletes them the way a TTL would, in bulk: one delete-collection call every
- * 2 s on the namespace (no cascade: suspended Jobs have no pods). The cap is honest and high
+ * 2 s on the namespace (in the background: suspended Jobs have no pods, so the garbage collector has nothing to wait for). The cap is honest and high
  * (2,000 active Jobs); the controller's watch sees every create and delete.
  */
 async function memory(b: Bench): Promise<Record<string, number>> {
@@ -427,7 +499,7 @@ async function memory(b: Bench): Promise<Record<string, number>> {
   const sweeper = (async () => {
     while (sweeping) {
       await sleep(2000);
-      await batch.deleteCollectionNamespacedJob({ namespace: ns, propagationPolicy: 'Orphan' }).then(
+      await batch.deleteCollectionNamespacedJob({ namespace: ns, propagationPolicy: 'Background' }).then(
         () => sweeps++,
         () => undefined,
       );

@@ -56,10 +56,17 @@ export class ControllerProcess {
   logs: Record<string, any>[] = [];
   private exited_?: Promise<number | null>;
 
+  /** Lines that contained `count` (not parsed, not kept), and when the first and the last arrived. */
+  counted = 0;
+  firstCountedAt = 0;
+  lastCountedAt = 0;
+
   constructor(
     readonly env: Record<string, string>,
     /** Flags for node itself (`--cpu-prof`, say), before the controller's script. */
     readonly nodeArgs: string[] = [],
+    /** `count`: lines containing it are only counted — a benchmark's cheap progress signal. */
+    readonly opts: { count?: string } = {},
   ) {}
 
   start(): this {
@@ -74,6 +81,11 @@ export class ControllerProcess {
       while ((i = buf.indexOf('\n')) >= 0) {
         const line = buf.slice(0, i);
         buf = buf.slice(i + 1);
+        if (this.opts.count && line.includes(this.opts.count)) {
+          this.lastCountedAt = performance.now();
+          if (this.counted++ === 0) this.firstCountedAt = this.lastCountedAt;
+          continue;
+        }
         try {
           this.logs.push(JSON.parse(line));
         } catch {

@@ -13,9 +13,9 @@ import { uncommittedDeadLetters } from './dlq-dedup.js';
 import type { EventRecorder } from './events.js';
 import { GroupAdmin } from './group-admin.js';
 import { LagRefresher } from './lag-refresher.js';
-import { JobInformer, jobListWatch } from './job-informer.js';
+import { JobInformer, jobListWatch, slimJob } from './job-informer.js';
 import { jobTtlSeconds } from './job-builder.js';
-import { keepAliveConfiguration, makeJobCreator, makeKeepAliveClient } from './kube.js';
+import { makeJobCreator, makeKeepAliveClient } from './kube.js';
 import { MessageHandler } from './message-handler.js';
 import { Pauses, type Metrics } from './metrics.js';
 import { quarantineUndecodable, RetentionGapGuard } from './loss-records.js';
@@ -123,16 +123,17 @@ export async function runController(deps: ControllerDeps): Promise<ControllerHan
   const selector = unreportedJobSelector(cfg.KAFKA_CONSUMER_GROUP);
   const informer = new JobInformer<k8s.V1Job>({
     source: jobListWatch(deps.kc, batch, cfg.JOB_NAMESPACE, selector),
-    list: async () => (await batch.listNamespacedJob({ namespace: cfg.JOB_NAMESPACE, labelSelector: selector })).items,
+    list: async () => (await batch.listNamespacedJob({ namespace: cfg.JOB_NAMESPACE, labelSelector: selector })).items.map(slimJob),
     handlers: { upsert: (j) => slots.observe(j), remove: (j) => slots.forget(j.metadata?.name ?? ''), relisted: (all) => slots.reconcile(all) },
     log: log.child({ component: 'job-watch' }),
   });
+  const createJob = makeJobCreator(deps.kc, { timeoutMs: cfg.KUBE_REQUEST_TIMEOUT_MS });
   const handler = new MessageHandler({
     config: cfg,
     policy: controllerPolicy(cfg, deps.template),
-    // Creates skip client-node's model round trip (see makeJobCreator); the rare 409 read keeps it.
+    // Creates go over undici (see makeJobCreator); the rare 409 read keeps client-node.
     jobs: {
-      createNamespacedJob: makeJobCreator(keepAliveConfiguration(deps.kc, { timeoutMs: cfg.KUBE_REQUEST_TIMEOUT_MS })),
+      createNamespacedJob: createJob,
       readNamespacedJob: (p) => batch.readNamespacedJob(p),
     },
     producer,
@@ -265,6 +266,7 @@ export async function runController(deps: ControllerDeps): Promise<ControllerHan
       reporter.stop();
       lagRefresher.stop();
       await informer.stop();
+      await createJob.close();
       await producer.disconnect();
       await admin.disconnect().catch(() => undefined);
       await reader.close();

@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { EventEmitter } from 'node:events';
 import { describe, it } from 'node:test';
 import pino from 'pino';
-import { JobInformer, type InformerSource } from '../../../src/controller/job-informer.js';
+import type * as k8s from '@kubernetes/client-node';
+import { JobInformer, JobWatch, slimJob, type InformerSource } from '../../../src/controller/job-informer.js';
 import { waitFor } from '../../../src/shared/wait.js';
 
 /** An event source a test drives: what client-node's ListWatch emits, without an API server. */
@@ -84,5 +85,125 @@ describe('JobInformer', () => {
     await inf.start();
     await waitFor(() => seen.includes('=x,y'), { timeoutMs: 2000, description: 'a resync' });
     await inf.stop();
+  });
+});
+
+/** A scripted stand-in for client-node's Watch.watch: records each call; the test plays the server. */
+class ScriptedWatch {
+  calls: { query: Record<string, unknown>; event: (phase: string, obj: any) => void; done: (err: any) => void; aborted: boolean }[] = [];
+  watch = async (_path: string, query: Record<string, unknown>, event: (phase: string, obj: any) => void, done: (err: any) => void) => {
+    const call = { query, event, done, aborted: false };
+    this.calls.push(call);
+    const ac = new AbortController();
+    ac.signal.addEventListener('abort', () => (call.aborted = true));
+    return ac;
+  };
+  get last() {
+    return this.calls.at(-1)!;
+  }
+}
+
+const fullJob = (name: string, rv: string, extra: Record<string, unknown> = {}): k8s.V1Job => ({
+  apiVersion: 'batch/v1',
+  kind: 'Job',
+  metadata: {
+    name,
+    namespace: 'jobs',
+    uid: `uid-${name}`,
+    resourceVersion: rv,
+    labels: { 'mcp-job-controller.io/consumer-group': 'g' },
+    annotations: { 'mcp-job-controller.io/offset': '7' },
+    managedFields: [{ manager: 'kube-controller-manager', operation: 'Update', fieldsV1: { 'f:status': {} } }],
+  },
+  spec: {
+    suspend: true,
+    template: { spec: { restartPolicy: 'Never', containers: [{ name: 'job', image: 'x', env: [{ name: 'A', value: 'x'.repeat(1000) }] }] } },
+  },
+  status: { active: 1, conditions: [{ type: 'Complete', status: 'True' }] },
+  ...extra,
+});
+
+function jobWatch(list: () => Promise<{ items: k8s.V1Job[]; metadata?: { resourceVersion?: string } }>) {
+  const w = new ScriptedWatch();
+  const src = new JobWatch({ watch: w.watch, path: '/apis/batch/v1/namespaces/jobs/jobs', namespace: 'jobs', labelSelector: 'a=b', list });
+  const seen: string[] = [];
+  src.on('add', (j) => seen.push(`add ${j.metadata?.name}`));
+  src.on('update', (j) => seen.push(`update ${j.metadata?.name}`));
+  src.on('delete', (j) => seen.push(`delete ${j.metadata?.name}`));
+  src.on('error', (e) => seen.push(`error ${(e as { code?: number }).code ?? ''}`));
+  src.on('connect', () => seen.push('connect'));
+  return { w, src, seen };
+}
+
+describe('slimJob', () => {
+  it('keeps identity, labels, annotations, suspend and status, and drops the pod template and managedFields', () => {
+    const s = slimJob(fullJob('a', '5'));
+    assert.deepEqual(s.metadata, {
+      name: 'a',
+      namespace: 'jobs',
+      uid: 'uid-a',
+      resourceVersion: '5',
+      creationTimestamp: undefined,
+      deletionTimestamp: undefined,
+      labels: { 'mcp-job-controller.io/consumer-group': 'g' },
+      annotations: { 'mcp-job-controller.io/offset': '7' },
+    });
+    assert.equal(s.spec?.suspend, true);
+    assert.deepEqual(s.spec?.template, {});
+    assert.deepEqual(s.status, { active: 1, conditions: [{ type: 'Complete', status: 'True' }] });
+    assert.ok(JSON.stringify(s).length < JSON.stringify(fullJob('a', '5')).length / 3);
+  });
+});
+
+describe('JobWatch', () => {
+  it('lists, then watches from the list resourceVersion with bookmarks, handing out slim Jobs', async () => {
+    const { w, src, seen } = jobWatch(async () => ({ items: [fullJob('a', '3')], metadata: { resourceVersion: '10' } }));
+    const got: k8s.V1Job[] = [];
+    src.on('add', (j) => got.push(j));
+    await src.start();
+    assert.deepEqual(w.last.query, { resourceVersion: '10', labelSelector: 'a=b', allowWatchBookmarks: true });
+    w.last.event('ADDED', fullJob('b', '11'));
+    w.last.event('MODIFIED', fullJob('b', '12'));
+    w.last.event('DELETED', fullJob('a', '13'));
+    assert.deepEqual(seen, ['add a', 'connect', 'add b', 'update b', 'delete a']);
+    assert.equal(got[0]!.metadata?.managedFields, undefined);
+    assert.deepEqual(got[0]!.spec?.template, {});
+  });
+
+  it('resumes from the last resourceVersion, a bookmark included, when the server ends the watch', async () => {
+    let lists = 0;
+    const { w, src } = jobWatch(async () => (lists++, { items: [], metadata: { resourceVersion: '10' } }));
+    await src.start();
+    w.last.event('ADDED', fullJob('b', '11'));
+    w.last.event('BOOKMARK', { metadata: { resourceVersion: '20' } });
+    w.last.done(null);
+    await waitFor(() => w.calls.length === 2, { timeoutMs: 1000, description: 'a second watch' });
+    assert.equal(w.last.query.resourceVersion, '20');
+    assert.equal(lists, 1);
+  });
+
+  it('re-lists after 410 Gone and says delete for a Job the new list no longer has', async () => {
+    let items = [fullJob('a', '3'), fullJob('b', '4')];
+    const { w, src, seen } = jobWatch(async () => ({ items, metadata: { resourceVersion: '10' } }));
+    await src.start();
+    items = [fullJob('b', '30')];
+    w.last.event('ERROR', { code: 410 });
+    w.last.done(null);
+    await waitFor(() => w.calls.length === 2, { timeoutMs: 1000, description: 'a watch after the re-list' });
+    assert.deepEqual(seen, ['add a', 'add b', 'connect', 'update b', 'delete a', 'connect']);
+  });
+
+  it('reports any other end of the watch as an error, and ignores the end of a watch it stopped', async () => {
+    const { w, src, seen } = jobWatch(async () => ({ items: [], metadata: { resourceVersion: '1' } }));
+    await src.start();
+    w.last.done({ code: 500 });
+    assert.deepEqual(seen, ['connect', 'error 500']);
+    await src.start();
+    const first = w.last;
+    await src.stop();
+    assert.ok(first.aborted);
+    first.done({ code: 500 });
+    first.event('ADDED', fullJob('late', '9'));
+    assert.deepEqual(seen, ['connect', 'error 500', 'connect']);
   });
 });

@@ -21,8 +21,10 @@ function renamedFields(type: string, seen = new Set<string>()): string[] {
 
 /** A local stand-in for the Jobs endpoint: records each request, answers what `answer` says. */
 class JobsEndpoint {
-  requests: { method: string; url: string; contentType: string; body: string }[] = [];
+  requests: { method: string; url: string; contentType: string; authorization?: string; body: string }[] = [];
   answer: { status: number; body: string } = { status: 201, body: '{}' };
+  /** Answers queued ahead of `answer`, one request each. */
+  next: { status: number; body: string }[] = [];
   private server?: Server;
   url = '';
 
@@ -31,8 +33,15 @@ class JobsEndpoint {
       let body = '';
       req.on('data', (c: Buffer) => (body += c.toString()));
       req.on('end', () => {
-        this.requests.push({ method: req.method!, url: req.url!, contentType: String(req.headers['content-type']), body });
-        res.writeHead(this.answer.status, { 'content-type': 'application/json' }).end(this.answer.body);
+        this.requests.push({
+          method: req.method!,
+          url: req.url!,
+          contentType: String(req.headers['content-type']),
+          authorization: req.headers.authorization,
+          body,
+        });
+        const a = this.next.shift() ?? this.answer;
+        res.writeHead(a.status, { 'content-type': 'application/json' }).end(a.body);
       });
     });
     await new Promise<void>((r) => this.server!.listen(0, '127.0.0.1', r));
@@ -41,6 +50,24 @@ class JobsEndpoint {
 
   config(): k8s.Configuration {
     return k8s.createConfiguration({ baseServer: new k8s.ServerConfiguration(this.url, {}), authMethods: {} });
+  }
+
+  /** A KubeConfig for this endpoint whose bearer token is whatever `token()` says when read. */
+  kubeConfig(token: () => string = () => 't0'): k8s.KubeConfig {
+    const kc = new k8s.KubeConfig();
+    kc.loadFromOptions({
+      clusters: [{ name: 'c', server: this.url, skipTLSVerify: true }],
+      users: [{ name: 'u' }],
+      contexts: [{ name: 'x', cluster: 'c', user: 'u' }],
+      currentContext: 'x',
+    });
+    kc.addAuthenticator({
+      isAuthProvider: () => true,
+      applyAuthentication: async (_u: unknown, opts: { headers?: Record<string, string> }) => {
+        opts.headers = { ...opts.headers, Authorization: `Bearer ${token()}` };
+      },
+    } as never);
+    return kc;
   }
 
   async stop(): Promise<void> {
@@ -86,7 +113,9 @@ spec:
     endpoint.requests = [];
     endpoint.answer = { status: 201, body: JSON.stringify(job) };
     await new k8s.BatchV1Api(endpoint.config()).createNamespacedJob({ namespace: 'jobs', body: job });
-    await makeJobCreator(endpoint.config())({ namespace: 'jobs', body: job });
+    const create = makeJobCreator(endpoint.kubeConfig());
+    await create({ namespace: 'jobs', body: job });
+    await create.close();
     const [generated, ours] = endpoint.requests;
     assert.equal(ours!.method, 'POST');
     assert.equal(ours!.url, generated!.url);
@@ -97,12 +126,31 @@ spec:
 
   it('fails with an ApiException carrying the status and the raw body, so a 409 reads as a conflict', async () => {
     endpoint.answer = { status: 409, body: JSON.stringify({ kind: 'Status', reason: 'AlreadyExists', message: 'jobs.batch "x" already exists' }) };
-    const err = await makeJobCreator(endpoint.config())({ namespace: 'jobs', body: job }).then(
+    const create = makeJobCreator(endpoint.kubeConfig());
+    const err = await create({ namespace: 'jobs', body: job }).then(
       () => assert.fail('a 409 must reject'),
       (e: unknown) => e,
     );
+    await create.close();
     assert.ok(err instanceof k8s.ApiException);
     assert.ok(isConflict(err));
     assert.equal(statusMessage(err), 'jobs.batch "x" already exists');
+  });
+
+  it('reads the credentials again after a 401 and sends the create once more with the new token', async () => {
+    endpoint.requests = [];
+    let token = 'old';
+    endpoint.answer = { status: 201, body: '{"metadata":{"uid":"u-1","ownerReferences":[{"uid":"u-2"}]}}' };
+    const create = makeJobCreator(endpoint.kubeConfig(() => token));
+    await create({ namespace: 'jobs', body: job });
+    token = 'new';
+    endpoint.next = [{ status: 401, body: '{"kind":"Status","code":401}' }];
+    const made = await create({ namespace: 'jobs', body: job });
+    await create.close();
+    assert.equal(made.metadata?.uid, 'u-1');
+    assert.deepEqual(
+      endpoint.requests.map((r) => r.authorization),
+      ['Bearer old', 'Bearer old', 'Bearer new'],
+    );
   });
 });
