@@ -2,7 +2,7 @@ import * as k8s from '@kubernetes/client-node';
 import { describeError } from '../shared/errors.js';
 import type { Logger } from '../shared/logger.js';
 
-/** What an informer is built on: client-node's ListWatch, or a fake in unit tests. */
+/** What an informer is built on: JobWatch, or a fake in unit tests. It emits `connect` once its watch is open. */
 export interface InformerSource<T> {
   on(event: 'add' | 'update' | 'delete', cb: (obj: T) => void): void;
   on(event: 'connect', cb: () => void): void;
@@ -69,7 +69,6 @@ export class JobInformer<T> {
     if (this.stopped) return;
     try {
       await this.o.source.start();
-      this.connected();
     } catch (err) {
       this.healthy = false;
       this.o.log.warn({ err: describeError(err) }, 'job list failed; retrying');
@@ -189,6 +188,7 @@ export class JobWatch implements InformerSource<k8s.V1Job> {
       this.names = now;
       this.rv = list.metadata?.resourceVersion ?? '';
     }
+    let endedGen = -1;
     const request = await this.o.watch(
       this.o.path,
       { resourceVersion: this.rv, labelSelector: this.o.labelSelector, allowWatchBookmarks: true },
@@ -196,10 +196,12 @@ export class JobWatch implements InformerSource<k8s.V1Job> {
         if (gen === this.generation) this.event(phase, obj);
       },
       (err: { statusCode?: number; code?: number } | null) => {
+        endedGen = gen;
         if (gen === this.generation && !this.stopped) this.ended(err);
       },
     );
-    if (gen !== this.generation) request.abort();
+    // client-node ends a watch the server refused (403, 5xx) before handing it back: no `connect` then.
+    if (gen !== this.generation || endedGen === gen) request.abort();
     else {
       this.request = request;
       this.emit('connect');
@@ -232,13 +234,12 @@ export class JobWatch implements InformerSource<k8s.V1Job> {
 }
 
 /** An informer source on the Jobs of `namespace` that match `labelSelector`, handing out slim Jobs. */
-export function jobListWatch(kc: k8s.KubeConfig, batch: k8s.BatchV1Api, namespace: string, labelSelector: string): InformerSource<k8s.V1Job> {
+export function jobListWatch(
+  kc: k8s.KubeConfig,
+  list: () => Promise<{ items: k8s.V1Job[]; metadata?: { resourceVersion?: string } }>,
+  namespace: string,
+  labelSelector: string,
+): InformerSource<k8s.V1Job> {
   const watch = new k8s.Watch(kc);
-  return new JobWatch({
-    watch: (...a) => watch.watch(...a),
-    path: `/apis/batch/v1/namespaces/${namespace}/jobs`,
-    namespace,
-    labelSelector,
-    list: () => batch.listNamespacedJob({ namespace, labelSelector }),
-  });
+  return new JobWatch({ watch: (...a) => watch.watch(...a), path: `/apis/batch/v1/namespaces/${namespace}/jobs`, namespace, labelSelector, list });
 }

@@ -15,7 +15,7 @@ import { GroupAdmin } from './group-admin.js';
 import { LagRefresher } from './lag-refresher.js';
 import { JobInformer, jobListWatch, slimJob } from './job-informer.js';
 import { jobTtlSeconds } from './job-builder.js';
-import { makeJobCreator, makeKeepAliveClient } from './kube.js';
+import { makeJobClient, makeKeepAliveClient } from './kube.js';
 import { MessageHandler } from './message-handler.js';
 import { Pauses, type Metrics } from './metrics.js';
 import { quarantineUndecodable, RetentionGapGuard } from './loss-records.js';
@@ -121,19 +121,19 @@ export async function runController(deps: ControllerDeps): Promise<ControllerHan
     onFinished: (job) => reporter.enqueue(job),
   });
   const selector = unreportedJobSelector(cfg.KAFKA_CONSUMER_GROUP);
+  // Creates and the informer's lists go over undici (see makeJobClient); the rare 409 read keeps client-node.
+  const jobClient = makeJobClient(deps.kc, { timeoutMs: cfg.KUBE_REQUEST_TIMEOUT_MS });
   const informer = new JobInformer<k8s.V1Job>({
-    source: jobListWatch(deps.kc, batch, cfg.JOB_NAMESPACE, selector),
-    list: async () => (await batch.listNamespacedJob({ namespace: cfg.JOB_NAMESPACE, labelSelector: selector })).items.map(slimJob),
+    source: jobListWatch(deps.kc, () => jobClient.list(cfg.JOB_NAMESPACE, selector), cfg.JOB_NAMESPACE, selector),
+    list: async () => (await jobClient.list(cfg.JOB_NAMESPACE, selector)).items.map(slimJob),
     handlers: { upsert: (j) => slots.observe(j), remove: (j) => slots.forget(j.metadata?.name ?? ''), relisted: (all) => slots.reconcile(all) },
     log: log.child({ component: 'job-watch' }),
   });
-  const createJob = makeJobCreator(deps.kc, { timeoutMs: cfg.KUBE_REQUEST_TIMEOUT_MS });
   const handler = new MessageHandler({
     config: cfg,
     policy: controllerPolicy(cfg, deps.template),
-    // Creates go over undici (see makeJobCreator); the rare 409 read keeps client-node.
     jobs: {
-      createNamespacedJob: createJob,
+      createNamespacedJob: (p) => jobClient.create(p),
       readNamespacedJob: (p) => batch.readNamespacedJob(p),
     },
     producer,
@@ -266,7 +266,7 @@ export async function runController(deps: ControllerDeps): Promise<ControllerHan
       reporter.stop();
       lagRefresher.stop();
       await informer.stop();
-      await createJob.close();
+      await jobClient.close();
       await producer.disconnect();
       await admin.disconnect().catch(() => undefined);
       await reader.close();

@@ -104,7 +104,8 @@ interface MaybeApiError {
 /** The HTTP status of a client-node ApiException; undefined for network errors. */
 export function apiStatus(err: unknown): number | undefined {
   const code = (err as MaybeApiError | undefined)?.code;
-  return typeof code === 'number' ? code : undefined;
+  // Only an HTTP status: a DOMException (an aborted or timed-out call) has a numeric `code` too.
+  return typeof code === 'number' && code >= 100 && code <= 599 ? code : undefined;
 }
 
 export const isNotFound = (err: unknown): boolean => apiStatus(err) === 404;

@@ -193,6 +193,25 @@ describe('JobWatch', () => {
     assert.deepEqual(seen, ['add a', 'add b', 'connect', 'update b', 'delete a', 'connect']);
   });
 
+  it('does not say connect for a watch the server refused before it was handed back', async () => {
+    const { w, src, seen } = jobWatch(async () => ({ items: [], metadata: { resourceVersion: '1' } }));
+    const refusing = w.watch;
+    w.watch = async (...a) => {
+      const ac = await refusing(...a);
+      a[3]({ statusCode: 403 });
+      return ac;
+    };
+    const s2 = new JobWatch({ watch: w.watch, path: '/p', namespace: 'jobs', labelSelector: 'a=b', list: async () => ({ items: [] }) });
+    const seen2: string[] = [];
+    s2.on('connect', () => seen2.push('connect'));
+    s2.on('error', () => seen2.push('error'));
+    await s2.start();
+    assert.deepEqual(seen2, ['error']);
+    assert.ok(w.last.aborted);
+    assert.deepEqual(seen, []);
+    void src;
+  });
+
   it('reports any other end of the watch as an error, and ignores the end of a watch it stopped', async () => {
     const { w, src, seen } = jobWatch(async () => ({ items: [], metadata: { resourceVersion: '1' } }));
     await src.start();

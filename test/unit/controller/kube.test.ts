@@ -3,9 +3,9 @@ import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import * as k8s from '@kubernetes/client-node';
-import { isConflict, statusMessage } from '../../../src/shared/errors.js';
+import { apiStatus, classifyApiError, isConflict, statusMessage } from '../../../src/shared/errors.js';
 import { buildJob } from '../../../src/controller/job-builder.js';
-import { makeJobCreator } from '../../../src/controller/kube.js';
+import { makeJobClient, makeJobCreator } from '../../../src/controller/kube.js';
 import { parseConfig } from '../../../src/shared/settings.js';
 import { ControllerConfigSchema } from '../../../src/controller/config.js';
 import { parseMessage, validationPolicy } from '../../../src/shared/message.js';
@@ -152,5 +152,54 @@ spec:
       endpoint.requests.map((r) => r.authorization),
       ['Bearer old', 'Bearer old', 'Bearer new'],
     );
+  });
+
+  it("lists every page of Jobs at the first page's resourceVersion, as plain JSON", async () => {
+    endpoint.requests = [];
+    const page = (names: string[], rv: string, cont?: string) => ({
+      status: 200,
+      body: JSON.stringify({
+        kind: 'JobList',
+        metadata: { resourceVersion: rv, ...(cont ? { continue: cont } : {}) },
+        items: names.map((name) => ({ metadata: { name, creationTimestamp: '2026-11-24T00:00:00Z' } })),
+      }),
+    });
+    endpoint.next = [page(['a', 'b'], '7', 'tok'), page(['c'], '8')];
+    const c = makeJobClient(endpoint.kubeConfig());
+    const l = await c.list('jobs', 'x=y');
+    await c.close();
+    assert.deepEqual(
+      l.items.map((j) => j.metadata?.name),
+      ['a', 'b', 'c'],
+    );
+    assert.equal(l.metadata.resourceVersion, '7');
+    assert.equal(l.items[0]!.metadata?.creationTimestamp, '2026-11-24T00:00:00Z');
+    assert.deepEqual(
+      endpoint.requests.map((r) => r.url),
+      ['/apis/batch/v1/namespaces/jobs/jobs?labelSelector=x%3Dy&limit=500', '/apis/batch/v1/namespaces/jobs/jobs?labelSelector=x%3Dy&limit=500&continue=tok'],
+    );
+  });
+
+  it('reports a create that timed out as unreachable, never as an HTTP status', async () => {
+    const hung = createServer(() => undefined);
+    await new Promise<void>((r) => hung.listen(0, '127.0.0.1', r));
+    const kc = new k8s.KubeConfig();
+    kc.loadFromOptions({
+      clusters: [{ name: 'c', server: `http://127.0.0.1:${(hung.address() as AddressInfo).port}` }],
+      users: [{ name: 'u', token: 't' }],
+      contexts: [{ name: 'x', cluster: 'c', user: 'u' }],
+      currentContext: 'x',
+    });
+    const create = makeJobCreator(kc, { timeoutMs: 200 });
+    const err = await create({ namespace: 'jobs', body: job }).then(
+      () => assert.fail('a hung create must reject'),
+      (e: unknown) => e,
+    );
+    hung.closeAllConnections();
+    await new Promise((r) => hung.close(r));
+    await create.close().catch(() => undefined);
+    assert.equal(apiStatus(err), undefined);
+    assert.match(classifyApiError(err, 'create Job x').message, /API server unreachable/);
+    assert.equal(apiStatus(new DOMException('timed out', 'TimeoutError')), undefined);
   });
 });
