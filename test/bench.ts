@@ -26,7 +26,7 @@ import { makeJobCreator } from '../src/controller/kube.js';
 import { checksumOf, parseMessage } from '../src/shared/message.js';
 import { sleep, waitFor } from '../src/shared/wait.js';
 import { repoRoot } from './testbed/cache.js';
-import { applyControllerRbac, ControllerProcess, FIXTURE, JOB_MAIN, serviceAccountKubeconfig } from './support.js';
+import { applyControllerRbac, ControllerProcess, FIXTURE, JOB_ARGS, serviceAccountKubeconfig } from './support.js';
 import { Testbed } from './testbed/testbed.js';
 
 const say = (s: string) => process.stdout.write(`${s}\n`);
@@ -249,7 +249,7 @@ async function jobCost(bed: Testbed, b: Bench): Promise<Record<string, number | 
     const a = await measure([process.execPath, '-e', '0'], process.env);
     // The same MCP mode on both sides: the job's default (MCP_PROTOCOL=auto).
     const c = await measure([process.execPath, bareClient, FIXTURE, 'auto'], process.env);
-    const j = await measure([process.execPath, JOB_MAIN], jobEnv);
+    const j = await measure([process.execPath, ...JOB_ARGS], jobEnv);
     // The part a bare MCP client does not do: read the one Kafka record, as the job reads it.
     const rd = await measure([process.execPath, bareRead], jobEnv);
     if (j.code !== 0 || c.code !== 0 || rd.code !== 0)
@@ -564,7 +564,18 @@ async function memory(b: Bench): Promise<Record<string, number>> {
       await produceAll(b.producer, topic, 200_000 + produced, n - produced);
       produced = n;
     }
-    await waitFor(async () => (await committed()) >= n, { timeoutMs: 1_800_000, intervalMs: 1000, description: `${n} messages` });
+    let lastSay = performance.now();
+    await waitFor(
+      async () => {
+        const c = await committed();
+        if (performance.now() - lastSay > 60_000) {
+          lastSay = performance.now();
+          say(`    ${c} committed, rss ${(rssKb(pid) / 1024).toFixed(0)} MB, ${((performance.now() - t0) / 60_000).toFixed(1)} min in`);
+        }
+        return c >= n;
+      },
+      { timeoutMs: 1_800_000, intervalMs: 1000, description: `${n} messages; the controller's last lines:\n${controller.tail(20)}` },
+    );
     const at = await idleRss();
     rss.push(at);
     out[`rss_after_${n / 1000}k_mb`] = +(at / 1024).toFixed(1);

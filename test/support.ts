@@ -3,13 +3,14 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as k8s from '@kubernetes/client-node';
-import { repoRoot } from './testbed/cache.js';
+import { imageEntrypoint, repoRoot } from './testbed/cache.js';
 import { waitFor } from './helpers.js';
 
 export const CONTROLLER = join(repoRoot, 'dist', 'src', 'controller', 'main.js');
 export const FIXTURE = join(repoRoot, 'dist', 'test', 'fixtures', 'mcp-server.js');
 /** The job as its image starts it: the bundle. */
-export const JOB_MAIN = join(repoRoot, 'dist', 'src', 'job', 'main.bundle.mjs');
+/** node's arguments for the job as its image starts it (V8 flags, then the bundle). */
+export const JOB_ARGS = imageEntrypoint('job').slice(1);
 
 /**
  * Creates the ServiceAccount, Role and RoleBinding of k8s/ in `namespace`, as kustomize would;
@@ -144,7 +145,7 @@ export function runJob(env: Record<string, string>): Promise<JobRun> {
   const dir = mkdtempSync(join(tmpdir(), 'job-test-'));
   const term = join(dir, 'termination-log');
   const t0 = Date.now();
-  const child = spawn(process.execPath, [JOB_MAIN], {
+  const child = spawn(process.execPath, JOB_ARGS, {
     env: { PATH: process.env.PATH, HOME: dir, KAFKA_BROKERS: process.env.KAFKA_BROKERS ?? '', TERMINATION_MESSAGE_PATH: term, LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

@@ -1,4 +1,4 @@
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -25,3 +25,15 @@ export const repoRoot = (() => {
 })();
 
 export const scriptsDir = join(repoRoot, 'test', 'testbed', 'scripts');
+
+/**
+ * The command an image of ours starts, from its Dockerfile's ENTRYPOINT, with paths in the
+ * repo: the test bed, the tests and the bench run the program exactly as its image does (the
+ * job's V8 flags included), from one declaration.
+ */
+export function imageEntrypoint(program: 'job' | 'controller'): string[] {
+  const text = readFileSync(join(repoRoot, `Dockerfile.${program}`), 'utf8');
+  const line = [...text.matchAll(/^ENTRYPOINT\s+(\[.*\])\s*$/gm)].at(-1)?.[1];
+  if (!line) throw new Error(`Dockerfile.${program} has no ENTRYPOINT in exec form`);
+  return (JSON.parse(line) as string[]).map((a) => (/^dist\//.test(a) ? join(repoRoot, a) : a));
+}

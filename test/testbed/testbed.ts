@@ -1,7 +1,7 @@
 import { mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as k8s from '@kubernetes/client-node';
-import { cacheRoot, repoRoot, versions } from './cache.js';
+import { cacheRoot, imageEntrypoint, repoRoot, versions } from './cache.js';
 import { ensureKafka, KafkaBroker } from './kafka.js';
 import { ControlPlane, ensureKubeBinaries } from './kube.js';
 import { NodeAgent, type ImageTable } from './node-agent.js';
@@ -25,7 +25,7 @@ export interface TestbedOptions {
 /** The images the node knows how to run, and the local programs they stand for. */
 export function defaultImageTable(): ImageTable {
   return {
-    'mcp-job-controller/job': ['node', join(repoRoot, 'dist', 'src', 'job', 'main.bundle.mjs')],
+    'mcp-job-controller/job': imageEntrypoint('job'),
     'mcp-job-controller/controller': ['node', join(repoRoot, 'dist', 'src', 'controller', 'main.js')],
     // A container server's image (a native sidecar of a Job's pod): MCP over Streamable HTTP on $PORT.
     'mcp-job-controller/test-mcp-http': ['node', join(repoRoot, 'dist', 'test', 'fixtures', 'http-sidecar.js')],
