@@ -13,7 +13,7 @@
  * no pods): these measure the controller and the API server, not 100,000 local processes.
  */
 import { execFile, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -72,8 +72,8 @@ function roleOf(pid: number, controllerPid?: number): string | undefined {
   return undefined;
 }
 
-/** CPU ms of this bench's own test-bed processes (its descendants) by role, so a side's cost on the shared cores can be split. */
-function cpuByRole(controllerPid?: number): Map<string, number> {
+/** This bench's own processes: itself and its descendants (another test bed on the machine is not ours). */
+function ownPids(): number[] {
   const parent = new Map<number, number>();
   for (const e of readdirSync('/proc')) {
     if (!/^\d+$/.test(e)) continue;
@@ -88,9 +88,13 @@ function cpuByRole(controllerPid?: number): Map<string, number> {
     for (let p: number | undefined = pid, n = 0; p && n < 64; p = parent.get(p), n++) if (p === process.pid) return true;
     return false;
   };
+  return [...parent.keys()].filter(ours);
+}
+
+/** CPU ms of this bench's own test-bed processes by role, so a side's cost on the shared cores can be split. */
+function cpuByRole(controllerPid?: number): Map<string, number> {
   const out = new Map<string, number>();
-  for (const pid of parent.keys()) {
-    if (!ours(pid)) continue;
+  for (const pid of ownPids()) {
     const role = roleOf(pid, controllerPid);
     if (!role) continue;
     try {
@@ -100,6 +104,61 @@ function cpuByRole(controllerPid?: number): Map<string, number> {
     }
   }
   return out;
+}
+
+/**
+ * A memory cgroup with the controller Deployment's memory limit (read from
+ * k8s/base/deployment.yaml), so the controller runs as in its pod: node sizes its heap from the
+ * limit (about half of it), where on this 24 GiB machine it would let 4 GiB of garbage pile up
+ * before collecting. Undefined (and said) where no cgroup can be made.
+ */
+function deploymentMemoryCgroup(): { dir: string; limit: string } | undefined {
+  const doc = k8s
+    .loadAllYaml(readFileSync(join(repoRoot, 'k8s', 'base', 'deployment.yaml'), 'utf8'))
+    .find((d) => (d as k8s.V1Deployment).kind === 'Deployment') as k8s.V1Deployment;
+  const limit = doc.spec?.template.spec?.containers[0]?.resources?.limits?.memory;
+  const m = /^(\d+)(Mi|Gi)$/.exec(limit ?? '');
+  if (!limit || !m) return undefined;
+  const bytes = Number(m[1]) * (m[2] === 'Gi' ? 2 ** 30 : 2 ** 20);
+  const name = `mcp-job-controller-bench-${process.pid}`;
+  for (const [dir, file] of [
+    [join('/sys/fs/cgroup', name), 'memory.max'],
+    [join('/sys/fs/cgroup/memory', name), 'memory.limit_in_bytes'],
+  ] as const) {
+    try {
+      mkdirSync(dir);
+      // A real cgroup has the kernel's files in it at once; a plain directory (a tmpfs where
+      // cgroup v2 is not mounted) is not one.
+      if (!existsSync(join(dir, 'cgroup.procs'))) throw new Error('not a cgroup');
+      writeFileSync(join(dir, file), String(bytes));
+      return { dir, limit };
+    } catch {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+  say(`  (no memory cgroup could be made: the controllers run without the Deployment's ${limit} limit)`);
+  return undefined;
+}
+const cgroup = deploymentMemoryCgroup();
+
+const CONTROL_PLANE = new Set(['kube-apiserver', 'etcd', 'kube-controller-manager', 'kube-scheduler']);
+
+/**
+ * The control plane (API server, etcd, controller-manager, scheduler) on the first half of the
+ * cores, everything else of ours (the bench, Kafka, and the controller it starts, which
+ * inherits the bench's affinity) on the other half: the API server with cores of its own, as
+ * on a cluster's control-plane nodes. Returns the undo.
+ */
+async function pinControlPlane(): Promise<() => Promise<void>> {
+  const n = cpus().length;
+  const half = Math.max(1, Math.floor(n / 2));
+  const range = (a: number, b: number) => (a === b ? String(a) : `${a}-${b}`);
+  const run = (cpuList: string, pid: number) => promisify(execFile)('taskset', ['-a', '-p', '-c', cpuList, String(pid)]).catch(() => undefined);
+  const pids = ownPids();
+  for (const pid of pids) await run(CONTROL_PLANE.has(roleOf(pid) ?? '') ? range(0, half - 1) : range(half, n - 1), pid);
+  return async () => {
+    for (const pid of ownPids()) await run(range(0, n - 1), pid);
+  };
 }
 
 /** The API server's request counters by verb and resource (every client: the controller, the Job controller, …). */
@@ -332,7 +391,7 @@ async function createLoop(bed: Testbed, create: ReturnType<typeof makeJobCreator
  * API server has answered): the bench runs no watch of its own, which would take CPU from the
  * same cores while the loop's turn has none.
  */
-async function controllerOnBacklog(b: Bench, topic: string, round: number): Promise<Side & { startupS: number }> {
+async function controllerOnBacklog(b: Bench, topic: string, round: string): Promise<Side & { startupS: number }> {
   const ns = `bench-controller-${round}`;
   const kubeconfig = await b.namespace(ns);
   // Read before the controller starts: the scrape itself must not fall in the controller's window.
@@ -342,6 +401,7 @@ async function controllerOnBacklog(b: Bench, topic: string, round: number): Prom
   // Only counted, not parsed: parsing 2,000 log lines would take CPU from the cores the API server needs.
   const controller = new ControllerProcess(b.controllerEnv(kubeconfig, ns, topic, { KAFKA_CONSUMER_GROUP: `${topic}-group-${round}` }), controllerNodeArgs, {
     count: '"msg":"job created"',
+    cgroup: cgroup?.dir,
   }).start();
   const pid = controller.child!.pid!;
   await waitFor(() => controller.counted >= 1, { timeoutMs: 120_000, intervalMs: 5, description: `the first Job; logs: ${controller.tail()}` });
@@ -369,8 +429,9 @@ const ROUNDS = 3;
  * (other work, a growing etcd) hits both sides of a round alike. Median, min and max of the
  * per-round ratios.
  */
-async function throughput(b: Bench): Promise<{ fields: Record<string, number | string>; ratio: number; limit: number }> {
-  const topic = 'bench-backlog';
+async function throughput(b: Bench, topology: 'shared' | 'dedicated'): Promise<{ fields: Record<string, number | string>; ratio: number; limit: number }> {
+  const topic = `bench-backlog-${topology}`;
+  const id = (r: number) => `${topology[0]}${r}`;
   await b.admin.createTopics({ topics: [{ topic, numPartitions: PARTITIONS }], waitForLeaders: true });
   await produceAll(b.producer, topic, 0, BACKLOG);
   const cfg = parseConfig(ControllerConfigSchema, { KAFKA_BROKERS: b.bed.env.KAFKA_BROKERS, KAFKA_TOPIC: topic, JOB_NAMESPACE: 'x' });
@@ -380,7 +441,7 @@ async function throughput(b: Bench): Promise<{ fields: Record<string, number | s
   const policy = { allowedCommands: cfg.ALLOWED_COMMANDS, secretsDir: cfg.SECRETS_DIR, maxMessageBytes: cfg.MAX_MESSAGE_BYTES };
   const rounds: { loop: Side; ctl: Side & { startupS: number }; ratio: number }[] = [];
   for (let r = 0; r < ROUNDS; r++) {
-    const loopNs = `bench-loop-${r}`;
+    const loopNs = `bench-loop-${id(r)}`;
     const kc = new k8s.KubeConfig();
     kc.loadFromFile(await b.namespace(loopNs));
     // The controller's credentials and client: one kept-alive agent, the same create call.
@@ -390,7 +451,7 @@ async function throughput(b: Bench): Promise<{ fields: Record<string, number | s
         buildJob(
           { topic, partition: i % PARTITIONS, offset: String(Math.floor(i / PARTITIONS)) },
           parseMessage(Buffer.from(value(i)), policy),
-          { ...cfg, JOB_NAMESPACE: loopNs, KAFKA_CONSUMER_GROUP: `${topic}-group-${r}` },
+          { ...cfg, JOB_NAMESPACE: loopNs, KAFKA_CONSUMER_GROUP: `${topic}-group-${id(r)}` },
           template,
         ),
       ),
@@ -399,15 +460,15 @@ async function throughput(b: Bench): Promise<{ fields: Record<string, number | s
     let ctl: Side & { startupS: number };
     if (r % 2 === 0) {
       loop = await createLoop(b.bed, create, loopNs, bodies, concurrency);
-      ctl = await controllerOnBacklog(b, topic, r);
+      ctl = await controllerOnBacklog(b, topic, id(r));
     } else {
-      ctl = await controllerOnBacklog(b, topic, r);
+      ctl = await controllerOnBacklog(b, topic, id(r));
       loop = await createLoop(b.bed, create, loopNs, bodies, concurrency);
     }
     const ratio = ctl.jobsPerS / loop.jobsPerS;
     rounds.push({ loop, ctl, ratio });
     say(
-      `  round ${r + 1} (${r % 2 === 0 ? 'loop first' : 'controller first'}): controller ${ctl.jobsPerS.toFixed(1)} Jobs/s, ${ctl.cpuMsPerJob.toFixed(2)} ms CPU/Job, machine ${ctl.machineBusyPct}% busy, started in ${ctl.startupS.toFixed(1)} s; loop ${loop.jobsPerS.toFixed(1)} Jobs/s, ${loop.cpuMsPerJob.toFixed(2)} ms CPU/Job, machine ${loop.machineBusyPct}% busy; ratio ${ratio.toFixed(3)}`,
+      `  ${topology} round ${r + 1} (${r % 2 === 0 ? 'loop first' : 'controller first'}): controller ${ctl.jobsPerS.toFixed(1)} Jobs/s, ${ctl.cpuMsPerJob.toFixed(2)} ms CPU/Job, machine ${ctl.machineBusyPct}% busy, started in ${ctl.startupS.toFixed(1)} s; loop ${loop.jobsPerS.toFixed(1)} Jobs/s, ${loop.cpuMsPerJob.toFixed(2)} ms CPU/Job, machine ${loop.machineBusyPct}% busy; ratio ${ratio.toFixed(3)}`,
     );
     say(`    CPU ms per Job by process: controller side: ${ctl.byRole}; loop side: ${loop.byRole}`);
     say(`    API requests per Job: controller side: ${ctl.requests}; loop side: ${loop.requests}`);
@@ -444,7 +505,7 @@ async function latency(b: Bench, limit: number): Promise<Record<string, number>>
   await b.admin.createTopics({ topics: [{ topic, numPartitions: PARTITIONS }], waitForLeaders: true });
   const ns = 'bench-latency';
   const kubeconfig = await b.namespace(ns);
-  const controller = new ControllerProcess(b.controllerEnv(kubeconfig, ns, topic), controllerNodeArgs).start();
+  const controller = new ControllerProcess(b.controllerEnv(kubeconfig, ns, topic), controllerNodeArgs, { cgroup: cgroup?.dir }).start();
   await controller.ready();
   await sleep(2000);
   const rate = Math.max(1, Math.round(limit * 0.8));
@@ -532,6 +593,7 @@ async function memory(b: Bench): Promise<Record<string, number>> {
   const controller = new ControllerProcess(
     b.controllerEnv(kubeconfig, ns, topic, { MAX_ACTIVE_JOBS: '2000', METRICS_PORT: String(port) }),
     controllerNodeArgs,
+    { cgroup: cgroup?.dir },
   ).start();
   const pid = controller.child!.pid!;
   /** Live heap as the controller's own metrics report it: what it keeps, not what V8 has reserved. */
@@ -611,7 +673,7 @@ async function main(): Promise<void> {
     const b = new Bench(bed, kc, kafka, admin, producer);
     const { stdout: kver } = await promisify(execFile)(join(bed.env.KUBEBUILDER_ASSETS!, 'kubectl'), ['version', '--client', '-o', 'json']);
     say(
-      `machine: ${cpus().length} cores (${cpus()[0]?.model.trim()}), ${(totalmem() / 2 ** 30).toFixed(0)} GiB; node ${process.version}; kubernetes ${JSON.parse(kver).clientVersion.gitVersion}; kafka ${process.env.TESTBED_KAFKA_VERSION ?? '4.4.0'} (group.initial.rebalance.delay.ms=3000)`,
+      `machine: ${cpus().length} cores (${cpus()[0]?.model.trim()}), ${(totalmem() / 2 ** 30).toFixed(0)} GiB; node ${process.version}; kubernetes ${JSON.parse(kver).clientVersion.gitVersion}; kafka ${process.env.TESTBED_KAFKA_VERSION ?? '4.4.0'} (group.initial.rebalance.delay.ms=3000); controllers ${cgroup ? `in a ${cgroup.limit} memory cgroup (the Deployment's limit)` : 'without a memory limit'}`,
     );
 
     const line = (label: string, o: Record<string, number | string>) =>
@@ -626,8 +688,20 @@ async function main(): Promise<void> {
     // BENCH_LATENCY_RATE=<msg/s>: the latency part alone, at that rate (for diagnosis; the full
     // run takes 80 % of the limit it has just measured).
     const fixedRate = Number(process.env.BENCH_LATENCY_RATE ?? 0);
-    const tp = only.has('throughput') || (only.has('latency') && !fixedRate) ? await throughput(b) : undefined;
+    const tp = only.has('throughput') || (only.has('latency') && !fixedRate) ? await throughput(b, 'shared') : undefined;
     if (tp) line('throughput:', tp.fields);
+    // The same rounds with the control plane on cores of its own (as on a real cluster), after
+    // the shared ones so the latency part below runs on shared cores again.
+    let tpd: Awaited<ReturnType<typeof throughput>> | undefined;
+    if (only.has('throughput') && cpus().length >= 2) {
+      const unpin = await pinControlPlane();
+      try {
+        tpd = await throughput(b, 'dedicated');
+      } finally {
+        await unpin();
+      }
+      line('dedicated:', tpd.fields);
+    }
     const lat = only.has('latency') ? await latency(b, fixedRate ? fixedRate / 0.8 : tp!.limit) : undefined;
     if (lat) line('latency:', lat);
     const mem = only.has('memory') ? await memory(b) : undefined;
@@ -643,6 +717,12 @@ async function main(): Promise<void> {
       );
       say(`| CPU per Job: controller / bare loop's client | ${f.controller_cpu_ms_per_job} / ${f.loop_cpu_ms_per_job} ms | |`);
     }
+    if (tpd) {
+      const f = tpd.fields;
+      say(
+        `| throughput_ratio with the control plane on cores of its own (median of ${f.rounds} A/B rounds) | ${f.throughput_ratio} (min ${f.ratio_min}, max ${f.ratio_max}) | |`,
+      );
+    }
     if (lat)
       say(
         `| produce→Job created p50 / p95 / p99 at ${lat.rate_per_s} msg/s (80 % of the limit) | ${lat.p50_ms} / ${lat.p95_ms} / ${lat.p99_ms} ms | p99 < 100 ms |`,
@@ -657,8 +737,10 @@ async function main(): Promise<void> {
       say(`| controller RSS ${g?.[0].replace(/^growth_|_pct$/g, '').replace('_to_', ' → ')} messages | ${g?.[1]}% | < 10% |`);
     }
     if (tp) say(`throughput_ratio=${tp.fields.throughput_ratio} min=${tp.fields.ratio_min} max=${tp.fields.ratio_max}`);
+    if (tpd) say(`throughput_ratio_dedicated=${tpd.fields.throughput_ratio} min=${tpd.fields.ratio_min} max=${tpd.fields.ratio_max}`);
   } finally {
     await bed.stop();
+    if (cgroup) rmdirSync(cgroup.dir, { recursive: false }); // empty by now: every controller has exited
   }
 }
 

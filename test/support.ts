@@ -66,12 +66,18 @@ export class ControllerProcess {
     readonly env: Record<string, string>,
     /** Flags for node itself (`--cpu-prof`, say), before the controller's script. */
     readonly nodeArgs: string[] = [],
-    /** `count`: lines containing it are only counted — a benchmark's cheap progress signal. */
-    readonly opts: { count?: string } = {},
+    /**
+     * `count`: lines containing it are only counted — a benchmark's cheap progress signal.
+     * `cgroup`: a cgroup directory to start in (a memory limit node sizes its heap from).
+     */
+    readonly opts: { count?: string; cgroup?: string } = {},
   ) {}
 
   start(): this {
-    const child = spawn(process.execPath, [...this.nodeArgs, CONTROLLER], {
+    const argv = [process.execPath, ...this.nodeArgs, CONTROLLER];
+    // The shell joins the cgroup, then becomes node (same pid), so node starts inside it.
+    const [cmd, ...args] = this.opts.cgroup ? ['/bin/sh', '-c', 'echo $$ > "$0/cgroup.procs" && exec "$@"', this.opts.cgroup, ...argv] : argv;
+    const child = spawn(cmd!, args, {
       env: { PATH: process.env.PATH, HOME: process.env.HOME, LOG_LEVEL: 'info', ...this.env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });

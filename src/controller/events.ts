@@ -81,8 +81,23 @@ export interface EventRecorderOptions {
   instance: string;
   /** Most Events waiting to be sent; more are dropped (and counted). */
   maxQueue?: number;
+  /** Routine Events (a Job created or succeeded) sent per second at most, on average; more are dropped (and counted). */
+  routinePerSecond?: number;
   now?: () => Date;
 }
+
+/**
+ * Each Event is a write the API server and etcd pay for, as much as a Job's own create
+ * (`npm run bench` counts them per Job). On a backlog, one routine Event per Job would double
+ * the writes the controller asks of the API server, to say what every Job's labels and
+ * annotations already say; so routine Events are sampled at this rate, with a burst of 4
+ * seconds' worth (an idle controller records every one of a handful of messages). Warnings
+ * (a failed Job, a dead-lettered message, a pause) are never sampled.
+ */
+export const ROUTINE_EVENTS_PER_SECOND = 5;
+
+/** Reasons that are routine: Normal, one per Job, and said by the Job's metadata too. */
+const ROUTINE = new Set<string>([EventReason.jobCreated, EventReason.jobSucceeded]);
 
 /**
  * Records Kubernetes Events without ever holding up or failing the work they describe:
@@ -95,10 +110,33 @@ export class EventRecorder {
   private sending?: Promise<void>;
   private warned = false;
 
-  constructor(private readonly o: EventRecorderOptions) {}
+  private tokens: number;
+  private tokensAt = performance.now();
+
+  constructor(private readonly o: EventRecorderOptions) {
+    this.tokens = this.burst;
+  }
+
+  private get rate(): number {
+    return this.o.routinePerSecond ?? ROUTINE_EVENTS_PER_SECOND;
+  }
+
+  private get burst(): number {
+    return this.rate * 4;
+  }
+
+  /** A token bucket for routine Events. */
+  private admitRoutine(): boolean {
+    const now = performance.now();
+    this.tokens = Math.min(this.burst, this.tokens + ((now - this.tokensAt) / 1000) * this.rate);
+    this.tokensAt = now;
+    if (this.tokens < 1) return false;
+    this.tokens -= 1;
+    return true;
+  }
 
   record(e: EventInput): void {
-    if (this.queue.length >= (this.o.maxQueue ?? 256)) {
+    if ((ROUTINE.has(e.reason) && !this.admitRoutine()) || this.queue.length >= (this.o.maxQueue ?? 256)) {
       this.o.count?.('dropped');
       return;
     }

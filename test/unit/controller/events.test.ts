@@ -86,6 +86,20 @@ describe('Kubernetes Events', () => {
     assert.deepEqual(counted.sort(), ['dropped', 'dropped', 'failed', 'failed', 'failed']);
   });
 
+  it('samples routine Events (a created Job) to their rate with a burst, and never samples a warning', async () => {
+    const s = sink();
+    const counted: string[] = [];
+    const r = new EventRecorder({ sink: s, log, self, instance: 'c', routinePerSecond: 5, count: (x) => counted.push(x) });
+    for (let i = 0; i < 30; i++) r.jobCreated({ name: `mcp-work-0-${i}`, namespace: 'mcp' }, { ...at, offset: String(i) }, `j-${i}`);
+    for (let i = 0; i < 5; i++) r.deadLettered({ ...at, offset: String(100 + i) }, 'invalid-json', 'work.dlq');
+    await r.flush(1000);
+    const reasons = s.sent.map((e) => e.reason);
+    // A burst of 4 seconds' worth (20) of the 30, then none until tokens refill; all 5 warnings.
+    assert.equal(reasons.filter((x) => x === EventReason.jobCreated).length, 20);
+    assert.equal(reasons.filter((x) => x === EventReason.deadLettered).length, 5);
+    assert.equal(counted.filter((x) => x === 'dropped').length, 10);
+  });
+
   it('sends an Event recorded just after the sender emptied the queue, whatever the moment', async () => {
     // The window is between the sender's last shift and the moment it lets go: try each microtask of it.
     for (let hops = 0; hops < 12; hops++) {
