@@ -75,8 +75,8 @@ export class ControllerProcess {
 
   start(): this {
     const argv = [process.execPath, ...this.nodeArgs, CONTROLLER];
-    // The shell joins the cgroup, then becomes node (same pid), so node starts inside it.
-    const [cmd, ...args] = this.opts.cgroup ? ['/bin/sh', '-c', 'echo $$ > "$0/cgroup.procs" && exec "$@"', this.opts.cgroup, ...argv] : argv;
+    // The shell joins the cgroup (if it may), then becomes node (same pid), so node starts inside it.
+    const [cmd, ...args] = this.opts.cgroup ? ['/bin/sh', '-c', 'echo $$ > "$0/cgroup.procs"; exec "$@"', this.opts.cgroup, ...argv] : argv;
     const child = spawn(cmd!, args, {
       env: { PATH: process.env.PATH, HOME: process.env.HOME, LOG_LEVEL: 'info', ...this.env },
       stdio: ['ignore', 'pipe', 'pipe'],

@@ -74,8 +74,8 @@ export interface EventSink {
 export interface EventRecorderOptions {
   sink: EventSink;
   log: Logger;
-  /** Counts each Event by result: sent, failed, dropped. */
-  count?: (result: 'sent' | 'failed' | 'dropped') => void;
+  /** Counts each Event by result: sent, failed, dropped (the queue was full), sampled (a routine Event over its rate). */
+  count?: (result: 'sent' | 'failed' | 'dropped' | 'sampled') => void;
   /** The controller's own object (its Pod); Events about the controller are skipped without it. */
   self?: k8s.V1ObjectReference;
   instance: string;
@@ -84,6 +84,8 @@ export interface EventRecorderOptions {
   /** Routine Events (a Job created or succeeded) sent per second at most, on average; more are dropped (and counted). */
   routinePerSecond?: number;
   now?: () => Date;
+  /** A monotonic clock in ms, for the routine Events' rate (tests pass their own). */
+  clock?: () => number;
 }
 
 /**
@@ -111,10 +113,15 @@ export class EventRecorder {
   private warned = false;
 
   private tokens: number;
-  private tokensAt = performance.now();
+  private tokensAt: number;
 
   constructor(private readonly o: EventRecorderOptions) {
     this.tokens = this.burst;
+    this.tokensAt = this.clock();
+  }
+
+  private clock(): number {
+    return (this.o.clock ?? (() => performance.now()))();
   }
 
   private get rate(): number {
@@ -127,7 +134,7 @@ export class EventRecorder {
 
   /** A token bucket for routine Events. */
   private admitRoutine(): boolean {
-    const now = performance.now();
+    const now = this.clock();
     this.tokens = Math.min(this.burst, this.tokens + ((now - this.tokensAt) / 1000) * this.rate);
     this.tokensAt = now;
     if (this.tokens < 1) return false;
@@ -136,7 +143,11 @@ export class EventRecorder {
   }
 
   record(e: EventInput): void {
-    if ((ROUTINE.has(e.reason) && !this.admitRoutine()) || this.queue.length >= (this.o.maxQueue ?? 256)) {
+    if (ROUTINE.has(e.reason) && !this.admitRoutine()) {
+      this.o.count?.('sampled');
+      return;
+    }
+    if (this.queue.length >= (this.o.maxQueue ?? 256)) {
       this.o.count?.('dropped');
       return;
     }

@@ -82,7 +82,8 @@ export interface JobList {
 /** The Job calls on the controller's hot path: create, and the informer's list. */
 export interface JobClient {
   create(p: { namespace: string; body: k8s.V1Job | string }): Promise<CreatedJob>;
-  list(namespace: string, labelSelector: string): Promise<JobList>;
+  /** Every page read; `each` maps each Job as its page arrives, so a long list is never held whole. */
+  list(namespace: string, labelSelector: string, each?: (j: k8s.V1Job) => k8s.V1Job): Promise<JobList>;
   close(): Promise<void>;
 }
 
@@ -180,7 +181,7 @@ export function makeJobClient(kc: k8s.KubeConfig, { maxSockets = 128, timeoutMs 
       const res = await send('POST', jobs(namespace), typeof body === 'string' ? body : JSON.stringify(body));
       return answer(res.status, res.text, res.headers);
     },
-    async list(namespace, labelSelector) {
+    async list(namespace, labelSelector, each = (j) => j) {
       const out: JobList = { items: [], metadata: {} };
       let cont: string | undefined;
       do {
@@ -188,7 +189,7 @@ export function makeJobClient(kc: k8s.KubeConfig, { maxSockets = 128, timeoutMs 
         const res = await send('GET', `${jobs(namespace)}?${q}`);
         if (res.status < 200 || res.status > 299) throw new k8s.ApiException(res.status, 'Unknown API Status Code!', res.text, res.headers);
         const page = JSON.parse(res.text) as { items?: k8s.V1Job[]; metadata?: { resourceVersion?: string; continue?: string } };
-        out.items.push(...(page.items ?? []));
+        for (const j of page.items ?? []) out.items.push(each(j));
         // The first page's resourceVersion is the list's: every page is read at it.
         out.metadata.resourceVersion ??= page.metadata?.resourceVersion;
         cont = page.metadata?.continue || undefined;
@@ -225,9 +226,9 @@ function clientNodeJobClient(config: k8s.Configuration): JobClient {
       const res = await config.httpApi.send(ctx).toPromise();
       return answer(res.httpStatusCode, await res.body.text(), res.headers);
     },
-    async list(namespace, labelSelector) {
+    async list(namespace, labelSelector, each = (j) => j) {
       const l = await batch.listNamespacedJob({ namespace, labelSelector });
-      return { items: l.items, metadata: { resourceVersion: l.metadata?.resourceVersion } };
+      return { items: l.items.map(each), metadata: { resourceVersion: l.metadata?.resourceVersion } };
     },
     close: async () => undefined,
   };

@@ -48,7 +48,7 @@ export function createMetrics(registry = new Registry(), defaults = true) {
     queuedJobsCap: new Gauge({ name: 'mcp_job_controller_queued_jobs_cap', help: 'The cap on queued Jobs (0: none or no Kueue).', registers: r }),
     events: new Counter({
       name: 'mcp_job_controller_events_total',
-      help: 'Kubernetes Events recorded, by result (sent, failed, dropped: the queue was full or a routine Event was over its rate).',
+      help: 'Kubernetes Events recorded, by result (sent, failed, dropped: the queue was full, sampled: a routine Event over its rate).',
       labelNames: ['result'],
       registers: r,
     }),

@@ -89,15 +89,20 @@ describe('Kubernetes Events', () => {
   it('samples routine Events (a created Job) to their rate with a burst, and never samples a warning', async () => {
     const s = sink();
     const counted: string[] = [];
-    const r = new EventRecorder({ sink: s, log, self, instance: 'c', routinePerSecond: 5, count: (x) => counted.push(x) });
+    let clock = 0;
+    const r = new EventRecorder({ sink: s, log, self, instance: 'c', routinePerSecond: 5, count: (x) => counted.push(x), clock: () => clock });
     for (let i = 0; i < 30; i++) r.jobCreated({ name: `mcp-work-0-${i}`, namespace: 'mcp' }, { ...at, offset: String(i) }, `j-${i}`);
     for (let i = 0; i < 5; i++) r.deadLettered({ ...at, offset: String(100 + i) }, 'invalid-json', 'work.dlq');
+    // One second later, 5 more tokens.
+    clock = 1000;
+    for (let i = 30; i < 40; i++) r.jobCreated({ name: `mcp-work-0-${i}`, namespace: 'mcp' }, { ...at, offset: String(i) }, `j-${i}`);
     await r.flush(1000);
     const reasons = s.sent.map((e) => e.reason);
-    // A burst of 4 seconds' worth (20) of the 30, then none until tokens refill; all 5 warnings.
-    assert.equal(reasons.filter((x) => x === EventReason.jobCreated).length, 20);
+    // A burst of 4 seconds' worth (20) of the first 30, then 5 of the next 10; all 5 warnings.
+    assert.equal(reasons.filter((x) => x === EventReason.jobCreated).length, 25);
     assert.equal(reasons.filter((x) => x === EventReason.deadLettered).length, 5);
-    assert.equal(counted.filter((x) => x === 'dropped').length, 10);
+    assert.equal(counted.filter((x) => x === 'sampled').length, 15);
+    assert.equal(counted.filter((x) => x === 'dropped').length, 0);
   });
 
   it('sends an Event recorded just after the sender emptied the queue, whatever the moment', async () => {
