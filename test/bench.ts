@@ -4,7 +4,9 @@
  *   1. what one job costs, beside `node -e 0`, a bare MCP SDK client in the same mode, and a
  *      bare read of the Kafka record (the part a bare client does not do);
  *   2. backlog throughput: the controller against a bare create loop (same Job bodies, same
- *      client, same concurrency), in alternating A/B rounds; the median ratio, min and max;
+ *      client, same concurrency), in alternating A/B rounds; the median ratio, min and max, each
+ *      side's CPU split by process and its API requests per Job; then the same rounds with the
+ *      control plane pinned to cores of its own (`throughput_ratio_dedicated`);
  *   3. produce-to-Job-created latency at 80 % of the loop's rate from (2);
  *   4. controller RSS after 10 %, 50 % and 100 % of BENCH_MEMORY_MESSAGES (100,000).
  * BENCH_ONLY=cost,throughput,latency,memory picks parts; BENCH_CPU_PROF=<dir> profiles each
@@ -663,6 +665,9 @@ async function memory(b: Bench): Promise<Record<string, number>> {
 
 async function main(): Promise<void> {
   const bed = await Testbed.start({ initialRebalanceDelayMs: 3000 });
+  // A bench stopped by hand stops its test bed too: an orphaned API server and broker would
+  // take the cores from the next run.
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => void bed.stop().finally(() => process.exit(130)));
   try {
     const kc = new k8s.KubeConfig();
     kc.loadFromFile(bed.env.KUBECONFIG);
