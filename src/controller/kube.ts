@@ -175,7 +175,7 @@ export function makeJobClient(kc: k8s.KubeConfig, { maxSockets = 128, timeoutMs 
     }
     return res;
   };
-  const jobs = (namespace: string) => `${prefix}/apis/batch/v1/namespaces/${encodeURIComponent(namespace)}/jobs`;
+  const jobs = (namespace: string) => `${prefix}${jobsPath(namespace)}`;
   return {
     async create({ namespace, body }) {
       const res = await send('POST', jobs(namespace), typeof body === 'string' ? body : JSON.stringify(body));
@@ -212,13 +212,16 @@ function answer(status: number, text: string, headers: Record<string, string>): 
   throw new k8s.ApiException(status, status === 401 ? 'Unauthorized' : 'Unknown API Status Code!', text, headers);
 }
 
+/** The Jobs collection of a namespace, as both clients below address it. */
+const jobsPath = (namespace: string) => `/apis/batch/v1/namespaces/${encodeURIComponent(namespace)}/jobs`;
+
 /** The same calls through client-node's HTTP stack (for a cluster reached through a proxy). */
 function clientNodeJobClient(config: k8s.Configuration): JobClient {
   const auth = config.authMethods.default;
   const batch = new k8s.BatchV1Api(config);
   return {
     async create({ namespace, body }) {
-      const ctx = config.baseServer.makeRequestContext(`/apis/batch/v1/namespaces/${encodeURIComponent(namespace)}/jobs`, k8s.HttpMethod.POST);
+      const ctx = config.baseServer.makeRequestContext(jobsPath(namespace), k8s.HttpMethod.POST);
       ctx.setHeaderParam('Accept', 'application/json');
       ctx.setHeaderParam('Content-Type', 'application/json');
       ctx.setBody(typeof body === 'string' ? body : JSON.stringify(body));
