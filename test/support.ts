@@ -68,9 +68,10 @@ export class ControllerProcess {
     readonly nodeArgs: string[] = [],
     /**
      * `count`: lines containing it are only counted — a benchmark's cheap progress signal.
+     * `onCounted`: called with each counted line as it arrives (the bench's latency stamps).
      * `cgroup`: a cgroup directory to start in (a memory limit node sizes its heap from).
      */
-    readonly opts: { count?: string; cgroup?: string } = {},
+    readonly opts: { count?: string; onCounted?: (line: string, at: number) => void; cgroup?: string } = {},
   ) {}
 
   start(): this {
@@ -91,6 +92,7 @@ export class ControllerProcess {
         if (this.opts.count && line.includes(this.opts.count)) {
           this.lastCountedAt = performance.now();
           if (this.counted++ === 0) this.firstCountedAt = this.lastCountedAt;
+          this.opts.onCounted?.(line, this.lastCountedAt);
           continue;
         }
         try {

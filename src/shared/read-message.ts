@@ -150,14 +150,45 @@ export class PartitionReader {
  * default settings) and touches group state. This sends one Fetch to the partition leader
  * instead (see PartitionReader). An offset below the log start (retention) or a
  * compacted-away record is a terminal `message-gone`.
+ *
+ * The common case costs one connection (kafkajs reuses the seed connection for the leader when
+ * they are the same address), its metadata and the smallest fetch there is: the broker still
+ * answers with the whole record batch that holds the offset (KIP-74), so the job does not fetch
+ * and decode up to 8 MB of the records after its own in a busy partition. Only when that does
+ * not return the record does an admin client ask for the partition's bounds to say why.
  */
 export async function readOneMessage(connection: KafkaConnection, o: Coordinates, timeoutMs?: number): Promise<OneMessage> {
-  const kafka = createKafka(connection, { retry: { retries: 5 } });
-  const admin = kafka.admin();
   const reader = new PartitionReader({ connection, timeoutMs });
-  // The reader connects while the admin client asks for the partition's bounds: the job's start
-  // waits for one connection's handshake instead of two in a row. Its failure shows in the fetch.
-  reader.connect().catch(() => undefined);
+  const want = BigInt(o.offset);
+  const one = (r: FetchedRecord): OneMessage => ({ key: r.key, value: r.value, headers: r.headers, timestamp: r.timestamp });
+  try {
+    try {
+      const [first] = await reader.fetch(o.topic, o.partition, want, 1);
+      if (first && BigInt(first.offset) === want) return one(first);
+    } catch (err) {
+      if (isUndecodable(err)) throw err;
+      // Anything else (no such topic, offset out of range, a broker away): the bounds below say which.
+    }
+    return await explainMissing(connection, reader, o, want, one);
+  } catch (err) {
+    if (err instanceof TerminalError || err instanceof RetriableError) throw err;
+    if (isUndecodable(err))
+      throw new TerminalError('undecodable-record', `${o.topic}/${o.partition}@${o.offset} cannot be decoded: ${(err as Error).message}`, { cause: err });
+    throw new RetriableError(`reading ${o.topic}/${o.partition}@${o.offset}: ${(err as Error).message}`, { cause: err });
+  } finally {
+    await reader.close();
+  }
+}
+
+/** The record was not in the first fetch: the partition's bounds tell gone (terminal) from not yet or unreachable (retriable). */
+async function explainMissing(
+  connection: KafkaConnection,
+  reader: PartitionReader,
+  o: Coordinates,
+  want: bigint,
+  one: (r: FetchedRecord) => OneMessage,
+): Promise<OneMessage> {
+  const admin = createKafka(connection, { retry: { retries: 5 } }).admin();
   try {
     await admin.connect();
     let bounds: { low: string; high: string } | undefined;
@@ -171,31 +202,20 @@ export async function readOneMessage(connection: KafkaConnection, o: Coordinates
       throw new RetriableError(`listing offsets of ${o.topic}: ${(err as Error).message}`, { cause: err });
     }
     if (!bounds) throw new TerminalError('message-gone', `topic ${o.topic} has no partition ${o.partition}`);
-    const want = BigInt(o.offset);
     if (want < BigInt(bounds.low)) {
       throw new TerminalError('message-gone', `offset ${o.offset} of ${o.topic}/${o.partition} is gone: the log now starts at ${bounds.low} (retention)`);
     }
     if (want >= BigInt(bounds.high)) {
       throw new RetriableError(`offset ${o.offset} of ${o.topic}/${o.partition} is not readable yet (high watermark ${bounds.high})`);
     }
-    // First the smallest fetch there is: the broker still answers with the whole record batch
-    // that holds the offset (KIP-74), so the job does not fetch and decode up to 8 MB of the
-    // records that follow its own in a busy partition. Nothing back (the offset was a control
-    // record or compacted away): the full scan below says which.
-    const [first] = await reader.fetch(o.topic, o.partition, want, 1);
-    if (first && BigInt(first.offset) === want) return { key: first.key, value: first.value, headers: first.headers, timestamp: first.timestamp };
+    // Below the high watermark yet not returned: a control record or a compacted-away offset, or
+    // a fetch that failed for a passing reason; the scan says which.
     for await (const rec of reader.range(o.topic, o.partition, want, BigInt(bounds.high))) {
-      if (BigInt(rec.offset) === want) return { key: rec.key, value: rec.value, headers: rec.headers, timestamp: rec.timestamp };
+      if (BigInt(rec.offset) === want) return one(rec);
       throw new TerminalError('message-gone', `offset ${o.offset} of ${o.topic}/${o.partition} holds no record (compacted or a transaction marker)`);
     }
     throw new RetriableError(`offset ${o.offset} of ${o.topic}/${o.partition} could not be fetched`);
-  } catch (err) {
-    if (err instanceof TerminalError || err instanceof RetriableError) throw err;
-    if (isUndecodable(err))
-      throw new TerminalError('undecodable-record', `${o.topic}/${o.partition}@${o.offset} cannot be decoded: ${(err as Error).message}`, { cause: err });
-    throw new RetriableError(`reading ${o.topic}/${o.partition}@${o.offset}: ${(err as Error).message}`, { cause: err });
   } finally {
-    await reader.close();
     await admin.disconnect().catch(() => undefined);
   }
 }
