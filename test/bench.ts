@@ -580,7 +580,9 @@ async function loopLatency(b: Bench, rate: number, seconds: number): Promise<{ p
 async function latency(b: Bench, limit: number): Promise<Record<string, number>> {
   const topic = 'bench-latency';
   const loop = await loopLatency(b, Math.max(1, Math.round(limit * 0.8)), Number(process.env.BENCH_LATENCY_SECONDS ?? 20));
-  say(`    bare loop at the same rate: create p50 ${Math.round(loop.p50)} ms, p99 ${Math.round(loop.p99)} ms; CPU ms per Job by process: ${loop.apiserverMsPerJob}`);
+  say(
+    `    bare loop at the same rate: create p50 ${Math.round(loop.p50)} ms, p99 ${Math.round(loop.p99)} ms; CPU ms per Job by process: ${loop.apiserverMsPerJob}`,
+  );
   await b.admin.createTopics({ topics: [{ topic, numPartitions: PARTITIONS }], waitForLeaders: true });
   const ns = 'bench-latency';
   const kubeconfig = await b.namespace(ns);
