@@ -1,8 +1,7 @@
 import { readFileSync } from 'node:fs';
 import type { ConnectionOptions } from 'node:tls';
-import { Kafka, logLevel as LogLevel, type KafkaConfig, type logCreator, type SASLOptions } from 'kafkajs';
+import type { logLevel as LogLevel, logCreator, SASLOptions } from 'kafkajs';
 import { ConfigError } from './errors.js';
-import { registerKafkaCodecs } from './kafka-codecs.js';
 import { kafkaLevel, kafkaLogCreator, type Logger } from './logger.js';
 import type { SharedConfig } from './settings.js';
 
@@ -94,10 +93,4 @@ export function kafkaConnection(o: {
     ...(o.log ? { logCreator: kafkaLogCreator(o.log) } : {}),
     ...kafkaSecurity(o.security ?? {}),
   };
-}
-
-/** The one place a kafkajs client is made; every client reads all four Kafka codecs. */
-export function createKafka(conn: KafkaConnection, extra: Partial<KafkaConfig> = {}): Kafka {
-  registerKafkaCodecs();
-  return new Kafka({ ...conn, ...extra });
 }

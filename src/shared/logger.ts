@@ -1,5 +1,9 @@
 import pino, { type Logger } from 'pino';
-import { logLevel, type logCreator } from 'kafkajs';
+import type { logCreator, logLevel as LogLevel } from 'kafkajs';
+import kafkaLoggers from 'kafkajs/src/loggers/index.js';
+
+// kafkajs' level table from its own module, not its index: the job never loads the rest of kafkajs.
+const logLevel = kafkaLoggers.LEVELS;
 
 export type { Logger };
 
@@ -28,7 +32,7 @@ export function kafkaLogCreator(log: Logger): logCreator {
 }
 
 /** kafkajs' own level for a pino level: it is chatty at info, so one step quieter. */
-export function kafkaLevel(level: string): logLevel {
+export function kafkaLevel(level: string): LogLevel {
   if (level === 'debug' || level === 'trace') return logLevel.INFO;
   if (level === 'silent' || level === 'fatal') return logLevel.NOTHING;
   if (level === 'error') return logLevel.ERROR;

@@ -1,11 +1,11 @@
-import { createRequire } from 'node:module';
-import type { logCreator } from 'kafkajs';
 import { isUndecodable, RetriableError, TerminalError } from './errors.js';
 import type { Coordinates } from './identity.js';
-import { createKafka, type KafkaConnection } from './kafka.js';
+import Cluster from 'kafkajs/src/cluster/index.js';
+import kafkaLoggers from 'kafkajs/src/loggers/index.js';
+import consoleLogCreator from 'kafkajs/src/loggers/console.js';
+import createSocketFactory from 'kafkajs/src/network/socketFactory.js';
+import type { KafkaConnection } from './kafka.js';
 import { registerKafkaCodecs } from './kafka-codecs.js';
-
-const require = createRequire(import.meta.url);
 
 /** kafkajs internals this module relies on; the version is pinned exactly in package.json. */
 interface KafkaJsBroker {
@@ -60,17 +60,13 @@ export class PartitionReader {
   constructor(o: ReaderOptions) {
     const conn = o.connection;
     registerKafkaCodecs();
-    const Cluster = require('kafkajs/src/cluster/index.js') as new (opts: object) => KafkaJsCluster;
-    const { createLogger } = require('kafkajs/src/loggers/index.js') as { createLogger: (o: object) => unknown };
-    const defaultLogCreator = require('kafkajs/src/loggers/console.js') as logCreator;
-    const socketFactory = (require('kafkajs/src/network/socketFactory.js') as () => unknown)();
     this.cluster = new Cluster({
-      logger: createLogger({ level: conn.logLevel, logCreator: conn.logCreator ?? defaultLogCreator }),
+      logger: kafkaLoggers.createLogger({ level: conn.logLevel, logCreator: conn.logCreator ?? consoleLogCreator }),
       brokers: conn.brokers,
       ssl: conn.ssl,
       sasl: conn.sasl,
       authenticationTimeout: 10_000,
-      socketFactory,
+      socketFactory: createSocketFactory(),
       clientId: conn.clientId,
       connectionTimeout: 5000,
       requestTimeout: o.timeoutMs ?? 30_000,
@@ -78,7 +74,7 @@ export class PartitionReader {
       allowAutoTopicCreation: false,
       maxInFlightRequests: null,
       isolationLevel: 1,
-    });
+    }) as KafkaJsCluster;
   }
 
   /** Records from `offset` on (a whole record batch may start before it; those are dropped). */
@@ -188,6 +184,8 @@ async function explainMissing(
   want: bigint,
   one: (r: FetchedRecord) => OneMessage,
 ): Promise<OneMessage> {
+  // Loaded only here: the job's common path never needs kafkajs' client classes.
+  const { createKafka } = await import('./kafka-client.js');
   const admin = createKafka(connection, { retry: { retries: 5 } }).admin();
   try {
     await admin.connect();
