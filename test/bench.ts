@@ -4,10 +4,12 @@
  *   1. what one job costs, beside `node -e 0`, a bare MCP SDK client in the same mode, and a
  *      bare read of the Kafka record (the part a bare client does not do);
  *   2. backlog throughput: the controller against a bare create loop (same Job bodies, same
- *      client, same concurrency), in alternating A/B rounds; the median ratio, min and max, each
- *      side's CPU split by process and its API requests per Job; then the same rounds with the
- *      control plane pinned to cores of its own (`throughput_ratio_dedicated`);
- *   3. produce-to-Job-created latency at 80 % of the loop's rate from (2);
+ *      client, same concurrency), in alternating A/B rounds, each side on a settled control plane
+ *      with the other side's Jobs deleted; the median ratio, min and max, each side's CPU split
+ *      by process and its API requests per Job; then the same rounds with the control plane
+ *      pinned to cores of its own (`throughput_ratio_dedicated`);
+ *   3. produce-to-Job-created latency in that dedicated topology at 80 % of the loop's rate
+ *      there, beside the bare loop's own create latency at the same rate;
  *   4. controller RSS after 10 %, 50 % and 100 % of BENCH_MEMORY_MESSAGES (100,000).
  * BENCH_ONLY=cost,throughput,latency,memory picks parts; BENCH_CPU_PROF=<dir> profiles each
  * controller. The broker runs with Kafka's default group.initial.rebalance.delay.ms (3000), so
@@ -33,7 +35,7 @@ import { Testbed } from './testbed/testbed.js';
 
 const say = (s: string) => process.stdout.write(`${s}\n`);
 const PARTITIONS = 4;
-const BACKLOG = Number(process.env.BENCH_BACKLOG ?? 2000);
+const BACKLOG = Number(process.env.BENCH_BACKLOG ?? 4000);
 const MEMORY_MESSAGES = Number(process.env.BENCH_MEMORY_MESSAGES ?? 100_000);
 const value = (i: number) =>
   JSON.stringify({ jobID: `bench-${i}`, jobType: 'server-init', payload: JSON.stringify({ mcpServers: { fixture: { command: 'node', args: [FIXTURE] } } }) });

@@ -1,4 +1,4 @@
-import { isUndecodable, RetriableError, TerminalError } from './errors.js';
+import { isUndecodable, kafkaErrorType, RetriableError, TerminalError } from './errors.js';
 import type { Coordinates } from './identity.js';
 import Cluster from 'kafkajs/src/cluster/index.js';
 import kafkaLoggers from 'kafkajs/src/loggers/index.js';
@@ -195,7 +195,8 @@ async function explainMissing(
       const p = offsets.find((x) => x.partition === o.partition);
       if (p) bounds = { low: p.low, high: p.high };
     } catch (err) {
-      if ((err as { type?: string }).type === 'UNKNOWN_TOPIC_OR_PARTITION')
+      // kafkajs wraps the broker's answer once its retries run out: the type is on the error inside.
+      if (kafkaErrorType(err) === 'UNKNOWN_TOPIC_OR_PARTITION')
         throw new TerminalError('message-gone', `topic ${o.topic} does not exist`, { cause: err });
       throw new RetriableError(`listing offsets of ${o.topic}: ${(err as Error).message}`, { cause: err });
     }
