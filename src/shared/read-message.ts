@@ -196,8 +196,7 @@ async function explainMissing(
       if (p) bounds = { low: p.low, high: p.high };
     } catch (err) {
       // kafkajs wraps the broker's answer once its retries run out: the type is on the error inside.
-      if (kafkaErrorType(err) === 'UNKNOWN_TOPIC_OR_PARTITION')
-        throw new TerminalError('message-gone', `topic ${o.topic} does not exist`, { cause: err });
+      if (kafkaErrorType(err) === 'UNKNOWN_TOPIC_OR_PARTITION') throw new TerminalError('message-gone', `topic ${o.topic} does not exist`, { cause: err });
       throw new RetriableError(`listing offsets of ${o.topic}: ${(err as Error).message}`, { cause: err });
     }
     if (!bounds) throw new TerminalError('message-gone', `topic ${o.topic} has no partition ${o.partition}`);
