@@ -1,6 +1,7 @@
-import { isUndecodable, kafkaErrorType, RetriableError, TerminalError } from './errors.js';
+import { isBug, isUndecodable, kafkaErrorType, RetriableError, TerminalError } from './errors.js';
 import type { Coordinates } from './identity.js';
 import Cluster from 'kafkajs/src/cluster/index.js';
+import filterAbortedMessages from 'kafkajs/src/consumer/filterAbortedMessages.js';
 import kafkaLoggers from 'kafkajs/src/loggers/index.js';
 import consoleLogCreator from 'kafkajs/src/loggers/console.js';
 import createSocketFactory from 'kafkajs/src/network/socketFactory.js';
@@ -15,7 +16,18 @@ interface KafkaJsBroker {
     maxBytes: number;
     isolationLevel: number;
     topics: { topic: string; partitions: { partition: number; fetchOffset: string; maxBytes: number }[] }[];
-  }): Promise<{ responses: { topicName: string; partitions: { partition: number; errorCode: number; highWatermark: string; messages: RawMessage[] }[] }[] }>;
+  }): Promise<{
+    responses: {
+      topicName: string;
+      partitions: {
+        partition: number;
+        errorCode: number;
+        highWatermark: string;
+        abortedTransactions?: { producerId: string; firstOffset: string }[];
+        messages: RawMessage[];
+      }[];
+    }[];
+  }>;
 }
 interface KafkaJsCluster {
   connect(): Promise<void>;
@@ -93,7 +105,10 @@ export class PartitionReader {
       topics: [{ topic, partitions: [{ partition, fetchOffset: offset.toString(), maxBytes }] }],
     });
     const part = res.responses.flatMap((r) => r.partitions).find((p) => p.partition === partition);
-    return (part?.messages ?? [])
+    // Read committed, as the controller's consumer reads: an aborted transaction's records are
+    // dropped here (the broker sends them with the list of aborted transactions), then the markers.
+    const committed = part ? filterAbortedMessages({ messages: part.messages, abortedTransactions: part.abortedTransactions }) : [];
+    return committed
       .filter((m) => !m.isControlRecord && BigInt(m.offset) >= offset)
       .map((m) => {
         const headers: Record<string, string> = {};
@@ -162,7 +177,7 @@ export async function readOneMessage(connection: KafkaConnection, o: Coordinates
       const [first] = await reader.fetch(o.topic, o.partition, want, 1);
       if (first && BigInt(first.offset) === want) return one(first);
     } catch (err) {
-      if (isUndecodable(err)) throw err;
+      if (isUndecodable(err) || isBug(err)) throw err;
       // Anything else (no such topic, offset out of range, a broker away): the bounds below say which.
     }
     return await explainMissing(connection, reader, o, want, one);
@@ -210,7 +225,10 @@ async function explainMissing(
     // a fetch that failed for a passing reason; the scan says which.
     for await (const rec of reader.range(o.topic, o.partition, want, BigInt(bounds.high))) {
       if (BigInt(rec.offset) === want) return one(rec);
-      throw new TerminalError('message-gone', `offset ${o.offset} of ${o.topic}/${o.partition} holds no record (compacted or a transaction marker)`);
+      throw new TerminalError(
+        'message-gone',
+        `offset ${o.offset} of ${o.topic}/${o.partition} holds no record (compacted, a transaction marker, or an aborted transaction's record)`,
+      );
     }
     throw new RetriableError(`offset ${o.offset} of ${o.topic}/${o.partition} could not be fetched`);
   } finally {

@@ -68,4 +68,27 @@ describe('reading one record by its coordinates', () => {
     });
     assert.equal((await readOneMessage(connection, { topic, partition: 0, offset: '2' })).value?.toString(), 'after');
   });
+
+  it("fails for good at the offset of an aborted transaction's record, as a read-committed consumer skips it", async () => {
+    const topic = await freshTopic(admin);
+    const tx = kafka.producer({ transactionalId: uniqueName('tx'), idempotent: true, maxInFlightRequests: 1 });
+    await tx.connect();
+    try {
+      const t = await tx.transaction();
+      await t.send({ topic, messages: [{ value: 'aborted', partition: 0 }] });
+      await t.abort();
+    } finally {
+      await tx.disconnect();
+    }
+    // Offset 0 is the aborted record, offset 1 the abort marker, then a plain record.
+    await waitFor(async () => (await admin.fetchTopicOffsets(topic))[0]!.high === '2', { description: 'the abort marker written' });
+    await producer.send({ topic, messages: [{ value: 'after', partition: 0 }] });
+    await assert.rejects(readOneMessage(connection, { topic, partition: 0, offset: '0' }), (err: unknown) => {
+      assert.ok(err instanceof TerminalError, String(err));
+      assert.equal(err.reason, 'message-gone');
+      assert.match(err.message, /holds no record/);
+      return true;
+    });
+    assert.equal((await readOneMessage(connection, { topic, partition: 0, offset: '2' })).value?.toString(), 'after');
+  });
 });

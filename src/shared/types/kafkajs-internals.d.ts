@@ -30,3 +30,8 @@ declare module 'kafkajs/src/errors.js' {
   const errors: { KafkaJSNotImplemented: new (message: string) => Error };
   export default errors;
 }
+declare module 'kafkajs/src/consumer/filterAbortedMessages.js' {
+  /** Drops the records of aborted transactions (kafkajs' consumer does this; a raw fetch does not). */
+  const filterAbortedMessages: <M>(o: { messages: M[]; abortedTransactions?: { producerId: string; firstOffset: string }[] }) => M[];
+  export default filterAbortedMessages;
+}
