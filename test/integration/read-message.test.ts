@@ -13,6 +13,28 @@ describe('reading one record by its coordinates', () => {
   const { kafka, admin, producer } = useKafka('read-message-tests');
   const connection = kafkaConnection({ brokers: brokers(), clientId: 'read-message-tests', level: 'silent' });
 
+  /**
+   * A fresh topic holding one record written in a transaction that ends as `end` (offset 0), its
+   * marker (offset 1) and a plain record after it (offset 2, 'after'). The coordinator writes the
+   * marker after the commit or abort returns, so it is waited for: the plain record then lands
+   * after it, keeping the marker below the high watermark.
+   */
+  async function transactionThenRecord(value: string, end: 'commit' | 'abort'): Promise<string> {
+    const topic = await freshTopic(admin);
+    const tx = kafka.producer({ transactionalId: uniqueName('tx'), idempotent: true, maxInFlightRequests: 1 });
+    await tx.connect();
+    try {
+      const t = await tx.transaction();
+      await t.send({ topic, messages: [{ value, partition: 0 }] });
+      await (end === 'commit' ? t.commit() : t.abort());
+    } finally {
+      await tx.disconnect();
+    }
+    await waitFor(async () => (await admin.fetchTopicOffsets(topic))[0]!.high === '2', { description: `the ${end} marker written` });
+    await producer.send({ topic, messages: [{ value: 'after', partition: 0 }] });
+    return topic;
+  }
+
   it('returns the record at an offset inside a batch, with its key and headers', async () => {
     const topic = await freshTopic(admin);
     // One send, one record batch: the fetch returns the whole batch and the reader picks the offset.
@@ -45,20 +67,7 @@ describe('reading one record by its coordinates', () => {
   });
 
   it('fails for good at the offset of a transaction marker, which holds no record', async () => {
-    const topic = await freshTopic(admin);
-    const tx = kafka.producer({ transactionalId: uniqueName('tx'), idempotent: true, maxInFlightRequests: 1 });
-    await tx.connect();
-    try {
-      const t = await tx.transaction();
-      await t.send({ topic, messages: [{ value: 'in-tx', partition: 0 }] });
-      await t.commit();
-    } finally {
-      await tx.disconnect();
-    }
-    // Offset 0 is the record, offset 1 the commit marker, which the coordinator writes after the
-    // commit returns; a plain record after it keeps the marker below the high watermark.
-    await waitFor(async () => (await admin.fetchTopicOffsets(topic))[0]!.high === '2', { description: 'the commit marker written' });
-    await producer.send({ topic, messages: [{ value: 'after', partition: 0 }] });
+    const topic = await transactionThenRecord('in-tx', 'commit');
     assert.equal((await readOneMessage(connection, { topic, partition: 0, offset: '0' })).value?.toString(), 'in-tx');
     await assert.rejects(readOneMessage(connection, { topic, partition: 0, offset: '1' }), (err: unknown) => {
       assert.ok(err instanceof TerminalError, String(err));
@@ -70,19 +79,7 @@ describe('reading one record by its coordinates', () => {
   });
 
   it("fails for good at the offset of an aborted transaction's record, as a read-committed consumer skips it", async () => {
-    const topic = await freshTopic(admin);
-    const tx = kafka.producer({ transactionalId: uniqueName('tx'), idempotent: true, maxInFlightRequests: 1 });
-    await tx.connect();
-    try {
-      const t = await tx.transaction();
-      await t.send({ topic, messages: [{ value: 'aborted', partition: 0 }] });
-      await t.abort();
-    } finally {
-      await tx.disconnect();
-    }
-    // Offset 0 is the aborted record, offset 1 the abort marker, then a plain record.
-    await waitFor(async () => (await admin.fetchTopicOffsets(topic))[0]!.high === '2', { description: 'the abort marker written' });
-    await producer.send({ topic, messages: [{ value: 'after', partition: 0 }] });
+    const topic = await transactionThenRecord('aborted', 'abort');
     await assert.rejects(readOneMessage(connection, { topic, partition: 0, offset: '0' }), (err: unknown) => {
       assert.ok(err instanceof TerminalError, String(err));
       assert.equal(err.reason, 'message-gone');
