@@ -572,6 +572,22 @@ async function throughput(b: Bench, topology: 'shared' | 'dedicated'): Promise<{
 }
 
 /**
+ * Calls `send(i, at)` for each i below `total` on a fixed schedule of `rate` a second, never
+ * waiting for an earlier call (`at`: when call i was made); resolves once every call has. Both
+ * latency sides send through it, so they share the schedule exactly.
+ */
+async function onSchedule(total: number, rate: number, send: (i: number, at: number) => Promise<void>): Promise<void> {
+  const calls: Promise<void>[] = [];
+  const start = performance.now();
+  for (let i = 0; i < total; i++) {
+    const due = start + (i * 1000) / rate;
+    if (due > performance.now()) await sleep(due - performance.now());
+    calls.push(send(i, performance.now()));
+  }
+  await Promise.all(calls);
+}
+
+/**
  * The bare create loop's latency at the same rate, in the same topology: the same Job bodies
  * POSTed on the same fixed schedule (not waiting for earlier answers), each timed from its
  * scheduled send to the API server's answer. What the API server alone gives at that rate, to
@@ -593,16 +609,8 @@ async function loopLatency(b: Bench, rate: number, seconds: number, topology: st
   await settle();
   const r0 = cpuByRole();
   const lat: number[] = [];
-  const calls: Promise<void>[] = [];
-  const start = performance.now();
-  for (let i = 0; i < total; i++) {
-    const due = start + (i * 1000) / rate;
-    if (due > performance.now()) await sleep(due - performance.now());
-    // Timed from the send, as the controller's side is timed from its producer call.
-    const t = performance.now();
-    calls.push(create({ namespace: ns, body: bodies[i]! }).then(() => void lat.push(performance.now() - t)));
-  }
-  await Promise.all(calls);
+  // Timed from the send, as the controller's side is timed from its producer call.
+  await onSchedule(total, rate, (i, t) => create({ namespace: ns, body: bodies[i]! }).then(() => void lat.push(performance.now() - t)));
   const cost = roleCost(r0, cpuByRole(), total);
   await b.clear(ns);
   return { p50: pct(lat, 50), p99: pct(lat, 99), apiserverMsPerJob: cost };
@@ -643,21 +651,14 @@ async function latency(b: Bench, limit: number, topology: 'shared' | 'dedicated'
   const sentAt = new Map<string, number>();
   const ackedAt = new Map<string, number>();
   const r0 = cpuByRole(controller.child!.pid!);
-  const sends: Promise<void>[] = [];
   const start = performance.now();
-  for (let i = 0; i < total; i++) {
-    const due = start + (i * 1000) / rate;
-    if (due > performance.now()) await sleep(due - performance.now());
-    const t = performance.now();
+  await onSchedule(total, rate, (i, t) => {
     const partition = i % PARTITIONS;
-    sends.push(
-      b.producer.send({ topic, acks: -1, messages: [{ value: value(100_000 + i), partition }] }).then(([r]) => {
-        sentAt.set(`${partition}/${r!.baseOffset}`, t);
-        ackedAt.set(`${partition}/${r!.baseOffset}`, performance.now());
-      }),
-    );
-  }
-  await Promise.all(sends);
+    return b.producer.send({ topic, acks: -1, messages: [{ value: value(100_000 + i), partition }] }).then(([r]) => {
+      sentAt.set(`${partition}/${r!.baseOffset}`, t);
+      ackedAt.set(`${partition}/${r!.baseOffset}`, performance.now());
+    });
+  });
   const behind = (performance.now() - start) / 1000 - seconds;
   await waitFor(() => createdAt.size >= total, { timeoutMs: 120_000, description: 'latency Jobs' });
   say(`    latency run, CPU ms per message by process: ${roleCost(r0, cpuByRole(controller.child!.pid!), total)}`);

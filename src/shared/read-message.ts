@@ -171,7 +171,6 @@ export class PartitionReader {
 export async function readOneMessage(connection: KafkaConnection, o: Coordinates, timeoutMs?: number): Promise<OneMessage> {
   const reader = new PartitionReader({ connection, timeoutMs });
   const want = BigInt(o.offset);
-  const one = (r: FetchedRecord): OneMessage => ({ key: r.key, value: r.value, headers: r.headers, timestamp: r.timestamp });
   try {
     try {
       const [first] = await reader.fetch(o.topic, o.partition, want, 1);
@@ -180,7 +179,7 @@ export async function readOneMessage(connection: KafkaConnection, o: Coordinates
       if (isUndecodable(err) || isBug(err)) throw err;
       // Anything else (no such topic, offset out of range, a broker away): the bounds below say which.
     }
-    return await explainMissing(connection, reader, o, want, one);
+    return await explainMissing(connection, reader, o, want);
   } catch (err) {
     if (err instanceof TerminalError || err instanceof RetriableError) throw err;
     if (isUndecodable(err))
@@ -191,14 +190,13 @@ export async function readOneMessage(connection: KafkaConnection, o: Coordinates
   }
 }
 
+/** The message part of a fetched record. */
+function one(r: FetchedRecord): OneMessage {
+  return { key: r.key, value: r.value, headers: r.headers, timestamp: r.timestamp };
+}
+
 /** The record was not in the first fetch: the partition's bounds tell gone (terminal) from not yet or unreachable (retriable). */
-async function explainMissing(
-  connection: KafkaConnection,
-  reader: PartitionReader,
-  o: Coordinates,
-  want: bigint,
-  one: (r: FetchedRecord) => OneMessage,
-): Promise<OneMessage> {
+async function explainMissing(connection: KafkaConnection, reader: PartitionReader, o: Coordinates, want: bigint): Promise<OneMessage> {
   // Loaded only here: the job's common path never needs kafkajs' client classes.
   const { createKafka } = await import('./kafka-client.js');
   const admin = createKafka(connection, { retry: { retries: 5 } }).admin();

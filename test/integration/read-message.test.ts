@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { RetriableError, TerminalError } from '../../src/shared/errors.js';
+import type { Coordinates } from '../../src/shared/identity.js';
 import { kafkaConnection } from '../../src/shared/kafka.js';
 import { readOneMessage } from '../../src/shared/read-message.js';
 import { brokers, freshTopic, uniqueName, useKafka, waitFor } from '../helpers.js';
@@ -12,6 +13,16 @@ import { brokers, freshTopic, uniqueName, useKafka, waitFor } from '../helpers.j
 describe('reading one record by its coordinates', () => {
   const { kafka, admin, producer } = useKafka('read-message-tests');
   const connection = kafkaConnection({ brokers: brokers(), clientId: 'read-message-tests', level: 'silent' });
+
+  /** Reading `at` fails for good with `message-gone`, saying `why`. */
+  async function rejectsAsGone(at: Coordinates, why: RegExp): Promise<void> {
+    await assert.rejects(readOneMessage(connection, at), (err: unknown) => {
+      assert.ok(err instanceof TerminalError, String(err));
+      assert.equal(err.reason, 'message-gone');
+      assert.match(err.message, why);
+      return true;
+    });
+  }
 
   /**
    * A fresh topic holding one record written in a transaction that ends as `end` (offset 0), its
@@ -58,34 +69,19 @@ describe('reading one record by its coordinates', () => {
   });
 
   it('fails for good when the topic does not exist', async () => {
-    await assert.rejects(readOneMessage(connection, { topic: uniqueName('missing'), partition: 0, offset: '0' }), (err: unknown) => {
-      assert.ok(err instanceof TerminalError, String(err));
-      assert.equal(err.reason, 'message-gone');
-      assert.match(err.message, /does not exist/);
-      return true;
-    });
+    await rejectsAsGone({ topic: uniqueName('missing'), partition: 0, offset: '0' }, /does not exist/);
   });
 
   it('fails for good at the offset of a transaction marker, which holds no record', async () => {
     const topic = await transactionThenRecord('in-tx', 'commit');
     assert.equal((await readOneMessage(connection, { topic, partition: 0, offset: '0' })).value?.toString(), 'in-tx');
-    await assert.rejects(readOneMessage(connection, { topic, partition: 0, offset: '1' }), (err: unknown) => {
-      assert.ok(err instanceof TerminalError, String(err));
-      assert.equal(err.reason, 'message-gone');
-      assert.match(err.message, /holds no record/);
-      return true;
-    });
+    await rejectsAsGone({ topic, partition: 0, offset: '1' }, /holds no record/);
     assert.equal((await readOneMessage(connection, { topic, partition: 0, offset: '2' })).value?.toString(), 'after');
   });
 
   it("fails for good at the offset of an aborted transaction's record, as a read-committed consumer skips it", async () => {
     const topic = await transactionThenRecord('aborted', 'abort');
-    await assert.rejects(readOneMessage(connection, { topic, partition: 0, offset: '0' }), (err: unknown) => {
-      assert.ok(err instanceof TerminalError, String(err));
-      assert.equal(err.reason, 'message-gone');
-      assert.match(err.message, /holds no record/);
-      return true;
-    });
+    await rejectsAsGone({ topic, partition: 0, offset: '0' }, /holds no record/);
     assert.equal((await readOneMessage(connection, { topic, partition: 0, offset: '2' })).value?.toString(), 'after');
   });
 });
