@@ -197,6 +197,23 @@ async function apiRequests(bed: Testbed): Promise<Map<string, number>> {
   return out;
 }
 
+/**
+ * BENCH_APISERVER_PPROF=<dir>: a CPU profile of the API server over `seconds`, taken while a
+ * side runs (for `go tool pprof -top`), to tell where its CPU per Job goes on either side.
+ */
+function apiserverProfile(bed: Testbed, name: string, seconds = 6): Promise<void> {
+  const dir = process.env.BENCH_APISERVER_PPROF;
+  if (!dir) return Promise.resolve();
+  mkdirSync(dir, { recursive: true });
+  return promisify(execFile)('sh', [
+    '-c',
+    `"$0" --kubeconfig "$1" get --raw "/debug/pprof/profile?seconds=${seconds}" > "$2"`,
+    join(bed.env.KUBEBUILDER_ASSETS!, 'kubectl'),
+    bed.env.KUBECONFIG,
+    join(dir, `${name}.pprof`),
+  ]).then(() => undefined);
+}
+
 /** "VERB resource=n/Job …" between two snapshots, busiest first. */
 function requestCost(a: Map<string, number>, b: Map<string, number>, jobs: number): string {
   return [...b]
@@ -425,6 +442,7 @@ interface Side {
  * creates open at once), with no Kafka, no validation, no watch, no commits.
  */
 async function createLoop(bed: Testbed, create: ReturnType<typeof makeJobCreator>, ns: string, bodies: string[], concurrency: number): Promise<Side> {
+  let profile: Promise<void> | undefined;
   let k = 0;
   const q0 = await apiRequests(bed);
   const done: number[] = [];
@@ -436,10 +454,12 @@ async function createLoop(bed: Testbed, create: ReturnType<typeof makeJobCreator
       while (k < bodies.length) {
         await create({ namespace: ns, body: bodies[k++]! });
         done.push(performance.now());
+        if (done.length === 200) profile = apiserverProfile(bed, ns);
       }
     }),
   );
   const c1 = process.cpuUsage(c0);
+  await profile;
   return {
     jobsPerS: (bodies.length - 1) / ((done.at(-1)! - done[0]!) / 1000),
     cpuMsPerJob: (c1.user + c1.system) / 1000 / bodies.length,
@@ -473,6 +493,8 @@ async function controllerOnBacklog(b: Bench, topic: string, round: string): Prom
   const cpu0 = cpuMs(pid);
   const m0 = machineCpu();
   const r0 = cpuByRole(pid);
+  await waitFor(() => controller.counted >= 200, { timeoutMs: 600_000, intervalMs: 20, description: '200 Jobs from the controller' });
+  const profile = apiserverProfile(b.bed, ns);
   await waitFor(() => controller.counted >= BACKLOG, { timeoutMs: 600_000, intervalMs: 20, description: `${BACKLOG} Jobs from the controller` });
   const side = {
     jobsPerS: (BACKLOG - 1) / ((controller.lastCountedAt - tFirst) / 1000),
@@ -481,6 +503,7 @@ async function controllerOnBacklog(b: Bench, topic: string, round: string): Prom
     byRole: roleCost(r0, cpuByRole(pid), BACKLOG - 1),
     requests: requestCost(q0, await apiRequests(b.bed), BACKLOG),
   };
+  await profile;
   await controller.stop();
   return { ...side, startupS: (tFirst - t0) / 1000 };
 }
@@ -815,7 +838,8 @@ async function main(): Promise<void> {
     // run takes 80 % of the limit it has just measured).
     const fixedRate = Number(process.env.BENCH_LATENCY_RATE ?? 0);
     const dedicatedCores = cpus().length >= 2;
-    const tp = only.has('throughput') ? await throughput(b, 'shared') : undefined;
+    const topologies = new Set((process.env.BENCH_TOPOLOGIES ?? 'shared,dedicated').split(','));
+    const tp = only.has('throughput') && topologies.has('shared') ? await throughput(b, 'shared') : undefined;
     if (tp) line('throughput:', tp.fields);
     // On shared cores too, at 80 % of the loop's shared rate, so both topologies are on record.
     const latShared =
@@ -830,7 +854,7 @@ async function main(): Promise<void> {
     if (only.has('throughput') || only.has('latency')) {
       const unpin = dedicatedCores ? await pinControlPlane() : async () => undefined;
       try {
-        if (only.has('throughput') || !fixedRate) {
+        if ((only.has('throughput') && topologies.has('dedicated')) || !fixedRate) {
           tpd = dedicatedCores ? await throughput(b, 'dedicated') : (tp ?? (await throughput(b, 'shared')));
           if (dedicatedCores) line('dedicated:', tpd.fields);
         }

@@ -233,13 +233,24 @@ export class JobWatch implements InformerSource<k8s.V1Job> {
   }
 }
 
-/** An informer source on the Jobs of `namespace` that match `labelSelector`, handing out slim Jobs. */
+/**
+ * An informer source on the Jobs of `namespace` that match `labelSelector`, handing out slim
+ * Jobs: watched with `watch` (the Job client's protobuf watch) where given, else with
+ * client-node's JSON watch.
+ */
 export function jobListWatch(
   kc: k8s.KubeConfig,
   list: () => Promise<{ items: k8s.V1Job[]; metadata?: { resourceVersion?: string } }>,
   namespace: string,
   labelSelector: string,
+  watch?: WatchFn,
 ): InformerSource<k8s.V1Job> {
-  const watch = new k8s.Watch(kc);
-  return new JobWatch({ watch: (...a) => watch.watch(...a), path: `/apis/batch/v1/namespaces/${namespace}/jobs`, namespace, labelSelector, list });
+  const json = watch ? undefined : new k8s.Watch(kc);
+  return new JobWatch({
+    watch: watch ?? ((...a) => json!.watch(...a)),
+    path: `/apis/batch/v1/namespaces/${namespace}/jobs`,
+    namespace,
+    labelSelector,
+    list,
+  });
 }

@@ -6,6 +6,7 @@ import * as k8s from '@kubernetes/client-node';
 import { createSecureContext, type ConnectionOptions } from 'node:tls';
 import { Pool } from 'undici';
 import { ConfigError } from '../shared/errors.js';
+import { decodeWatchEvent, WatchFrames } from './job-proto.js';
 
 /**
  * Loads cluster credentials: in-cluster when run in a pod, else KUBECONFIG or ~/.kube/config.
@@ -79,11 +80,16 @@ export interface JobList {
   metadata: { resourceVersion?: string };
 }
 
-/** The Job calls on the controller's hot path: create, and the informer's list. */
+/** client-node's Watch.watch, which JobWatch is written against. */
+export type WatchFn = k8s.Watch['watch'];
+
+/** The Job calls on the controller's hot path: create, the informer's list and its watch. */
 export interface JobClient {
   create(p: { namespace: string; body: k8s.V1Job | string }): Promise<CreatedJob>;
   /** Every page read; `each` maps each Job as its page arrives, so a long list is never held whole. */
   list(namespace: string, labelSelector: string, each?: (j: k8s.V1Job) => k8s.V1Job): Promise<JobList>;
+  /** A protobuf watch handing out slim Jobs (see job-proto.ts); undefined where client-node's JSON watch is used. */
+  watch?: WatchFn;
   close(): Promise<void>;
 }
 
@@ -91,6 +97,14 @@ export interface JobClient {
 const AUTH_REFRESH_MS = 30_000;
 /** Items per page of a Job list, so a list of many Jobs is not one huge answer. */
 const LIST_PAGE = 500;
+/** The API server ends each watch after this long (client-go picks 5–10 min); it is resumed from its last resourceVersion. */
+const WATCH_TIMEOUT_S = 300;
+/**
+ * A watch silent this long is ended and resumed: the API server sends a bookmark about once a
+ * minute, so silence past two of them is a connection gone half-open, not a quiet namespace.
+ */
+const WATCH_IDLE_MS = 150_000;
+const PROTOBUF_WATCH = 'application/vnd.kubernetes.protobuf;stream=watch';
 
 /** `makeJobClient(…).create`, closable: what the controller and the bench's create loop use. */
 export function makeJobCreator(kc: k8s.KubeConfig, options: KeepAliveOptions = {}): JobCreator {
@@ -195,6 +209,67 @@ export function makeJobClient(kc: k8s.KubeConfig, { maxSockets = 128, timeoutMs 
         cont = page.metadata?.continue || undefined;
       } while (cont);
       return out;
+    },
+    async watch(path, query, callback, done) {
+      const controller = new AbortController();
+      let ended = false;
+      const end = (err: unknown) => {
+        if (ended) return;
+        ended = true;
+        done(err);
+      };
+      const q = new URLSearchParams({ watch: '1', timeoutSeconds: String(WATCH_TIMEOUT_S) });
+      for (const [k, v] of Object.entries(query as Record<string, unknown>)) if (v !== undefined && v !== '') q.set(k, String(v));
+      try {
+        const a = await auth();
+        const res = await a.pool.request({
+          method: 'GET',
+          path: `${prefix}${path}?${q}`,
+          headers: { ...a.headers, accept: `${PROTOBUF_WATCH}, application/json` },
+          signal: controller.signal,
+          headersTimeout: timeoutMs,
+          bodyTimeout: WATCH_IDLE_MS,
+        });
+        if (res.statusCode !== 200) {
+          const text = await res.body.text().catch(() => '');
+          // A rotated token: the restart that follows reads the credentials again.
+          if (res.statusCode === 401) void auth(a).catch(() => undefined);
+          end(Object.assign(new Error(`watch ${path}: HTTP ${res.statusCode}: ${text.slice(0, 300)}`), { statusCode: res.statusCode }));
+          return controller;
+        }
+        const json = String(res.headers['content-type'] ?? '').startsWith('application/json');
+        void (async () => {
+          // An API server that cannot encode protobuf (an aggregated or proxied one) answers in JSON lines.
+          const frames = new WatchFrames();
+          let text = '';
+          for await (const chunk of res.body as AsyncIterable<Buffer>) {
+            if (json) {
+              text += chunk.toString('utf8');
+              let nl: number;
+              while ((nl = text.indexOf('\n')) >= 0) {
+                const line = text.slice(0, nl);
+                text = text.slice(nl + 1);
+                if (!line.trim()) continue;
+                const e = JSON.parse(line) as { type: string; object: k8s.V1Job };
+                callback(e.type, e.object);
+              }
+            } else {
+              for (const f of frames.push(chunk)) {
+                const e = decodeWatchEvent(f);
+                callback(e.type, e.object);
+              }
+            }
+          }
+          end(frames.buffered || text.trim() ? new Error(`watch ${path} ended inside an event`) : null);
+        })().catch((err: unknown) => {
+          // Our own abort, or a silence past WATCH_IDLE_MS: a normal end, resumed from the last resourceVersion.
+          const code = (err as { code?: string }).code;
+          end(controller.signal.aborted || code === 'UND_ERR_BODY_TIMEOUT' ? null : err);
+        });
+      } catch (err) {
+        end(controller.signal.aborted ? null : err);
+      }
+      return controller;
     },
     async close() {
       const a = current && (await current.catch(() => undefined));

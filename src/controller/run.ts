@@ -125,7 +125,7 @@ export async function runController(deps: ControllerDeps): Promise<ControllerHan
   // Creates and the informer's lists go over undici (see makeJobClient); the rare 409 read keeps client-node.
   const jobClient = makeJobClient(deps.kc, { timeoutMs: cfg.KUBE_REQUEST_TIMEOUT_MS });
   const informer = new JobInformer<k8s.V1Job>({
-    source: jobListWatch(deps.kc, () => jobClient.list(cfg.JOB_NAMESPACE, selector, slimJob), cfg.JOB_NAMESPACE, selector),
+    source: jobListWatch(deps.kc, () => jobClient.list(cfg.JOB_NAMESPACE, selector, slimJob), cfg.JOB_NAMESPACE, selector, jobClient.watch),
     list: async () => (await jobClient.list(cfg.JOB_NAMESPACE, selector, slimJob)).items,
     handlers: { upsert: (j) => slots.observe(j), remove: (j) => slots.forget(j.metadata?.name ?? ''), relisted: (all) => slots.reconcile(all) },
     log: log.child({ component: 'job-watch' }),
