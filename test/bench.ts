@@ -11,9 +11,11 @@
  *   3. produce-to-Job-created latency in that dedicated topology at 80 % of the loop's rate
  *      there, beside the bare loop's own create latency at the same rate;
  *   4. controller RSS after 10 %, 50 % and 100 % of BENCH_MEMORY_MESSAGES (100,000).
- * BENCH_ONLY=cost,throughput,latency,memory picks parts; BENCH_CPU_PROF=<dir> profiles each
- * controller. The broker runs with Kafka's default group.initial.rebalance.delay.ms (3000), so
- * group joins are priced honestly. Jobs in 2–4 are created suspended (the Job controller makes
+ * BENCH_ONLY=cost,throughput,latency,memory picks parts; BENCH_TOPOLOGIES=shared,dedicated picks
+ * the throughput topologies; BENCH_CPU_PROF=<dir> profiles each controller, and
+ * BENCH_APISERVER_PPROF=<dir> the API server during each throughput side (`go tool pprof`). The
+ * broker runs with Kafka's default group.initial.rebalance.delay.ms (3000), so group joins are
+ * priced honestly. Jobs in 2–4 are created suspended (the Job controller makes
  * no pods): these measure the controller and the API server, not 100,000 local processes.
  */
 import { execFile, spawn } from 'node:child_process';
