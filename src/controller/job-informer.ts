@@ -136,6 +136,8 @@ export class JobWatch implements InformerSource<k8s.V1Job> {
   private stopped = false;
   /** Each watch's callbacks carry the generation they belong to: a replaced watch's end is ignored. */
   private generation = 0;
+  /** An ERROR event (other than 410) the watch sent before it ended: the end is a failure then. */
+  private errorEvent?: Error & { statusCode?: number; code?: number };
 
   constructor(
     private readonly o: {
@@ -173,6 +175,7 @@ export class JobWatch implements InformerSource<k8s.V1Job> {
 
   private async run(): Promise<void> {
     const gen = ++this.generation;
+    this.errorEvent = undefined;
     this.request?.abort();
     if (!this.rv) {
       const listed = await this.o.list();
@@ -208,10 +211,15 @@ export class JobWatch implements InformerSource<k8s.V1Job> {
     }
   }
 
-  private event(phase: string, obj: k8s.V1Job & { code?: number }): void {
+  private event(phase: string, obj: k8s.V1Job & { code?: number; reason?: string; message?: string }): void {
     if (phase === 'ERROR') {
       // 410 Gone: the resourceVersion is too old; the watch ends and the next run re-lists.
       if (obj.code === 410) this.rv = '';
+      // Any other ERROR is a failure: said, and restarted after a pause, not resumed at once in a loop.
+      else
+        this.errorEvent ??= Object.assign(new Error(`watch ERROR event: ${obj.code ?? '?'} ${obj.reason ?? ''}: ${obj.message ?? ''}`), {
+          statusCode: obj.code,
+        });
       return;
     }
     const name = obj.metadata?.name ?? '';
@@ -225,8 +233,10 @@ export class JobWatch implements InformerSource<k8s.V1Job> {
     this.rv = obj.metadata?.resourceVersion ?? this.rv;
   }
 
-  private ended(err: { statusCode?: number; code?: number } | null): void {
+  private ended(ended: { statusCode?: number; code?: number } | null): void {
     this.request = undefined;
+    const err = ended ?? this.errorEvent ?? null;
+    this.errorEvent = undefined;
     if (err && (err.statusCode === 410 || err.code === 410)) this.rv = '';
     else if (err) return this.emit('error', err);
     this.run().catch((e: unknown) => this.emit('error', e));

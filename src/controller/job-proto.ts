@@ -172,8 +172,8 @@ export function decodeSlimJob(b: Uint8Array, from = 0, to = b.length): k8s.V1Job
   return job;
 }
 
-/** A watch event: its type and its object, a slim Job or (for ERROR) the Status's code. */
-export type WatchEvent = { type: string; object: k8s.V1Job & { code?: number } };
+/** A watch event: its type and its object, a slim Job or (for ERROR) what the Status says. */
+export type WatchEvent = { type: string; object: k8s.V1Job & { code?: number; reason?: string; message?: string } };
 
 /**
  * One frame of a `application/vnd.kubernetes.protobuf;stream=watch` body: a WatchEvent
@@ -207,15 +207,21 @@ export function decodeWatchEvent(frame: Uint8Array): WatchEvent {
   });
   if (!object) throw new ProtoError(`watch event ${type} carries an empty ${kind || 'object'}`);
   if (kind === 'Status') {
-    let code: number | undefined;
-    walk(frame, object[0], object[1], (f, w, v) => {
-      if (f === 6 && w === 0) code = v;
+    // metav1.Status: message = 3, reason = 4, code = 6; what an ERROR event says went wrong.
+    const st: { code?: number; reason?: string; message?: string } = {};
+    walk(frame, object[0], object[1], (f, w, v, t) => {
+      if (f === 6 && w === 0) st.code = v;
+      else if (f === 3 && w === 2 && t > v) st.message = str(frame, v, t);
+      else if (f === 4 && w === 2 && t > v) st.reason = str(frame, v, t);
     });
-    return { type, object: { code } };
+    return { type, object: st };
   }
   if (kind !== 'Job') throw new ProtoError(`watch event ${type} carries a ${kind || 'kindless object'}, not a Job`);
   return { type, object: decodeSlimJob(frame, object[0], object[1]) };
 }
+
+/** A larger frame is not a Job event (the API server's own limit on a request is 3 MiB): the stream is not what we think. */
+export const MAX_FRAME_BYTES = 64 * 2 ** 20;
 
 /**
  * Splits a watch body into its frames: each a 4-byte big-endian length, then that many bytes.
@@ -230,6 +236,7 @@ export class WatchFrames {
     let p = 0;
     while (b.length - p >= 4) {
       const len = ((b[p]! << 24) >>> 0) + (b[p + 1]! << 16) + (b[p + 2]! << 8) + b[p + 3]!;
+      if (len > MAX_FRAME_BYTES) throw new ProtoError(`a watch frame of ${len} bytes: not a length-prefixed protobuf stream`);
       if (b.length - p - 4 < len) break;
       out.push(b.subarray(p + 4, p + 4 + len));
       p += 4 + len;
@@ -249,4 +256,48 @@ function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
   out.set(a, 0);
   out.set(b, a.length);
   return out;
+}
+
+export const PROTOBUF_WATCH = 'application/vnd.kubernetes.protobuf;stream=watch';
+
+/**
+ * Reads a watch body of the content type the API server answered with: protobuf frames, or
+ * JSON lines (what a server that cannot encode protobuf sends, and what the client asks for
+ * once protobuf has failed it). Characters split between chunks stay whole. `end` throws if
+ * the body stopped inside an event. Anything else is refused up front.
+ */
+export function watchBodyReader(contentType: string): { push(chunk: Uint8Array): WatchEvent[]; end(): void } {
+  const type = contentType.split(';')[0]!.trim().toLowerCase();
+  if (type === 'application/vnd.kubernetes.protobuf') {
+    const frames = new WatchFrames();
+    return {
+      push: (chunk) => frames.push(chunk).map(decodeWatchEvent),
+      end: () => {
+        if (frames.buffered) throw new ProtoError(`the watch ended inside an event (${frames.buffered} bytes)`);
+      },
+    };
+  }
+  if (type === 'application/json') {
+    const decoder = new TextDecoder('utf-8', { fatal: true });
+    let text = '';
+    return {
+      push: (chunk) => {
+        text += decoder.decode(chunk, { stream: true });
+        const out: WatchEvent[] = [];
+        let nl: number;
+        while ((nl = text.indexOf('\n')) >= 0) {
+          const line = text.slice(0, nl);
+          text = text.slice(nl + 1);
+          if (line.trim()) out.push(JSON.parse(line) as WatchEvent);
+        }
+        if (text.length > MAX_FRAME_BYTES) throw new ProtoError(`a watch line of over ${MAX_FRAME_BYTES} bytes`);
+        return out;
+      },
+      end: () => {
+        text += decoder.decode();
+        if (text.trim()) throw new ProtoError('the watch ended inside an event');
+      },
+    };
+  }
+  throw new ProtoError(`a watch answered in ${contentType || 'no content type'}, neither protobuf nor JSON`);
 }

@@ -6,7 +6,7 @@ import * as k8s from '@kubernetes/client-node';
 import { createSecureContext, type ConnectionOptions } from 'node:tls';
 import { Pool } from 'undici';
 import { ConfigError } from '../shared/errors.js';
-import { decodeWatchEvent, WatchFrames } from './job-proto.js';
+import { PROTOBUF_WATCH, ProtoError, watchBodyReader } from './job-proto.js';
 
 /**
  * Loads cluster credentials: in-cluster when run in a pod, else KUBECONFIG or ~/.kube/config.
@@ -104,7 +104,6 @@ const WATCH_TIMEOUT_S = 300;
  * minute, so silence past two of them is a connection gone half-open, not a quiet namespace.
  */
 const WATCH_IDLE_MS = 150_000;
-const PROTOBUF_WATCH = 'application/vnd.kubernetes.protobuf;stream=watch';
 
 /** `makeJobClient(…).create`, closable: what the controller and the bench's create loop use. */
 export function makeJobCreator(kc: k8s.KubeConfig, options: KeepAliveOptions = {}): JobCreator {
@@ -142,6 +141,8 @@ export function makeJobClient(kc: k8s.KubeConfig, { maxSockets = 128, timeoutMs 
     at: number;
   }
   let current: Promise<Auth> | undefined;
+  /** Watch in protobuf until a stream of it cannot be read (see watch). */
+  let protobufWatch = true;
   const authenticate = async (previous?: Auth): Promise<Auth> => {
     const ctx = new k8s.RequestContext(cluster.server, k8s.HttpMethod.POST);
     await kc.applySecurityAuthentication(ctx);
@@ -225,7 +226,7 @@ export function makeJobClient(kc: k8s.KubeConfig, { maxSockets = 128, timeoutMs 
         const res = await a.pool.request({
           method: 'GET',
           path: `${prefix}${path}?${q}`,
-          headers: { ...a.headers, accept: `${PROTOBUF_WATCH}, application/json` },
+          headers: { ...a.headers, accept: protobufWatch ? `${PROTOBUF_WATCH}, application/json` : 'application/json' },
           signal: controller.signal,
           headersTimeout: timeoutMs,
           bodyTimeout: WATCH_IDLE_MS,
@@ -237,33 +238,19 @@ export function makeJobClient(kc: k8s.KubeConfig, { maxSockets = 128, timeoutMs 
           end(Object.assign(new Error(`watch ${path}: HTTP ${res.statusCode}: ${text.slice(0, 300)}`), { statusCode: res.statusCode }));
           return controller;
         }
-        const json = String(res.headers['content-type'] ?? '').startsWith('application/json');
         void (async () => {
-          // An API server that cannot encode protobuf (an aggregated or proxied one) answers in JSON lines.
-          const frames = new WatchFrames();
-          let text = '';
-          for await (const chunk of res.body as AsyncIterable<Buffer>) {
-            if (json) {
-              text += chunk.toString('utf8');
-              let nl: number;
-              while ((nl = text.indexOf('\n')) >= 0) {
-                const line = text.slice(0, nl);
-                text = text.slice(nl + 1);
-                if (!line.trim()) continue;
-                const e = JSON.parse(line) as { type: string; object: k8s.V1Job };
-                callback(e.type, e.object);
-              }
-            } else {
-              for (const f of frames.push(chunk)) {
-                const e = decodeWatchEvent(f);
-                callback(e.type, e.object);
-              }
-            }
-          }
-          end(frames.buffered || text.trim() ? new Error(`watch ${path} ended inside an event`) : null);
+          const reader = watchBodyReader(String(res.headers['content-type'] ?? ''));
+          for await (const chunk of res.body as AsyncIterable<Buffer>) for (const e of reader.push(chunk)) callback(e.type, e.object);
+          reader.end();
+          end(null);
         })().catch((err: unknown) => {
+          // A stream we cannot read is a fact about this API server, not a passing fault: watch
+          // in JSON from now on (the restart after this error re-lists once), instead of failing
+          // the same way every second.
+          if (err instanceof ProtoError) protobufWatch = false;
           // Our own abort, or a silence past WATCH_IDLE_MS: a normal end, resumed from the last resourceVersion.
           const code = (err as { code?: string }).code;
+          res.body.destroy();
           end(controller.signal.aborted || code === 'UND_ERR_BODY_TIMEOUT' ? null : err);
         });
       } catch (err) {

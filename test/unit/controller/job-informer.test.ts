@@ -130,7 +130,10 @@ function jobWatch(list: () => Promise<{ items: k8s.V1Job[]; metadata?: { resourc
   src.on('add', (j) => seen.push(`add ${j.metadata?.name}`));
   src.on('update', (j) => seen.push(`update ${j.metadata?.name}`));
   src.on('delete', (j) => seen.push(`delete ${j.metadata?.name}`));
-  src.on('error', (e) => seen.push(`error ${(e as { code?: number }).code ?? ''}`));
+  src.on('error', (e) => {
+    const { code, statusCode } = e as { code?: number; statusCode?: number };
+    seen.push(`error ${code ?? statusCode ?? ''}`);
+  });
   src.on('connect', () => seen.push('connect'));
   return { w, src, seen };
 }
@@ -208,6 +211,15 @@ describe('JobWatch', () => {
     await s2.start();
     assert.deepEqual(seen2, ['error']);
     assert.ok(w.last.aborted);
+  });
+
+  it('reports an ERROR event other than 410 as an error when the watch ends, so the restart waits instead of looping', async () => {
+    const { w, src, seen } = jobWatch(async () => ({ items: [], metadata: { resourceVersion: '1' } }));
+    await src.start();
+    w.last.event('ERROR', { code: 500, reason: 'InternalError', message: 'etcd is down' });
+    w.last.done(null);
+    assert.deepEqual(seen, ['connect', 'error 500']);
+    assert.equal(w.calls.length, 1);
   });
 
   it('reports any other end of the watch as an error, and ignores the end of a watch it stopped', async () => {

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { decodeSlimJob, decodeWatchEvent, ProtoError, WatchFrames } from '../../../src/controller/job-proto.js';
+import { decodeSlimJob, decodeWatchEvent, ProtoError, WatchFrames, watchBodyReader } from '../../../src/controller/job-proto.js';
 
 /** A small protobuf writer, so each case below states its bytes field by field. */
 function varint(n: number): number[] {
@@ -79,6 +79,32 @@ const finishedJob = [
 ];
 
 describe('the protobuf Job watch', () => {
+  it('refuses a frame longer than any Job event rather than waiting for gigabytes', () => {
+    // '{"ty' read as a length: a JSON body taken for protobuf.
+    assert.throws(() => new WatchFrames().push(Buffer.from('{"type":"ADDED"}')), ProtoError);
+    assert.throws(() => watchBodyReader('application/vnd.kubernetes.protobuf;stream=watch').push(Uint8Array.from([0x7f, 0xff, 0xff, 0xff])), ProtoError);
+  });
+
+  it('reads JSON lines whole when a character or a line is split between chunks, and refuses other content types', () => {
+    const body = Buffer.from(
+      '{"type":"ADDED","object":{"metadata":{"name":"a","annotations":{"n":"ünï ✓"}}}}\n{"type":"DELETED","object":{"metadata":{"name":"a"}}}\n',
+    );
+    for (let cut = 1; cut < body.length; cut++) {
+      const r = watchBodyReader('application/json');
+      const seen = [...r.push(body.subarray(0, cut)), ...r.push(body.subarray(cut))];
+      r.end();
+      assert.deepEqual(
+        seen.map((e) => `${e.type} ${e.object.metadata?.annotations?.n ?? ''}`),
+        ['ADDED ünï ✓', 'DELETED '],
+        `cut at ${cut}`,
+      );
+    }
+    const r = watchBodyReader('application/json');
+    r.push(body.subarray(0, 10));
+    assert.throws(() => r.end(), /inside an event/);
+    assert.throws(() => watchBodyReader('text/html; charset=utf-8'), /neither protobuf nor JSON/);
+  });
+
   it('decodes a Job to the slim form, leaving out what JSON leaves out: empty strings, zero counters, the zero time', () => {
     assert.deepEqual(decodeSlimJob(Uint8Array.from(finishedJob)), {
       apiVersion: 'batch/v1',
@@ -113,7 +139,7 @@ describe('the protobuf Job watch', () => {
       ['BOOKMARK', '99', undefined],
       ['ERROR', undefined, 410],
     ];
-    for (let size = 1; size <= stream.length; size += size < 16 ? 1 : 7) {
+    for (let size = 1; size <= stream.length; size++) {
       const frames = new WatchFrames();
       const seen: unknown[] = [];
       for (let p = 0; p < stream.length; p += size)
@@ -136,9 +162,10 @@ describe('the protobuf Job watch', () => {
 
   it('refuses what is not a protobuf Job event instead of handing out an empty Job', () => {
     const notMagic = Uint8Array.from(frame('ADDED', 'Job', finishedJob)).subarray(4);
-    const at = notMagic.indexOf(0x6b);
-    notMagic[at] = 0x7b; // '{': a JSON object where the magic bytes belong
-    assert.throws(() => decodeWatchEvent(notMagic), ProtoError);
+    const magicAt = Buffer.from(notMagic).indexOf(Buffer.from(MAGIC));
+    assert.equal(Buffer.from(notMagic).lastIndexOf(Buffer.from(MAGIC)), magicAt, 'the magic bytes appear once, opening the object');
+    notMagic[magicAt] = 0x7b; // '{': a JSON object where the magic bytes belong
+    assert.throws(() => decodeWatchEvent(notMagic), /not a protobuf-encoded Kubernetes object/);
     assert.throws(() => decodeWatchEvent(Uint8Array.from(frame('ADDED', 'Pod', finishedJob)).subarray(4)), /a Pod, not a Job/);
     assert.throws(() => decodeSlimJob(Uint8Array.from(finishedJob).subarray(0, 40)), ProtoError);
   });

@@ -1,11 +1,13 @@
 import assert from 'node:assert/strict';
-import { createServer, type IncomingMessage, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import * as k8s from '@kubernetes/client-node';
 import { apiStatus, classifyApiError, isConflict, statusMessage } from '../../../src/shared/errors.js';
 import { buildJob } from '../../../src/controller/job-builder.js';
-import { makeJobClient, makeJobCreator } from '../../../src/controller/kube.js';
+import { makeJobClient, makeJobCreator, type JobClient } from '../../../src/controller/kube.js';
+import { ProtoError } from '../../../src/controller/job-proto.js';
+import { waitFor } from '../../../src/shared/wait.js';
 import { parseConfig } from '../../../src/shared/settings.js';
 import { ControllerConfigSchema } from '../../../src/controller/config.js';
 import { parseMessage, validationPolicy } from '../../../src/shared/message.js';
@@ -201,5 +203,87 @@ spec:
     assert.equal(apiStatus(err), undefined);
     assert.match(classifyApiError(err, 'create Job x').message, /API server unreachable/);
     assert.equal(apiStatus(new DOMException('timed out', 'TimeoutError')), undefined);
+  });
+});
+
+describe("the Job client's watch", () => {
+  /** One answer per watch request, in order; records each request's Accept header. */
+  let answers: ((res: ServerResponse) => void)[] = [];
+  const accepts: string[] = [];
+  let url = '';
+  const server = createServer((req, res) => {
+    accepts.push(String(req.headers.accept));
+    const a = answers.shift();
+    if (a) a(res);
+    else res.writeHead(500).end();
+  });
+  before(async () => {
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+  after(() => new Promise<void>((r) => server.close(() => r())));
+
+  function client(): JobClient {
+    const kc = new k8s.KubeConfig();
+    kc.loadFromOptions({
+      clusters: [{ name: 'c', server: url, skipTLSVerify: true }],
+      users: [{ name: 'u', token: 't' }],
+      contexts: [{ name: 'x', cluster: 'c', user: 'u' }],
+      currentContext: 'x',
+    });
+    return makeJobClient(kc);
+  }
+
+  /** Watches once; resolves with what the callback saw and what done said (it must say it once). */
+  async function watchOnce(c: JobClient): Promise<{ events: string[]; ends: unknown[] }> {
+    const events: string[] = [];
+    const ends: unknown[] = [];
+    await c.watch!(
+      '/apis/batch/v1/namespaces/jobs/jobs',
+      { resourceVersion: '5' },
+      (t, o: k8s.V1Job) => events.push(`${t} ${o.metadata?.name}`),
+      (e) => ends.push(e),
+    );
+    await waitFor(() => ends.length > 0, { timeoutMs: 5000, description: 'the watch to end' });
+    return { events, ends };
+  }
+
+  it('watches in protobuf and, once a protobuf stream cannot be read, in JSON lines from then on', async () => {
+    const c = client();
+    try {
+      answers = [
+        // A body the server calls protobuf that is not: a length of 2 GiB.
+        (res) => res.writeHead(200, { 'content-type': 'application/vnd.kubernetes.protobuf;stream=watch' }).end(Buffer.from([0x7f, 0xff, 0xff, 0xff, 0])),
+        (res) => {
+          res.writeHead(200, { 'content-type': 'application/json' });
+          res.write('{"type":"ADDED","object":{"metadata":{"name":"a"}}}\n{"type":"MOD');
+          res.end('IFIED","object":{"metadata":{"name":"a"}}}\n');
+        },
+      ];
+      accepts.length = 0;
+      const first = await watchOnce(c);
+      assert.deepEqual(first.events, []);
+      assert.equal(first.ends.length, 1);
+      assert.ok(first.ends[0] instanceof ProtoError, String(first.ends[0]));
+      const second = await watchOnce(c);
+      assert.deepEqual(second, { events: ['ADDED a', 'MODIFIED a'], ends: [null] });
+      assert.match(accepts[0]!, /^application\/vnd\.kubernetes\.protobuf;stream=watch/);
+      assert.equal(accepts[1], 'application/json');
+    } finally {
+      await c.close();
+    }
+  });
+
+  it('ends a refused watch once, with its HTTP status, so a 410 re-lists', async () => {
+    const c = client();
+    try {
+      answers = [(res) => res.writeHead(410, { 'content-type': 'application/json' }).end('{"kind":"Status","code":410}')];
+      const { events, ends } = await watchOnce(c);
+      assert.deepEqual(events, []);
+      assert.equal(ends.length, 1);
+      assert.equal((ends[0] as { statusCode?: number }).statusCode, 410);
+    } finally {
+      await c.close();
+    }
   });
 });
