@@ -273,7 +273,8 @@ export function watchBodyReader(contentType: string): { push(chunk: Uint8Array):
     return {
       push: (chunk) => frames.push(chunk).map(decodeWatchEvent),
       end: () => {
-        if (frames.buffered) throw new ProtoError(`the watch ended inside an event (${frames.buffered} bytes)`);
+        // A connection cut mid-event: a network fault, resumed like one, not a reason to give up protobuf.
+        if (frames.buffered) throw new Error(`the watch ended inside an event (${frames.buffered} bytes)`);
       },
     };
   }
@@ -290,12 +291,12 @@ export function watchBodyReader(contentType: string): { push(chunk: Uint8Array):
           text = text.slice(nl + 1);
           if (line.trim()) out.push(JSON.parse(line) as WatchEvent);
         }
-        if (text.length > MAX_FRAME_BYTES) throw new ProtoError(`a watch line of over ${MAX_FRAME_BYTES} bytes`);
+        if (text.length > MAX_FRAME_BYTES) throw new ProtoError(`a watch line of over ${MAX_FRAME_BYTES} characters`);
         return out;
       },
       end: () => {
         text += decoder.decode();
-        if (text.trim()) throw new ProtoError('the watch ended inside an event');
+        if (text.trim()) throw new Error('the watch ended inside an event');
       },
     };
   }

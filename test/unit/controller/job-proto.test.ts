@@ -158,6 +158,13 @@ describe('the protobuf Job watch', () => {
     assert.deepEqual(frames.push(f.subarray(0, f.length - 1)), []);
     assert.equal(frames.buffered, f.length - 1);
     assert.equal(frames.push(f.subarray(f.length - 1)).length, 1);
+    // A body cut inside a frame is a network fault (resumed), not a stream protobuf cannot read (which gives protobuf up).
+    const cut = watchBodyReader('application/vnd.kubernetes.protobuf;stream=watch');
+    cut.push(f.subarray(0, 10));
+    assert.throws(
+      () => cut.end(),
+      (err: unknown) => err instanceof Error && !(err instanceof ProtoError) && /inside an event/.test(err.message),
+    );
   });
 
   it('refuses what is not a protobuf Job event instead of handing out an empty Job', () => {
