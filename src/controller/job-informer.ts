@@ -255,9 +255,12 @@ export function jobListWatch(
   labelSelector: string,
   watch?: WatchFn,
 ): InformerSource<k8s.V1Job> {
-  const json = watch ? undefined : new k8s.Watch(kc);
+  if (!watch) {
+    const json = new k8s.Watch(kc);
+    watch = (...a) => json.watch(...a);
+  }
   return new JobWatch({
-    watch: watch ?? ((...a) => json!.watch(...a)),
+    watch,
     path: `/apis/batch/v1/namespaces/${namespace}/jobs`,
     namespace,
     labelSelector,

@@ -93,25 +93,43 @@ function entry(b: Uint8Array, from: number, to: number, into: Record<string, str
   into[k] = val;
 }
 
+/**
+ * Walks a message whose string and metav1.Time fields land in `into` under the names
+ * `strings` and `times` give their numbers (an empty string and the zero time left out, as
+ * JSON leaves them out); every other field goes to `other`.
+ */
+function named(
+  b: Uint8Array,
+  from: number,
+  to: number,
+  into: Record<string, unknown>,
+  strings: Record<number, string>,
+  times: Record<number, string>,
+  other: (field: number, wire: number, v: number, to: number) => void = () => undefined,
+): void {
+  walk(b, from, to, (f, w, v, t) => {
+    const s = w === 2 ? strings[f] : undefined;
+    const at = w === 2 ? times[f] : undefined;
+    if (s) {
+      if (t > v) into[s] = str(b, v, t);
+    } else if (at) {
+      const value = time(b, v, t);
+      if (value) into[at] = value;
+    } else other(f, w, v, t);
+  });
+}
+
 function metadata(b: Uint8Array, from: number, to: number): k8s.V1ObjectMeta {
   const m: Record<string, unknown> = {};
   const labels: Record<string, string> = {};
   const annotations: Record<string, string> = {};
   let hasLabels = false;
   let hasAnnotations = false;
-  const strings: Record<number, string> = { 1: 'name', 3: 'namespace', 5: 'uid', 6: 'resourceVersion' };
-  walk(b, from, to, (f, w, v, t) => {
-    if (w !== 2) return;
-    const key = strings[f];
-    if (key) {
-      if (t > v) m[key] = str(b, v, t);
-    } else if (f === 8 || f === 9) {
-      const at = time(b, v, t);
-      if (at) m[f === 8 ? 'creationTimestamp' : 'deletionTimestamp'] = at;
-    } else if (f === 11) {
+  named(b, from, to, m, { 1: 'name', 3: 'namespace', 5: 'uid', 6: 'resourceVersion' }, { 8: 'creationTimestamp', 9: 'deletionTimestamp' }, (f, w, v, t) => {
+    if (w === 2 && f === 11) {
       hasLabels = true;
       entry(b, v, t, labels);
-    } else if (f === 12) {
+    } else if (w === 2 && f === 12) {
       hasAnnotations = true;
       entry(b, v, t, annotations);
     }
@@ -123,29 +141,16 @@ function metadata(b: Uint8Array, from: number, to: number): k8s.V1ObjectMeta {
 
 function condition(b: Uint8Array, from: number, to: number): k8s.V1JobCondition {
   const c: Record<string, unknown> = {};
-  const strings: Record<number, string> = { 1: 'type', 2: 'status', 5: 'reason', 6: 'message' };
-  walk(b, from, to, (f, w, v, t) => {
-    if (w !== 2) return;
-    const key = strings[f];
-    if (key) {
-      if (t > v) c[key] = str(b, v, t);
-    } else if (f === 3 || f === 4) {
-      const at = time(b, v, t);
-      if (at) c[f === 3 ? 'lastProbeTime' : 'lastTransitionTime'] = at;
-    }
-  });
+  named(b, from, to, c, { 1: 'type', 2: 'status', 5: 'reason', 6: 'message' }, { 3: 'lastProbeTime', 4: 'lastTransitionTime' });
   return c as unknown as k8s.V1JobCondition;
 }
 
 function status(b: Uint8Array, from: number, to: number): k8s.V1JobStatus {
   const s: Record<string, unknown> = {};
   const conditions: k8s.V1JobCondition[] = [];
-  walk(b, from, to, (f, w, v, t) => {
+  named(b, from, to, s, {}, { 2: 'startTime', 3: 'completionTime' }, (f, w, v, t) => {
     if (w === 2 && f === 1) conditions.push(condition(b, v, t));
-    else if (w === 2 && (f === 2 || f === 3)) {
-      const at = time(b, v, t);
-      if (at) s[f === 2 ? 'startTime' : 'completionTime'] = at;
-    } else if (w === 0) {
+    else if (w === 0) {
       // active, succeeded, failed are plain int32s (JSON omits 0); ready and terminating are pointers (JSON keeps 0).
       const counter = ({ 4: 'active', 5: 'succeeded', 6: 'failed' } as Record<number, string>)[f];
       const pointer = ({ 9: 'ready', 11: 'terminating' } as Record<number, string>)[f];
