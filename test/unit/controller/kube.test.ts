@@ -23,10 +23,10 @@ function renamedFields(type: string, seen = new Set<string>()): string[] {
 
 /** A local stand-in for the Jobs endpoint: records each request, answers what `answer` says. */
 class JobsEndpoint {
-  requests: { method: string; url: string; contentType: string; authorization?: string; body: string }[] = [];
+  requests: { method: string; url: string; contentType: string; accept: string; authorization?: string; body: string }[] = [];
   answer: { status: number; body: string } = { status: 201, body: '{}' };
-  /** Answers queued ahead of `answer`, one request each. */
-  next: { status: number; body: string }[] = [];
+  /** Answers queued ahead of `answer`, one request each; a function writes its answer itself (a streamed watch body). */
+  next: ({ status: number; body: string } | ((res: ServerResponse) => void))[] = [];
   private server?: Server;
   url = '';
 
@@ -39,11 +39,13 @@ class JobsEndpoint {
           method: req.method!,
           url: req.url!,
           contentType: String(req.headers['content-type']),
+          accept: String(req.headers.accept),
           authorization: req.headers.authorization,
           body,
         });
         const a = this.next.shift() ?? this.answer;
-        res.writeHead(a.status, { 'content-type': 'application/json' }).end(a.body);
+        if (typeof a === 'function') a(res);
+        else res.writeHead(a.status, { 'content-type': 'application/json' }).end(a.body);
       });
     });
     await new Promise<void>((r) => this.server!.listen(0, '127.0.0.1', r));
@@ -207,32 +209,10 @@ spec:
 });
 
 describe("the Job client's watch", () => {
-  /** One answer per watch request, in order; records each request's Accept header. */
-  let answers: ((res: ServerResponse) => void)[] = [];
-  const accepts: string[] = [];
-  let url = '';
-  const server = createServer((req, res) => {
-    accepts.push(String(req.headers.accept));
-    const a = answers.shift();
-    if (a) a(res);
-    else res.writeHead(500).end();
-  });
-  before(async () => {
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  });
-  after(() => new Promise<void>((r) => server.close(() => r())));
-
-  function client(): JobClient {
-    const kc = new k8s.KubeConfig();
-    kc.loadFromOptions({
-      clusters: [{ name: 'c', server: url, skipTLSVerify: true }],
-      users: [{ name: 'u', token: 't' }],
-      contexts: [{ name: 'x', cluster: 'c', user: 'u' }],
-      currentContext: 'x',
-    });
-    return makeJobClient(kc);
-  }
+  const endpoint = new JobsEndpoint();
+  before(() => endpoint.start());
+  after(() => endpoint.stop());
+  const client = () => makeJobClient(endpoint.kubeConfig());
 
   /** Watches once; resolves with what the callback saw and what done said (it must say it once). */
   async function watchOnce(c: JobClient): Promise<{ events: string[]; ends: unknown[] }> {
@@ -251,7 +231,8 @@ describe("the Job client's watch", () => {
   it('watches in protobuf and, once a protobuf stream cannot be read, in JSON lines from then on', async () => {
     const c = client();
     try {
-      answers = [
+      endpoint.requests.length = 0;
+      endpoint.next = [
         // A body the server calls protobuf that is not: a length of 2 GiB.
         (res) => res.writeHead(200, { 'content-type': 'application/vnd.kubernetes.protobuf;stream=watch' }).end(Buffer.from([0x7f, 0xff, 0xff, 0xff, 0])),
         (res) => {
@@ -260,15 +241,14 @@ describe("the Job client's watch", () => {
           res.end('IFIED","object":{"metadata":{"name":"a"}}}\n');
         },
       ];
-      accepts.length = 0;
       const first = await watchOnce(c);
       assert.deepEqual(first.events, []);
       assert.equal(first.ends.length, 1);
       assert.ok(first.ends[0] instanceof ProtoError, String(first.ends[0]));
       const second = await watchOnce(c);
       assert.deepEqual(second, { events: ['ADDED a', 'MODIFIED a'], ends: [null] });
-      assert.match(accepts[0]!, /^application\/vnd\.kubernetes\.protobuf;stream=watch/);
-      assert.equal(accepts[1], 'application/json');
+      assert.match(endpoint.requests[0]!.accept, /^application\/vnd\.kubernetes\.protobuf;stream=watch/);
+      assert.equal(endpoint.requests[1]!.accept, 'application/json');
     } finally {
       await c.close();
     }
@@ -277,7 +257,7 @@ describe("the Job client's watch", () => {
   it('ends a refused watch once, with its HTTP status, so a 410 re-lists', async () => {
     const c = client();
     try {
-      answers = [(res) => res.writeHead(410, { 'content-type': 'application/json' }).end('{"kind":"Status","code":410}')];
+      endpoint.next = [(res) => res.writeHead(410, { 'content-type': 'application/json' }).end('{"kind":"Status","code":410}')];
       const { events, ends } = await watchOnce(c);
       assert.deepEqual(events, []);
       assert.equal(ends.length, 1);
