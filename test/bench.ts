@@ -27,9 +27,9 @@ import * as k8s from '@kubernetes/client-node';
 import { Kafka, logLevel, Partitioners, type Admin, type Producer } from 'kafkajs';
 import { ControllerConfigSchema } from '../src/controller/config.js';
 import { parseConfig } from '../src/shared/settings.js';
-import { buildJob } from '../src/controller/job-builder.js';
-import { loadJobTemplate, makeJobCreator } from '../src/controller/kube.js';
-import { checksumOf, parseMessage } from '../src/shared/message.js';
+import { buildJob } from '../src/controller/jobs/job-builder.js';
+import { loadJobTemplate, makeJobCreator } from '../src/controller/kube/kube.js';
+import { checksumOf, parseMessage } from '../src/shared/contract/message.js';
 import { sleep, waitFor } from '../src/shared/wait.js';
 import { repoRoot } from './testbed/cache.js';
 import { applyControllerRbac, ControllerProcess, FIXTURE, JOB_ARGS, serviceAccountKubeconfig } from './support.js';
@@ -340,7 +340,7 @@ class Bench {
 async function bundleLikeJob(entry: string): Promise<string> {
   const script = (JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8')) as { scripts: Record<string, string> }).scripts['bundle:job']!;
   const outfile = entry.replace(/\.js$/, '.bundle.mjs');
-  const cmd = script.replace('dist/src/job/main.js', entry).replace('--outfile=dist/src/job/main.bundle.mjs', `--outfile=${outfile}`);
+  const cmd = script.replace('dist/job/main.js', entry).replace('--outfile=dist/job/main.bundle.mjs', `--outfile=${outfile}`);
   if (cmd === script) throw new Error(`bundle:job no longer names the job's entry and outfile: ${script}`);
   await promisify(execFile)('sh', ['-c', cmd], {
     cwd: repoRoot,

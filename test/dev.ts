@@ -7,7 +7,7 @@
  */
 import * as k8s from '@kubernetes/client-node';
 import { Kafka, logLevel, Partitioners } from 'kafkajs';
-import { jobSelector } from '../src/shared/identity.js';
+import { jobSelector } from '../src/shared/contract/identity.js';
 import { waitFor } from '../src/shared/wait.js';
 import { execFile } from 'node:child_process';
 import { join } from 'node:path';

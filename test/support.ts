@@ -6,7 +6,7 @@ import * as k8s from '@kubernetes/client-node';
 import { imageEntrypoint, repoRoot } from './testbed/cache.js';
 import { waitFor } from './helpers.js';
 
-export const CONTROLLER = join(repoRoot, 'dist', 'src', 'controller', 'main.js');
+export const CONTROLLER = join(repoRoot, 'dist', 'controller', 'main.js');
 export const FIXTURE = join(repoRoot, 'dist', 'test', 'fixtures', 'mcp-server.js');
 /** The job as its image starts it: the bundle. */
 /** node's arguments for the job as its image starts it (V8 flags, then the bundle). */

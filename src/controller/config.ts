@@ -1,7 +1,7 @@
 import type * as k8s from '@kubernetes/client-node';
 import { z } from 'zod';
-import { JOB_KAFKA_SECRET_NAME_SETTING, JOB_SECRET_NAME_SETTING, JOB_TEMPLATE_SETTING, jobValidationPolicy } from '../shared/job-policy.js';
-import type { ValidationPolicy } from '../shared/message.js';
+import { JOB_KAFKA_SECRET_NAME_SETTING, JOB_SECRET_NAME_SETTING, JOB_TEMPLATE_SETTING, jobValidationPolicy } from '../shared/contract/job-policy.js';
+import type { ValidationPolicy } from '../shared/contract/message.js';
 import { ALLOWED_IMAGES_SETTING, csv, int, parseConfig, SHARED_SETTINGS, settingsInput, type SettingsShape } from '../shared/settings.js';
 
 /**
@@ -120,4 +120,4 @@ export function controllerPolicy(
   return jobValidationPolicy(cfg, template, apiServerHosts);
 }
 
-export { deploymentSecrets } from '../shared/job-policy.js';
+export { deploymentSecrets } from '../shared/contract/job-policy.js';

@@ -8,7 +8,7 @@ import {
   settingsInput,
   type SettingsShape,
 } from '../shared/settings.js';
-import { TERMINATION_MESSAGE_PATH } from '../shared/identity.js';
+import { TERMINATION_MESSAGE_PATH } from '../shared/contract/identity.js';
 
 /** The job's settings: the coordinates the controller put in its env, and the shared limits. */
 export const JOB_SETTINGS = {

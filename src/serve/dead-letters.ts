@@ -1,8 +1,8 @@
 import { z } from 'zod';
-import type { Coordinates } from '../shared/identity.js';
-import type { FetchedRecord } from '../shared/read-message.js';
+import type { Coordinates } from '../shared/contract/identity.js';
+import type { FetchedRecord } from '../shared/kafka/read-message.js';
 
-import { DlqHeader } from '../shared/dlq-headers.js';
+import { DlqHeader } from '../shared/contract/dlq-headers.js';
 
 /** The dead-letter headers the controller writes (declared once, in the shared contract). */
 export const DeadLetterHeader = DlqHeader;

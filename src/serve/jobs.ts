@@ -1,6 +1,6 @@
 import type * as k8s from '@kubernetes/client-node';
 import { z } from 'zod';
-import { Annotation, JOB_CONTAINER } from '../shared/identity.js';
+import { Annotation, JOB_CONTAINER } from '../shared/contract/identity.js';
 
 /** What a Job's state reads as for an MCP client; `pending`/`running` come from its pod. */
 export const JobStatusSchema = z.enum(['pending', 'running', 'succeeded', 'failed']);

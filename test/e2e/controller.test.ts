@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import * as k8s from '@kubernetes/client-node';
-import { DlqHeader } from '../../src/controller/dead-letter.js';
-import { Annotation, jobSelector } from '../../src/shared/identity.js';
+import { DlqHeader } from '../../src/controller/reporting/dead-letter.js';
+import { Annotation, jobSelector } from '../../src/shared/contract/identity.js';
 import { brokers, freshNamespace, freshTopic, jobOutcome, kubeConfig, kubectl, uniqueName, waitFor, useKafka } from '../helpers.js';
 import { applyControllerRbac, ControllerProcess, FIXTURE, serviceAccountKubeconfig } from '../support.js';
 

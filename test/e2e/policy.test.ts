@@ -9,8 +9,8 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import * as k8s from '@kubernetes/client-node';
-import { DlqHeader } from '../../src/controller/dead-letter.js';
-import { Annotation, jobSelector, Label } from '../../src/shared/identity.js';
+import { DlqHeader } from '../../src/controller/reporting/dead-letter.js';
+import { Annotation, jobSelector, Label } from '../../src/shared/contract/identity.js';
 import { brokers, freshNamespace, freshTopic, jobOutcome, kubeConfig, kubectl, uniqueName, useKafka, waitFor } from '../helpers.js';
 import { applyControllerRbac, ControllerProcess, FIXTURE, serviceAccountKubeconfig } from '../support.js';
 

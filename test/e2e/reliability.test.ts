@@ -3,9 +3,9 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { after, describe, it } from 'node:test';
 import * as k8s from '@kubernetes/client-node';
-import { isFinished } from '../../src/shared/identity.js';
-import { DlqHeader } from '../../src/controller/dead-letter.js';
-import { Annotation, jobSelector, Label } from '../../src/shared/identity.js';
+import { isFinished } from '../../src/shared/contract/identity.js';
+import { DlqHeader } from '../../src/controller/reporting/dead-letter.js';
+import { Annotation, jobSelector, Label } from '../../src/shared/contract/identity.js';
 
 import { brokers, freshNamespace, freshTopic, jobOutcome, kubeConfig, uniqueName, waitFor, useKafka } from '../helpers.js';
 import { applyControllerRbac, CONTROLLER, ControllerProcess, FIXTURE, serviceAccountKubeconfig } from '../support.js';

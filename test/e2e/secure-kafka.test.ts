@@ -6,7 +6,7 @@ import { after, before, describe, it } from 'node:test';
 import * as k8s from '@kubernetes/client-node';
 import { Kafka, logLevel } from 'kafkajs';
 import { kafkaErrorType } from '../../src/shared/errors.js';
-import { Annotation, jobSelector } from '../../src/shared/identity.js';
+import { Annotation, jobSelector } from '../../src/shared/contract/identity.js';
 import { freshNamespace, jobOutcome, kubeConfig, uniqueName, waitFor } from '../helpers.js';
 import { applyControllerRbac, ControllerProcess, FIXTURE, runJob, serviceAccountKubeconfig } from '../support.js';
 import { createProductAcls } from '../testbed/acls.js';

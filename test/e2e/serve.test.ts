@@ -13,7 +13,7 @@ import { applyControllerRbac, ControllerProcess, FIXTURE, serviceAccountKubeconf
 import { repoRoot } from '../testbed/cache.js';
 import { ensureInspector } from '../testbed/inspector.js';
 
-const SERVE = join(repoRoot, 'dist', 'src', 'serve', 'main.js');
+const SERVE = join(repoRoot, 'dist', 'serve', 'main.js');
 const run = promisify(execFile);
 const SUBMIT_BURST = 3;
 

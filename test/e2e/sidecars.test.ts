@@ -3,8 +3,8 @@ import { createHash } from 'node:crypto';
 import { createServer } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import * as k8s from '@kubernetes/client-node';
-import { DlqHeader } from '../../src/controller/dead-letter.js';
-import { jobName } from '../../src/shared/naming.js';
+import { DlqHeader } from '../../src/controller/reporting/dead-letter.js';
+import { jobName } from '../../src/shared/contract/naming.js';
 import { brokers, freshNamespace, freshTopic, jobOutcome, kubeConfig, uniqueName, useKafka, waitFor } from '../helpers.js';
 import { applyControllerRbac, ControllerProcess, serviceAccountKubeconfig } from '../support.js';
 

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import * as k8s from '@kubernetes/client-node';
-import { slimJob } from '../../src/controller/job-informer.js';
-import { makeJobClient, type JobClient } from '../../src/controller/kube.js';
+import { slimJob } from '../../src/controller/kube/job-informer.js';
+import { makeJobClient, type JobClient } from '../../src/controller/kube/kube.js';
 import { freshNamespace, jobOutcome, kubeConfig, waitFor } from '../helpers.js';
 
 type Seen = { type: string; object: k8s.V1Job };

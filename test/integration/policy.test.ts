@@ -12,10 +12,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
-import { initializeServer, type InitOptions } from '../../src/job/mcp-init.js';
-import { policyFetch, urlRefusalIn } from '../../src/job/remote-fetch.js';
+import { initializeServer, type InitOptions } from '../../src/job/mcp/mcp-init.js';
+import { policyFetch, urlRefusalIn } from '../../src/job/mcp/remote-fetch.js';
 import { serveConfig, serveInitOptions, servePolicy } from '../../src/serve/config.js';
-import type { RemotePolicy } from '../../src/shared/policy.js';
+import type { RemotePolicy } from '../../src/shared/contract/policy.js';
 import { startHttp2025Fixture } from '../fixtures/http-server-2025.js';
 import { repoRoot } from '../testbed/cache.js';
 

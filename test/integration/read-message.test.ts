@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { RetriableError, TerminalError } from '../../src/shared/errors.js';
-import type { Coordinates } from '../../src/shared/identity.js';
-import { kafkaConnection } from '../../src/shared/kafka.js';
-import { readOneMessage } from '../../src/shared/read-message.js';
+import type { Coordinates } from '../../src/shared/contract/identity.js';
+import { kafkaConnection } from '../../src/shared/kafka/kafka.js';
+import { readOneMessage } from '../../src/shared/kafka/read-message.js';
 import { brokers, freshTopic, uniqueName, useKafka, waitFor } from '../helpers.js';
 
 /**

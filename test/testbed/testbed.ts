@@ -26,7 +26,7 @@ export interface TestbedOptions {
 export function defaultImageTable(): ImageTable {
   return {
     'mcp-job-controller/job': imageEntrypoint('job'),
-    'mcp-job-controller/controller': ['node', join(repoRoot, 'dist', 'src', 'controller', 'main.js')],
+    'mcp-job-controller/controller': ['node', join(repoRoot, 'dist', 'controller', 'main.js')],
     // A container server's image (a native sidecar of a Job's pod): MCP over Streamable HTTP on $PORT.
     'mcp-job-controller/test-mcp-http': ['node', join(repoRoot, 'dist', 'test', 'fixtures', 'http-sidecar.js')],
     busybox: [],

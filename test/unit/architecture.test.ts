@@ -19,12 +19,41 @@ function sources(dir: string): { file: string; imports: string[] }[] {
   return out;
 }
 
+const ENTRYPOINTS = ['controller', 'job', 'serve'] as const;
+
 describe('the layout: two programs, the front door, and the contract they share', () => {
   const all = sources(join(repoRoot, 'src'));
+  const entrypoints = ENTRYPOINTS.flatMap((p) => sources(join(repoRoot, p)));
 
   it('has src/controller, src/job, src/serve and src/shared and nothing else at the top of src', () => {
     const top = readdirSync(join(repoRoot, 'src')).sort();
     assert.deepEqual(top, ['controller', 'job', 'serve', 'shared']);
+  });
+
+  it("groups the controller's library in rooms: intake and commits, the Kubernetes client and watch, building Jobs, reporting, and the CLI commands", () => {
+    const entries = readdirSync(join(repoRoot, 'src', 'controller')).sort();
+    assert.deepEqual(entries, ['commands', 'config.ts', 'intake', 'jobs', 'kube', 'reporting', 'run.ts']);
+  });
+
+  it("keeps each program's entrypoint at the top (controller/, job/, serve/), importing only its own library and the shared contract", () => {
+    for (const p of ENTRYPOINTS) {
+      const files = entrypoints.filter((s) => s.file.startsWith(`${p}/`));
+      assert.ok(
+        files.some((s) => s.file === `${p}/main.ts`),
+        `${p}/main.ts exists`,
+      );
+      const allowed = p === 'serve' ? ['src/serve/', 'src/shared/', 'src/job/'] : [`src/${p}/`, 'src/shared/'];
+      for (const s of files)
+        for (const i of s.imports)
+          assert.ok(
+            allowed.some((a) => i.startsWith(a)),
+            `${s.file} imports ${i}`,
+          );
+    }
+  });
+
+  it('never lets the library import an entrypoint', () => {
+    for (const s of all) for (const i of s.imports) assert.ok(!ENTRYPOINTS.some((p) => i.startsWith(`${p}/`)), `${s.file} imports ${i}`);
   });
 
   it('keeps the shared contract free of either program', () => {
@@ -45,13 +74,12 @@ describe('the layout: two programs, the front door, and the contract they share'
   it("lets serve use the shared contract and the job's library modules, never the controller or the job's entrypoint", () => {
     const serve = all.filter((x) => x.file.startsWith('src/serve/'));
     assert.ok(
-      serve.some((s) => s.imports.includes('src/job/mcp-init.js')),
+      serve.some((s) => s.imports.includes('src/job/mcp/mcp-init.js')),
       "serve runs the job's server_initialize flow",
     );
     for (const s of serve) {
       for (const i of s.imports) {
         assert.ok(i.startsWith('src/shared/') || i.startsWith('src/serve/') || i.startsWith('src/job/'), `${s.file} imports ${i}`);
-        assert.notEqual(i, 'src/job/main.js', `${s.file} imports the job's entrypoint`);
       }
     }
   });

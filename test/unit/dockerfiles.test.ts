@@ -101,15 +101,17 @@ for (const [file, program, extra] of [
       assert.doesNotMatch(final.user!, /^(root|0)(:|$)/);
     });
 
-    // The job starts from its bundle (built by `npm run bundle:job` from dist/src/job/main.js).
+    // The job starts from its bundle (built by `npm run bundle:job` from dist/job/main.js).
     const entry = program === 'job' ? 'main.bundle.mjs' : 'main.js';
-    it(`starts dist/src/${program}/${entry} and copies only what its programs import: dist/src/${program}, dist/src/shared${extra.map((e) => `, dist/src/${e}`).join('')}`, () => {
+    const programs = [program, ...extra];
+    const wanted = [...programs.flatMap((p) => [`dist/${p}`, `dist/src/${p}`]), 'dist/src/shared'];
+    it(`starts dist/${program}/${entry} and copies only what its programs import: ${wanted.join(', ')}`, () => {
       const script = final.entrypoint!.find((a) => /\.m?js$/.test(a))!;
-      assert.equal(script, `dist/src/${program}/${entry}`);
+      assert.equal(script, `dist/${program}/${entry}`);
       assert.ok(existsSync(join(repoRoot, script)), `${script} exists after npm run build`);
       const fromBuild = final.copies.filter((c) => c.from === 'build').flatMap((c) => c.src.map((s) => s.replace('/app/', '')));
-      assert.deepEqual(fromBuild.sort(), [`dist/src/${program}`, 'dist/src/shared', ...extra.map((e) => `dist/src/${e}`)].sort());
-      for (const main of [script, ...extra.map((e) => `dist/src/${e}/main.js`)]) {
+      assert.deepEqual(fromBuild.sort(), [...wanted].sort());
+      for (const main of [script, `dist/${program}/main.js`, ...extra.map((e) => `dist/${e}/main.js`)]) {
         for (const file of localImports(join(repoRoot, main))) {
           const rel = relative(repoRoot, file);
           assert.ok(
@@ -126,14 +128,16 @@ for (const [file, program, extra] of [
           build.runs.some((r) => r.includes('npm run bundle:job')),
           'the build stage bundles the job',
         );
-      assert.ok(
-        tsconfig.include.some((i) => i.startsWith('src/')),
-        'tsconfig.build.json builds src/',
-      );
-      assert.ok(
-        build.copies.some((c) => c.src.includes('src')),
-        'the build stage copies src/',
-      );
+      for (const dir of ['src', ...programs]) {
+        assert.ok(
+          tsconfig.include.some((i) => i.startsWith(`${dir}/`)),
+          `tsconfig.build.json builds ${dir}/`,
+        );
+        assert.ok(
+          build.copies.some((c) => c.src.includes(dir)),
+          `the build stage copies ${dir}/`,
+        );
+      }
     });
   });
 }

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { createMetrics } from '../../src/controller/metrics.js';
+import { createMetrics } from '../../src/controller/reporting/metrics.js';
 import { labelNames, metricNames, parseExposition, problems, queries, ruleTestSeries } from '../monitoring/check.js';
 
 /** What the code declares (the e2e suite checks the same queries against a real scrape). */

@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { CONTROLLER_SETTINGS } from '../../src/controller/config.js';
-import { createMetrics } from '../../src/controller/metrics.js';
+import { createMetrics } from '../../src/controller/reporting/metrics.js';
 import { repoRoot } from '../testbed/cache.js';
 
 const readme = readFileSync(join(repoRoot, 'README.md'), 'utf8');

@@ -1,7 +1,7 @@
 /**
  * The kafkajs internals the job's one-record reader and the codecs use (kafkajs is pinned
  * exactly in package.json, so these do not move). Importing them, not the package's index,
- * keeps the job from loading kafkajs' consumer, producer and admin (see src/shared/read-message.ts).
+ * keeps the job from loading kafkajs' consumer, producer and admin (see src/shared/kafka/read-message.ts).
  */
 declare module 'kafkajs/src/cluster/index.js' {
   const Cluster: new (opts: object) => unknown;

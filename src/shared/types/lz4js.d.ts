@@ -1,4 +1,4 @@
-/** lz4js 0.2 ships no types: the two frame-format functions src/shared/kafka-codecs.ts uses. */
+/** lz4js 0.2 ships no types: the two frame-format functions src/shared/kafka/kafka-codecs.ts uses. */
 declare module 'lz4js' {
   const lz4js: {
     /** An LZ4 frame (magic 0x184D2204) of `src`. */

@@ -3,9 +3,9 @@ import { describe, it } from 'node:test';
 import type { EachBatchPayload, KafkaMessage } from 'kafkajs';
 import pino from 'pino';
 import { Registry } from 'prom-client';
-import { processBatch, type BatchDeps } from '../../../src/controller/batch-processor.js';
-import type { Outcome } from '../../../src/controller/message-handler.js';
-import { createMetrics } from '../../../src/controller/metrics.js';
+import { processBatch, type BatchDeps } from '../../../src/controller/intake/batch-processor.js';
+import type { Outcome } from '../../../src/controller/intake/message-handler.js';
+import { createMetrics } from '../../../src/controller/reporting/metrics.js';
 
 const log = pino({ level: 'silent' });
 

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { CommitWindow } from '../../../src/controller/commit-window.js';
+import { CommitWindow } from '../../../src/controller/intake/commit-window.js';
 
 function windowOf(offsets: string[], every = 100, intervalMs = 1_000_000) {
   let t = 0;

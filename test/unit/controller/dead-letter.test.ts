@@ -1,7 +1,14 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { createHash } from 'node:crypto';
-import { buildDeadLetter, buildLossRecord, DEAD_LETTER_FRAMING_BYTES, DlqHeader, LossHeader, truncateDeadLetter } from '../../../src/controller/dead-letter.js';
+import {
+  buildDeadLetter,
+  buildLossRecord,
+  DEAD_LETTER_FRAMING_BYTES,
+  DlqHeader,
+  LossHeader,
+  truncateDeadLetter,
+} from '../../../src/controller/reporting/dead-letter.js';
 
 describe('buildDeadLetter', () => {
   it('keeps the original key, value and headers and adds the reason and the source coordinates', () => {

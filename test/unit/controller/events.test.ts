@@ -2,8 +2,8 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type * as k8s from '@kubernetes/client-node';
 import pino from 'pino';
-import { buildEvent, EventReason, EventRecorder } from '../../../src/controller/events.js';
-import { Pauses } from '../../../src/controller/metrics.js';
+import { buildEvent, EventReason, EventRecorder } from '../../../src/controller/reporting/events.js';
+import { Pauses } from '../../../src/controller/reporting/metrics.js';
 
 const log = pino({ level: 'silent' });
 const at = { topic: 'work', partition: 2, offset: '41' };

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { retentionGap } from '../../../src/controller/group-admin.js';
+import { retentionGap } from '../../../src/controller/intake/group-admin.js';
 
 describe('retentionGap', () => {
   it('finds the messages retention deleted between the committed offset and the log start', () => {

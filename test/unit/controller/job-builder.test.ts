@@ -3,9 +3,9 @@ import { describe, it } from 'node:test';
 import type * as k8s from '@kubernetes/client-node';
 import { ControllerConfigSchema } from '../../../src/controller/config.js';
 import { parseConfig } from '../../../src/shared/settings.js';
-import { buildJob, traceContextOf } from '../../../src/controller/job-builder.js';
-import { isSameMessage } from '../../../src/shared/identity.js';
-import { parseMessage } from '../../../src/shared/message.js';
+import { buildJob, traceContextOf } from '../../../src/controller/jobs/job-builder.js';
+import { isSameMessage } from '../../../src/shared/contract/identity.js';
+import { parseMessage } from '../../../src/shared/contract/message.js';
 
 const cfg = parseConfig(ControllerConfigSchema, { KAFKA_BROKERS: 'kafka:9092', KAFKA_TOPIC: 'mcp-jobs', JOB_NAMESPACE: 'work' });
 const value = Buffer.from(

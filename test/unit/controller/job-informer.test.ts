@@ -3,7 +3,7 @@ import { EventEmitter } from 'node:events';
 import { describe, it } from 'node:test';
 import pino from 'pino';
 import type * as k8s from '@kubernetes/client-node';
-import { JobInformer, JobWatch, slimJob, type InformerSource } from '../../../src/controller/job-informer.js';
+import { JobInformer, JobWatch, slimJob, type InformerSource } from '../../../src/controller/kube/job-informer.js';
 import { waitFor } from '../../../src/shared/wait.js';
 
 /** An event source a test drives: what client-node's ListWatch emits, without an API server. */

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { decodeSlimJob, decodeWatchEvent, ProtoError, WatchFrames, watchBodyReader } from '../../../src/controller/job-proto.js';
+import { decodeSlimJob, decodeWatchEvent, ProtoError, WatchFrames, watchBodyReader } from '../../../src/controller/kube/job-proto.js';
 
 /** A small protobuf writer, so each case below states its bytes field by field. */
 function varint(n: number): number[] {

@@ -4,13 +4,13 @@ import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import * as k8s from '@kubernetes/client-node';
 import { apiStatus, classifyApiError, isConflict, statusMessage } from '../../../src/shared/errors.js';
-import { buildJob } from '../../../src/controller/job-builder.js';
-import { makeJobClient, makeJobCreator, type JobClient } from '../../../src/controller/kube.js';
-import { ProtoError } from '../../../src/controller/job-proto.js';
+import { buildJob } from '../../../src/controller/jobs/job-builder.js';
+import { makeJobClient, makeJobCreator, type JobClient } from '../../../src/controller/kube/kube.js';
+import { ProtoError } from '../../../src/controller/kube/job-proto.js';
 import { waitFor } from '../../../src/shared/wait.js';
 import { parseConfig } from '../../../src/shared/settings.js';
 import { ControllerConfigSchema } from '../../../src/controller/config.js';
-import { parseMessage, validationPolicy } from '../../../src/shared/message.js';
+import { parseMessage, validationPolicy } from '../../../src/shared/contract/message.js';
 
 /** Every model type a V1Job reaches, with the fields whose TypeScript name is not the wire name. */
 function renamedFields(type: string, seen = new Set<string>()): string[] {

@@ -3,10 +3,10 @@ import { describe, it } from 'node:test';
 import type * as k8s from '@kubernetes/client-node';
 import pino from 'pino';
 import { ControllerConfigSchema } from '../../../src/controller/config.js';
-import { buildJob } from '../../../src/controller/job-builder.js';
-import { KUEUE_QUEUE_LABEL } from '../../../src/controller/kueue.js';
-import { ActiveJobSlots } from '../../../src/controller/slots.js';
-import { parseMessage } from '../../../src/shared/message.js';
+import { buildJob } from '../../../src/controller/jobs/job-builder.js';
+import { KUEUE_QUEUE_LABEL } from '../../../src/controller/jobs/kueue.js';
+import { ActiveJobSlots } from '../../../src/controller/intake/slots.js';
+import { parseMessage } from '../../../src/shared/contract/message.js';
 import { parseConfig } from '../../../src/shared/settings.js';
 
 const log = pino({ level: 'silent' });

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import pino from 'pino';
-import { LagRefresher } from '../../../src/controller/lag-refresher.js';
+import { LagRefresher } from '../../../src/controller/intake/lag-refresher.js';
 
 const log = pino({ level: 'silent' });
 

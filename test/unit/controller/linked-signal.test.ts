@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { getEventListeners } from 'node:events';
 import { describe, it } from 'node:test';
-import { linkSignals } from '../../../src/controller/linked-signal.js';
+import { linkSignals } from '../../../src/controller/intake/linked-signal.js';
 
 describe('linkSignals', () => {
   it('aborts when the long-lived signal aborts, with its reason', () => {

@@ -3,10 +3,10 @@ import { describe, it } from 'node:test';
 import type { Message } from 'kafkajs';
 import pino from 'pino';
 import { Registry } from 'prom-client';
-import { quarantineUndecodable, RetentionGapGuard } from '../../../src/controller/loss-records.js';
-import { createMetrics } from '../../../src/controller/metrics.js';
-import type { Coordinates } from '../../../src/shared/identity.js';
-import type { FetchedRecord } from '../../../src/shared/read-message.js';
+import { quarantineUndecodable, RetentionGapGuard } from '../../../src/controller/intake/loss-records.js';
+import { createMetrics } from '../../../src/controller/reporting/metrics.js';
+import type { Coordinates } from '../../../src/shared/contract/identity.js';
+import type { FetchedRecord } from '../../../src/shared/kafka/read-message.js';
 
 const log = pino({ level: 'silent' });
 const undecodable = () => Object.assign(new Error('ZSTD compression not implemented'), { name: 'KafkaJSNotImplemented' });

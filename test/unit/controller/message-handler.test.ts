@@ -5,12 +5,12 @@ import type { ProducerRecord, RecordMetadata } from 'kafkajs';
 import pino from 'pino';
 import { Registry } from 'prom-client';
 import { ControllerConfigSchema } from '../../../src/controller/config.js';
-import { DlqHeader } from '../../../src/controller/dead-letter.js';
-import { MessageHandler, type JobsApi } from '../../../src/controller/message-handler.js';
-import { createMetrics, Pauses } from '../../../src/controller/metrics.js';
-import { ActiveJobSlots } from '../../../src/controller/slots.js';
-import { Annotation } from '../../../src/shared/identity.js';
-import { validationPolicy } from '../../../src/shared/message.js';
+import { DlqHeader } from '../../../src/controller/reporting/dead-letter.js';
+import { MessageHandler, type JobsApi } from '../../../src/controller/intake/message-handler.js';
+import { createMetrics, Pauses } from '../../../src/controller/reporting/metrics.js';
+import { ActiveJobSlots } from '../../../src/controller/intake/slots.js';
+import { Annotation } from '../../../src/shared/contract/identity.js';
+import { validationPolicy } from '../../../src/shared/contract/message.js';
 import { parseConfig } from '../../../src/shared/settings.js';
 
 const log = pino({ level: 'silent' });

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type * as k8s from '@kubernetes/client-node';
-import { buildOutcome, buildResultRecord, failureText } from '../../../src/controller/outcomes.js';
+import { buildOutcome, buildResultRecord, failureText } from '../../../src/controller/reporting/outcomes.js';
 
 const job = (type: 'Complete' | 'Failed', reason: string, message = ''): k8s.V1Job => ({
   metadata: {

@@ -3,8 +3,8 @@ import { describe, it } from 'node:test';
 import type * as k8s from '@kubernetes/client-node';
 import pino from 'pino';
 import { Registry } from 'prom-client';
-import { createMetrics } from '../../../src/controller/metrics.js';
-import { OutcomeReporter, type ReporterDeps } from '../../../src/controller/reporter.js';
+import { createMetrics } from '../../../src/controller/reporting/metrics.js';
+import { OutcomeReporter, type ReporterDeps } from '../../../src/controller/reporting/reporter.js';
 import { waitFor } from '../../../src/shared/wait.js';
 
 const finished = (name: string, offset: string): k8s.V1Job => ({

@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { ControllerConfigSchema } from '../../../src/controller/config.js';
-import { buildJob, RESTRICTED_CONTAINER_SECURITY } from '../../../src/controller/job-builder.js';
-import { buildSidecars, cpuQuantity, memoryQuantity, sidecarName } from '../../../src/controller/sidecars.js';
-import { parseMessage, type ValidationPolicy } from '../../../src/shared/message.js';
+import { buildJob, RESTRICTED_CONTAINER_SECURITY } from '../../../src/controller/jobs/job-builder.js';
+import { buildSidecars, cpuQuantity, memoryQuantity, sidecarName } from '../../../src/controller/jobs/sidecars.js';
+import { parseMessage, type ValidationPolicy } from '../../../src/shared/contract/message.js';
 import { parseConfig } from '../../../src/shared/settings.js';
 
 const cfg = parseConfig(ControllerConfigSchema, { KAFKA_BROKERS: 'kafka:9092', KAFKA_TOPIC: 'mcp-jobs', JOB_NAMESPACE: 'work', ALLOWED_IMAGES: 'mcp/*' });

@@ -2,8 +2,8 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type * as k8s from '@kubernetes/client-node';
 import pino from 'pino';
-import { Pauses } from '../../../src/controller/metrics.js';
-import { ActiveJobSlots } from '../../../src/controller/slots.js';
+import { Pauses } from '../../../src/controller/reporting/metrics.js';
+import { ActiveJobSlots } from '../../../src/controller/intake/slots.js';
 
 const log = pino({ level: 'silent' });
 const job = (name: string, finished?: 'Complete' | 'Failed'): k8s.V1Job => ({

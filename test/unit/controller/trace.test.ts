@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type * as k8s from '@kubernetes/client-node';
-import { DlqHeader } from '../../../src/controller/dead-letter.js';
-import { formatTrace, parseScanLimit, trace, type TraceDeps } from '../../../src/controller/trace.js';
-import { Annotation } from '../../../src/shared/identity.js';
-import type { FetchedRecord } from '../../../src/shared/read-message.js';
+import { DlqHeader } from '../../../src/controller/reporting/dead-letter.js';
+import { formatTrace, parseScanLimit, trace, type TraceDeps } from '../../../src/controller/commands/trace.js';
+import { Annotation } from '../../../src/shared/contract/identity.js';
+import type { FetchedRecord } from '../../../src/shared/kafka/read-message.js';
 
 const config = {
   KAFKA_TOPIC: 'work',

@@ -1,15 +1,15 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type * as k8s from '@kubernetes/client-node';
-import { DlqHeader } from '../../../src/controller/dead-letter.js';
+import { DlqHeader } from '../../../src/controller/reporting/dead-letter.js';
 import { bearerMatches, parseTokenFile } from '../../../src/serve/auth.js';
 import { serveConfig, serveInitOptions, servePolicy } from '../../../src/serve/config.js';
 import { findDeadLetter } from '../../../src/serve/dead-letters.js';
 import { jobBrief, jobStatus, podView } from '../../../src/serve/jobs.js';
 import { TokenBucket } from '../../../src/serve/rate-limit.js';
-import type { FetchedRecord } from '../../../src/shared/read-message.js';
+import type { FetchedRecord } from '../../../src/shared/kafka/read-message.js';
 import type { TerminalError } from '../../../src/shared/errors.js';
-import { parseMessage } from '../../../src/shared/message.js';
+import { parseMessage } from '../../../src/shared/contract/message.js';
 
 describe('serve: bearer tokens', () => {
   const token = 'a'.repeat(20) + 'XYZ';

@@ -5,7 +5,7 @@ import { Client, InMemoryTransport } from '@modelcontextprotocol/client';
 import { serveConfig, servePolicy } from '../../../src/serve/config.js';
 import { TokenBucket } from '../../../src/serve/rate-limit.js';
 import { LIST_JOBS_SCAN, serveServerFactory, type ServeDeps } from '../../../src/serve/tools.js';
-import { Annotation, Label, MANAGED_BY } from '../../../src/shared/identity.js';
+import { Annotation, Label, MANAGED_BY } from '../../../src/shared/contract/identity.js';
 import { createLogger } from '../../../src/shared/logger.js';
 
 const ENV = { KAFKA_BROKERS: 'k:9092', KAFKA_TOPIC: 't', SERVE_TOKEN_FILE: '/x', JOB_NAMESPACE: 'jobs' };

@@ -14,7 +14,7 @@ import {
   RetriableError,
   TerminalError,
 } from '../../../src/shared/errors.js';
-import { ExitCode, exitCodeFor } from '../../../src/shared/exit-codes.js';
+import { ExitCode, exitCodeFor } from '../../../src/shared/contract/exit-codes.js';
 import { classifyApiError, isQuotaExceeded } from '../../../src/shared/errors.js';
 import { backoffMs } from '../../../src/shared/retry.js';
 

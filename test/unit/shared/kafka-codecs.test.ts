@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import kafkajs, { CompressionTypes } from 'kafkajs';
-import { registerKafkaCodecs } from '../../../src/shared/kafka-codecs.js';
+import { registerKafkaCodecs } from '../../../src/shared/kafka/kafka-codecs.js';
 import { repoRoot } from '../../testbed/cache.js';
 
 interface Codec {

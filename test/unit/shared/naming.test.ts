@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { isDns1123Label, jobName, labelValue, sanitize } from '../../../src/shared/naming.js';
+import { isDns1123Label, jobName, labelValue, sanitize } from '../../../src/shared/contract/naming.js';
 
 describe('jobName', () => {
   it('names a Job <prefix>-<topic>-<partition>-<offset> when the topic is already a clean name', () => {

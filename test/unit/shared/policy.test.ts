@@ -2,9 +2,9 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type * as k8s from '@kubernetes/client-node';
 import { ControllerConfigSchema, controllerPolicy, deploymentSecrets } from '../../../src/controller/config.js';
-import { buildJob } from '../../../src/controller/job-builder.js';
+import { buildJob } from '../../../src/controller/jobs/job-builder.js';
 import { TerminalError } from '../../../src/shared/errors.js';
-import { parseMessage, validationPolicy, type ValidationPolicy } from '../../../src/shared/message.js';
+import { parseMessage, validationPolicy, type ValidationPolicy } from '../../../src/shared/contract/message.js';
 import {
   canonicalAddress,
   commandMatches,
@@ -16,7 +16,7 @@ import {
   secretRefIn,
   urlRefusal,
   type RemotePolicy,
-} from '../../../src/shared/policy.js';
+} from '../../../src/shared/contract/policy.js';
 import { parseConfig } from '../../../src/shared/settings.js';
 
 const none: RemotePolicy = { allow: [], serviceCidrs: [], podCidrs: [], apiServerHosts: [] };
