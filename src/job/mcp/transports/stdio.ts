@@ -5,7 +5,7 @@ import { isCommandAllowed, resolveEnvFile } from '../../../shared/contract/check
 import type { ServerConfig } from '../../../shared/contract/servers.js';
 import { envKeyRefusal, PolicyReason } from '../../../shared/contract/policy.js';
 import { InitFailure } from '../failures.js';
-import type { InitOptions } from '../result.js';
+import type { InitOptions, ResponseGuard } from '../result.js';
 import { resolveSecretRefs } from '../secrets.js';
 
 /**
@@ -17,9 +17,32 @@ import { resolveSecretRefs } from '../secrets.js';
  * the probe in place and keep serving. So the job probes in place and, only if the server closes
  * the connection during the probe, starts it again with the 2025 handshake.
  */
-class InPlaceStdioClientTransport extends StdioClientTransport {}
+class InPlaceStdioClientTransport extends StdioClientTransport {
+  constructor(params: StdioServerParameters, guard?: ResponseGuard) {
+    super({ ...params, ...(guard ? { maxBufferSize: guard.maxBytes } : {}) });
+    if (!guard) return;
+    // The SDK's read buffer throws past maxBufferSize and closes the connection; the guard is how
+    // the list reader learns that a reply was too large rather than that the server went away.
+    const buffer = (this as unknown as { _readBuffer: { append: (chunk: Buffer) => void } })._readBuffer;
+    const append = buffer.append.bind(buffer);
+    buffer.append = (chunk) => {
+      try {
+        append(chunk);
+      } catch (err) {
+        guard.tripped = true;
+        throw err;
+      }
+    };
+  }
+}
 
-export function stdioTransport(name: string, cfg: Extract<ServerConfig, { command: string }>, opts: InitOptions, secrets: string[]): StdioClientTransport {
+export function stdioTransport(
+  name: string,
+  cfg: Extract<ServerConfig, { command: string }>,
+  opts: InitOptions,
+  secrets: string[],
+  guard?: ResponseGuard,
+): StdioClientTransport {
   if (!isCommandAllowed(cfg.command, opts.allowedCommands)) {
     throw new InitFailure('failed-permanent', 'command-not-allowed', `command ${JSON.stringify(cfg.command)} is not in the allow-list`);
   }
@@ -58,15 +81,19 @@ export function stdioTransport(name: string, cfg: Extract<ServerConfig, { comman
     ...(cfg.cwd ? { cwd: cfg.cwd } : {}),
     stderr: 'pipe',
   };
-  const t = new InPlaceStdioClientTransport(params);
+  const t = new InPlaceStdioClientTransport(params, guard);
+  // Always read stderr, whoever calls: a pipe nobody reads fills (64 KiB on Linux) and a server
+  // that logs that much while starting then blocks before it answers. Lines go to onStderr when
+  // given, and are dropped otherwise; a line is kept to 8 KiB.
   const stderr = t.stderr;
-  if (stderr && opts.onStderr) {
+  if (stderr) {
     let buf = '';
     stderr.on('data', (chunk: Buffer) => {
+      if (!opts.onStderr) return;
       buf += chunk.toString('utf8');
       let i: number;
       while ((i = buf.indexOf('\n')) >= 0) {
-        opts.onStderr!(name, buf.slice(0, i));
+        opts.onStderr(name, buf.slice(0, i));
         buf = buf.slice(i + 1);
       }
       if (buf.length > 8192) buf = buf.slice(-8192);
