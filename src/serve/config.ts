@@ -49,11 +49,7 @@ export const SERVE_SETTINGS = {
     .default(1)
     .describe('Dead-letter scans get_job may start per second, on average (each reads up to DLQ_SCAN_RECORDS per partition)'),
   DLQ_SCAN_BURST: int(1).default(5).describe('Dead-letter scans get_job may start at once before the rate applies'),
-  INIT_RATE_PER_SECOND: z.coerce
-    .number()
-    .positive()
-    .default(0.5)
-    .describe('Servers server_initialize may start or connect to per second, on average'),
+  INIT_RATE_PER_SECOND: z.coerce.number().positive().default(0.5).describe('Servers server_initialize may start or connect to per second, on average'),
   INIT_BURST: int(1).default(4).describe('Servers server_initialize may start or connect to at once before the rate applies'),
   SECRET_REFS_DIR: SECRET_REFS_DIR_SETTING.describe(
     'Where server_initialize reads referenced Secret keys, <dir>/<secret>/<key> (mount them here, or references fail secret-missing)',

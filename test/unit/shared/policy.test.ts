@@ -176,7 +176,13 @@ describe('command patterns', () => {
     for (const spec of ['@modelcontextprotocol/x@.', '@modelcontextprotocol/x@..', '@modelcontextprotocol/x@~', '@modelcontextprotocol/x@evil.tgz']) {
       assert.ok(!commandMatches('npx', ['-y', spec], versioned), spec);
     }
-    for (const spec of ['@modelcontextprotocol/.', '@modelcontextprotocol/..', '@modelcontextprotocol/~x', '@modelcontextprotocol/x.tgz', '@modelcontextprotocol/x.tar.gz']) {
+    for (const spec of [
+      '@modelcontextprotocol/.',
+      '@modelcontextprotocol/..',
+      '@modelcontextprotocol/~x',
+      '@modelcontextprotocol/x.tgz',
+      '@modelcontextprotocol/x.tar.gz',
+    ]) {
       assert.ok(!allowed('npx', '-y', spec), spec);
     }
     for (const word of ['.', '..', '.hidden', '~', 'evil.tgz', 'pkg.tar', 'mcp_server-1.0-py3-none-any.whl', 'x.zip']) {
