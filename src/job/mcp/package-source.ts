@@ -50,8 +50,8 @@ export function packageTool(cfg: Extract<ServerConfig, { command: string }>): Pa
  * are refused env keys).
  * - npm: the cache, and `prefer-offline` — cached packuments and tarballs are used without
  *   revalidation, the registry is asked only for what the cache lacks. `loglevel=http` makes npm
- *   print one line per request on stderr, which FetchLog reads; the update notifier's own
- *   registry request is turned off.
+ *   print one line per request on stderr, which FetchLog reads. The requests that fetch no
+ *   package are turned off: the update notifier's, and the audit npx's install posts.
  * - uv: the cache only. uv has no prefer-offline: it honours the index's HTTP cache headers
  *   (PyPI's simple pages: 10 minutes), then revalidates (a conditional request, 304 when
  *   unchanged); wheels and built environments come from the cache. UV_OFFLINE would fail every
@@ -63,6 +63,8 @@ export function packageEnv(tool: PackageTool | undefined, cache: PackageCache | 
     return {
       npm_config_loglevel: 'http',
       npm_config_update_notifier: 'false',
+      npm_config_audit: 'false',
+      npm_config_fund: 'false',
       ...(dir ? { npm_config_cache: join(dir, 'npm'), npm_config_prefer_offline: 'true' } : {}),
     };
   }

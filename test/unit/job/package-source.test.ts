@@ -66,7 +66,10 @@ describe('package source', () => {
     assert.equal(packageTool({ command: 'uvx', args: ['mcp-server-fetch'] }), 'uv');
     assert.equal(packageTool({ command: 'uv', args: ['tool', 'run', 'x'] }), 'uv');
     assert.equal(packageTool({ command: 'node', args: ['/opt/mcp/dist/index.js'] }), undefined);
-    assert.deepEqual(installedSource({ command: 'node', args: ['--no-warnings', '/opt/mcp/dist/index.js'] }), { from: 'installed', path: '/opt/mcp/dist/index.js' });
+    assert.deepEqual(installedSource({ command: 'node', args: ['--no-warnings', '/opt/mcp/dist/index.js'] }), {
+      from: 'installed',
+      path: '/opt/mcp/dist/index.js',
+    });
     assert.deepEqual(installedSource({ command: '/usr/bin/mcp-server', args: [] }), { from: 'installed', path: '/usr/bin/mcp-server' });
   });
 
@@ -74,10 +77,17 @@ describe('package source', () => {
     assert.deepEqual(packageEnv('npm', { dir: '/c' }), {
       npm_config_loglevel: 'http',
       npm_config_update_notifier: 'false',
+      npm_config_audit: 'false',
+      npm_config_fund: 'false',
       npm_config_cache: '/c/npm',
       npm_config_prefer_offline: 'true',
     });
-    assert.deepEqual(packageEnv('npm', { unavailable: 'missing' }), { npm_config_loglevel: 'http', npm_config_update_notifier: 'false' });
+    assert.deepEqual(packageEnv('npm', { unavailable: 'missing' }), {
+      npm_config_loglevel: 'http',
+      npm_config_update_notifier: 'false',
+      npm_config_audit: 'false',
+      npm_config_fund: 'false',
+    });
     assert.deepEqual(packageEnv('uv', { dir: '/c' }), { UV_CACHE_DIR: '/c/uv' });
     assert.deepEqual(packageEnv('uv', undefined), {});
     assert.deepEqual(packageEnv(undefined, { dir: '/c' }), {});

@@ -110,7 +110,10 @@ describe('buildSummary', () => {
     const s = whole(buildSummary({ ...base, exitCode: 0, packageCache: 'shared' }, [pkg]));
     assert.equal(s.packageCache, 'shared');
     assert.deepEqual(s.servers!.memory!.package, { from: 'cache', ms: 840, requests: 0, tarballs: 0 });
-    const many = Array.from({ length: 32 }, (_, i) => ({ ...failed(`server-${String(i).padStart(2, '0')}`, 'é'.repeat(400)), package: { from: 'registry' as const, ms: 9000, requests: 120, tarballs: 99 } }));
+    const many = Array.from({ length: 32 }, (_, i) => ({
+      ...failed(`server-${String(i).padStart(2, '0')}`, 'é'.repeat(400)),
+      package: { from: 'registry' as const, ms: 9000, requests: 120, tarballs: 99 },
+    }));
     const short = whole(buildSummary({ ...base, exitCode: 75, packageCache: 'unavailable: full: 3 MiB free at /var/cache/mcp-packages' }, many));
     assert.equal(short.packageCache, 'unavailable: full: 3 MiB free at /var/cache/mcp-packages');
     assert.equal(short.shortened, 'details');
