@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { FetchLog, installedSource, openPackageCache, packageEnv, packageTool } from '../../../src/job/mcp/package-source.js';
+import { warmCommand, warmList } from '../../../src/job/warm.js';
 
 // Lines as npm 11 prints them with loglevel=http (captured from `npx -y @modelcontextprotocol/server-memory`).
 const COLD = [
@@ -112,5 +113,35 @@ describe('openPackageCache', () => {
     mkdirSync(ro, { mode: 0o555 });
     if (process.getuid?.() !== 0) assert.match((openPackageCache(ro, 0) as { unavailable: string }).unavailable, /^not writable: EACCES/);
     assert.match((openPackageCache(root, Number.MAX_SAFE_INTEGER) as { unavailable: string }).unavailable, /^full: \d+ MiB free/);
+  });
+});
+
+describe('warm-cache', () => {
+  it('fetches WARM_PACKAGES and the exact versions the command patterns pin, skipping ranges and globs', () => {
+    assert.deepEqual(
+      warmList({
+        WARM_PACKAGES: ['@modelcontextprotocol/server-memory@2026.8.31', 'uv:mcp-server-fetch==2025.4.7'],
+        ALLOWED_COMMAND_PATTERNS: [
+          'npx -y @modelcontextprotocol/server-memory@2026.8.31',
+          'npx -y --package=is-number@7.0.0 -- node **',
+          'npx -y @modelcontextprotocol/server-everything@*',
+          'npx -y left-pad@^1.3.0',
+          'uvx mcp-server-time@2025.9.25 **',
+          'uvx --from mcp-server-git==2025.1.14 mcp-server-git',
+          'node /opt/mcp/*.js',
+        ],
+      }),
+      [
+        { tool: 'npm', spec: '@modelcontextprotocol/server-memory@2026.8.31' },
+        { tool: 'uv', spec: 'mcp-server-fetch==2025.4.7' },
+        { tool: 'npm', spec: 'is-number@7.0.0' },
+        { tool: 'uv', spec: 'mcp-server-time==2025.9.25' },
+        { tool: 'uv', spec: 'mcp-server-git==2025.1.14' },
+      ],
+    );
+  });
+
+  it('installs an npm package into the npx folder a server’s own `npx -y <spec>` uses, running a no-op instead of it', () => {
+    assert.deepEqual(warmCommand({ tool: 'npm', spec: 'x@1.0.0' }), ['npx', ['-y', '--package=x@1.0.0', '--', 'node', '-e', '']]);
   });
 });
