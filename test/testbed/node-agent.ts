@@ -289,7 +289,7 @@ export class NodeAgent {
     };
   }
 
-  /** Secret, projected Secret, ConfigMap and emptyDir volumes become folders; returns mountPath → folder. */
+  /** Secret, projected Secret, ConfigMap and emptyDir volumes become folders of the pod; hostPath and claims, folders of the node (persistentDir); returns mountPath → folder. */
   private async mountVolumes(pod: k8s.V1Pod, run: PodRun, container: k8s.V1Container): Promise<[string, string][]> {
     const ns = run.namespace;
     const mounts: [string, string][] = [];
