@@ -36,6 +36,7 @@ function serverLine(r: ServerResult, keep: number, errorChars: number): ServerSu
     ...(r.phases ? { phases: r.phases } : {}),
     ...(r.capped?.length ? { capped: r.capped } : {}),
     ...(r.cut && Object.keys(r.cut).length ? { cut: r.cut } : {}),
+    ...(r.package ? { package: r.package } : {}),
   };
 }
 

@@ -1,6 +1,8 @@
 import { z } from 'zod';
 import type { ValidationPolicy } from '../../shared/contract/message.js';
 import type { McpProtocol } from '../../shared/settings.js';
+import { PackageSourceSchema } from '../../shared/contract/summary.js';
+import type { PackageCache } from './package-source.js';
 
 export const CLIENT_INFO = { name: 'mcp-job-controller', version: '0.1.0' };
 
@@ -35,6 +37,8 @@ export const ServerResultSchema = z.object({
   capped: z.array(z.enum(['tools', 'prompts', 'resources'])).optional(),
   /** Why each list in `capped` stopped. */
   cut: z.object({ tools: ListCutSchema.optional(), prompts: ListCutSchema.optional(), resources: ListCutSchema.optional() }).optional(),
+  /** Where a stdio server's code came from (cache, registry, installed path) and how long fetching it took. */
+  package: PackageSourceSchema.optional(),
 });
 export type ServerResult = z.infer<typeof ServerResultSchema>;
 
@@ -77,6 +81,8 @@ export interface InitOptions {
   secretRefsDir?: string;
   /** The response cap (MAX_RESPONSE_BYTES unless a test sets a smaller one). */
   maxResponseBytes?: number;
+  /** The shared package cache npx and uvx use (openPackageCache), when the Job has one. */
+  packageCache?: PackageCache;
 }
 
 /**
