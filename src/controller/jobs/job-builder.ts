@@ -4,6 +4,7 @@ import { ExitCode } from '../../shared/contract/exit-codes.js';
 import { Annotation, JOB_CONTAINER, Label, MANAGED_BY, TERMINATION_MESSAGE_PATH, type Coordinates } from '../../shared/contract/identity.js';
 import type { ValidMessage } from '../../shared/contract/message.js';
 import { SECRET_REFS_DIR, type SecretRef } from '../../shared/contract/policy.js';
+import { jobSpecLimits } from '../../shared/contract/job-policy.js';
 import { jobName, labelValue } from '../../shared/contract/naming.js';
 import type { ControllerConfig } from '../config.js';
 import { KUEUE_QUEUE_LABEL } from './kueue.js';
@@ -104,6 +105,7 @@ export function buildJob(
   }
 
   const tSpec = template.spec ?? { template: {} };
+  const limits = jobSpecLimits(cfg, template);
   const tPod = tSpec.template?.spec ?? { containers: [] };
   const tContainers = tPod.containers ?? [];
   const tJob = tContainers.find((c) => c.name === JOB_CONTAINER) ?? tContainers[0];
@@ -184,8 +186,8 @@ export function buildJob(
       ...(cfg.KUEUE_QUEUE_NAME && { suspend: true }),
       completions: 1,
       parallelism: 1,
-      backoffLimit: tSpec.backoffLimit ?? cfg.JOB_BACKOFF_LIMIT,
-      activeDeadlineSeconds: tSpec.activeDeadlineSeconds ?? cfg.JOB_ACTIVE_DEADLINE_SECONDS,
+      backoffLimit: limits.backoffLimit,
+      activeDeadlineSeconds: limits.activeDeadlineSeconds,
       podFailurePolicy: tSpec.podFailurePolicy ?? {
         rules: [
           { action: 'FailJob', onExitCodes: { containerName: JOB_CONTAINER, operator: 'In', values: [ExitCode.PERMANENT] } },
@@ -310,7 +312,7 @@ export function jobKafkaSecurityEnv(cfg: JobBuildConfig): k8s.V1EnvVar[] {
  * its message can still be redelivered. This is the value it sets.
  */
 export function jobTtlSeconds(cfg: Pick<ControllerConfig, 'JOB_TTL_SECONDS_AFTER_FINISHED'>, template: k8s.V1Job = {}): number {
-  return template.spec?.ttlSecondsAfterFinished ?? cfg.JOB_TTL_SECONDS_AFTER_FINISHED;
+  return jobSpecLimits(cfg, template).ttlSecondsAfterFinished;
 }
 
 function withoutTtl(spec: k8s.V1JobSpec): k8s.V1JobSpec {
