@@ -1,10 +1,11 @@
+import { BatchV1Api, CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
 import type * as k8s from '@kubernetes/client-node';
 import { ConfigError, isNotFound, TerminalError } from '../../shared/errors.js';
 import { Annotation, jobSelector, Label, sourceOf, type Coordinates } from '../../shared/contract/identity.js';
 import { jobName, labelValue } from '../../shared/contract/naming.js';
 import { createKafka } from '../../shared/kafka/kafka-client.js';
-import type { KafkaConnection } from '../../shared/kafka/kafka.js';
-import { PartitionReader, type FetchedRecord, type OneMessage } from '../../shared/kafka/read-message.js';
+import { kafkaConnection, type KafkaConnection } from '../../shared/kafka/kafka.js';
+import { PartitionReader, readOneMessage, type FetchedRecord, type OneMessage } from '../../shared/kafka/read-message.js';
 import type { ControllerConfig } from '../config.js';
 import { DlqHeader } from '../reporting/dead-letter.js';
 import { KUEUE_QUEUE_LABEL } from '../jobs/kueue.js';
@@ -196,6 +197,13 @@ export async function trace(d: TraceDeps, target: TraceTarget): Promise<TraceRep
   return r;
 }
 
+/** `<partition>/<offset>`, as `--at`, `--from-dlq` and `--source` take it; anything else is a ConfigError. */
+export function parseAt(s: string): { partition: number; offset: string } {
+  const m = /^(\d+)\/(\d+)$/.exec(s);
+  if (!m) throw new ConfigError(`expected <partition>/<offset>, got ${JSON.stringify(s)}`);
+  return { partition: Number(m[1]), offset: m[2]! };
+}
+
 /** The most records `--scan` reads per partition: a bound on what one trace costs the brokers. */
 export const MAX_SCAN = 100_000;
 
@@ -290,4 +298,33 @@ export function kafkaTailScan(connection: KafkaConnection): { scan: TailScan; cl
       if (connected) await admin.disconnect().catch(() => undefined);
     },
   };
+}
+
+/**
+ * `trace`: where a message is — its Job, the Job's conditions, its pod, and any dead-letter or
+ * results record. Prints the report; exit code 3 when nothing at all is found.
+ */
+export async function traceCommand(cfg: ControllerConfig, argv: Record<string, unknown>, kc: KubeConfig): Promise<number> {
+  const scanLimit = parseScanLimit(argv.scan);
+  const target: TraceTarget =
+    argv['job-id'] !== undefined ? { jobId: String(argv['job-id']) } : argv.at !== undefined ? { at: parseAt(String(argv.at)) } : { job: String(argv.job) };
+  const connection = kafkaConnection({ brokers: cfg.KAFKA_BROKERS, clientId: `${cfg.KAFKA_CLIENT_ID}-trace`, security: cfg });
+  const tail = kafkaTailScan(connection);
+  try {
+    const report = await trace(
+      {
+        config: cfg,
+        batch: kc.makeApiClient(BatchV1Api),
+        core: kc.makeApiClient(CoreV1Api),
+        read: (at) => readOneMessage(connection, at),
+        scan: tail.scan,
+        scanLimit,
+      },
+      target,
+    );
+    process.stdout.write(argv.output === 'json' ? `${JSON.stringify(report, null, 2)}\n` : formatTrace(report));
+    return !report.job && !report.deadLetters.length && !report.results.length ? 3 : 0;
+  } finally {
+    await tail.close();
+  }
 }

@@ -65,7 +65,10 @@ export interface JobSpecSettings {
  * setting, else the template's, else the default. The one place that decides them, so the Job,
  * the deadline check and the TTL the reporter sets after the commit agree.
  */
-export function jobSpecLimits(cfg: JobSpecSettings, template?: k8s.V1Job): { backoffLimit: number; activeDeadlineSeconds: number; ttlSecondsAfterFinished: number } {
+export function jobSpecLimits(
+  cfg: JobSpecSettings,
+  template?: k8s.V1Job,
+): { backoffLimit: number; activeDeadlineSeconds: number; ttlSecondsAfterFinished: number } {
   const t = template?.spec;
   return {
     backoffLimit: cfg.JOB_BACKOFF_LIMIT ?? t?.backoffLimit ?? JOB_SPEC_DEFAULTS.backoffLimit,
