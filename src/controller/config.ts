@@ -10,9 +10,8 @@ import {
   JOB_SECRET_NAME_SETTING,
   JOB_TEMPLATE_SETTING,
   JOB_TTL_SECONDS_AFTER_FINISHED_SETTING,
-  jobValidationPolicy,
 } from '../shared/contract/job-policy.js';
-import type { ValidationPolicy } from '../shared/contract/message.js';
+import { apiServerHostsOf, jobValidationPolicy, type ValidationPolicy } from '../shared/contract/policy.js';
 import { ALLOWED_IMAGES_SETTING, csv, int, parseConfig, SHARED_SETTINGS, settingsInput, type SettingsShape } from '../shared/settings.js';
 
 /**
@@ -116,7 +115,7 @@ export function controllerPolicy(
   cfg: ControllerConfig,
   template?: k8s.V1Job,
   // In a pod, the kubelet's address of the API server: refused as a remote url like its names.
-  apiServerHosts: readonly string[] = process.env.KUBERNETES_SERVICE_HOST ? [process.env.KUBERNETES_SERVICE_HOST] : [],
+  apiServerHosts: readonly string[] = apiServerHostsOf(process.env.KUBERNETES_SERVICE_HOST),
 ): ValidationPolicy {
   return jobValidationPolicy(cfg, template, apiServerHosts);
 }

@@ -9,9 +9,8 @@ import {
   JOB_NAMESPACE_SETTING,
   JOB_SECRET_NAME_SETTING,
   JOB_TEMPLATE_SETTING,
-  jobValidationPolicy,
 } from '../shared/contract/job-policy.js';
-import type { ValidationPolicy } from '../shared/contract/message.js';
+import { apiServerHostsOf, jobValidationPolicy, type ValidationPolicy } from '../shared/contract/policy.js';
 import {
   ALLOWED_IMAGES_SETTING,
   int,
@@ -67,7 +66,7 @@ export function serveConfig(argv: Record<string, unknown>, env: NodeJS.ProcessEn
  * sees it (`KUBERNETES_SERVICE_HOST`) is refused as a remote url, as the job refuses it.
  */
 export function servePolicy(cfg: ServeConfig, template?: k8s.V1Job): ValidationPolicy {
-  return jobValidationPolicy(cfg, template, cfg.KUBERNETES_SERVICE_HOST ? [cfg.KUBERNETES_SERVICE_HOST] : []);
+  return jobValidationPolicy(cfg, template, apiServerHostsOf(cfg.KUBERNETES_SERVICE_HOST));
 }
 
 /**

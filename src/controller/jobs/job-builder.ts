@@ -3,7 +3,7 @@ import type { IHeaders } from 'kafkajs';
 import { ExitCode } from '../../shared/contract/exit-codes.js';
 import { Annotation, JOB_CONTAINER, Label, MANAGED_BY, TERMINATION_MESSAGE_PATH, type Coordinates } from '../../shared/contract/identity.js';
 import type { ValidMessage } from '../../shared/contract/message.js';
-import { SECRET_REFS_DIR, type SecretRef } from '../../shared/contract/policy.js';
+import { SECRET_REFS_DIR, type SecretRef } from '../../shared/contract/rules.js';
 import { jobSpecLimits } from '../../shared/contract/job-policy.js';
 import { jobName, labelValue } from '../../shared/contract/naming.js';
 import type { ControllerConfig } from '../config.js';

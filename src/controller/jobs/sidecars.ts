@@ -1,4 +1,4 @@
-import { secretRefIn } from '../../shared/contract/policy.js';
+import { secretRefIn } from '../../shared/contract/rules.js';
 import type * as k8s from '@kubernetes/client-node';
 import { dockerSizeBytes, type DockerServer, type ServerConfig } from '../../shared/contract/servers.js';
 

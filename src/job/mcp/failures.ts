@@ -2,7 +2,7 @@ import { STATUS_CODES } from 'node:http';
 import { ProtocolError, SdkError, SdkErrorCode, SdkHttpError, SseError, UnsupportedProtocolVersionError } from '@modelcontextprotocol/client';
 import { describeError, TerminalError } from '../../shared/errors.js';
 import type { ServerOutcome } from '../../shared/contract/exit-codes.js';
-import { PolicyReason } from '../../shared/contract/policy.js';
+import { PolicyReason } from '../../shared/contract/rules.js';
 import { urlRefusalIn } from './transports/remote-fetch.js';
 
 export class InitFailure extends Error {

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import type { ValidationPolicy } from '../../shared/contract/message.js';
+import type { ValidationPolicy } from '../../shared/contract/policy.js';
 import type { McpProtocol } from '../../shared/settings.js';
 
 export const CLIENT_INFO = { name: 'mcp-job-controller', version: '0.1.0' };
@@ -65,6 +65,14 @@ export interface InitOptions {
   policy?: Pick<ValidationPolicy, 'allowedSecrets' | 'allowedEnvKeys' | 'commandPatterns' | 'remote'>;
   /** Where the Job mounted the referenced Secret keys (`<dir>/<secret>/<key>`). */
   secretRefsDir?: string;
+}
+
+/**
+ * The policy a server is checked against at start or connect time: the caller's, over the
+ * commands and secrets folder of its options. Absent parts are the defaults (see InitOptions.policy).
+ */
+export function policyOf(opts: InitOptions): ValidationPolicy {
+  return { allowedCommands: opts.allowedCommands, secretsDir: opts.secretsDir, maxMessageBytes: 0, ...opts.policy };
 }
 
 /** Pages read per list before giving up: a server whose cursor never ends must not hold the job. */

@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { PolicyReason, SECRET_REFS_DIR, secretRefIn, secretRefPath } from '../../shared/contract/policy.js';
+import { PolicyReason, SECRET_REFS_DIR, secretRefIn, secretRefPath } from '../../shared/contract/rules.js';
 import { InitFailure } from './failures.js';
 import type { InitOptions } from './result.js';
 

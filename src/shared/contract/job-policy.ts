@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import * as k8s from '@kubernetes/client-node';
 import { z } from 'zod';
 import { ConfigError } from '../errors.js';
-import { validationPolicy, type PolicySettings, type ValidationPolicy } from './message.js';
+import type { PolicySettings } from './policy.js';
 import { int } from '../settings.js';
 
 /**
@@ -85,21 +85,6 @@ export type JobPolicySettings = PolicySettings & {
   JOB_KAFKA_SECRET_NAME?: string | undefined;
   JOB_SECRET_NAME?: string | undefined;
 };
-
-/**
- * The validation policy of messages that become Jobs: the shared one, plus the Secrets no
- * reference may name (deploymentSecrets) and the check that a message's servers can finish
- * within the Job's activeDeadlineSeconds (see jobSpecLimits). Pure.
- */
-export function jobValidationPolicy(cfg: JobPolicySettings, template: k8s.V1Job | undefined, apiServerHosts: readonly string[]): ValidationPolicy {
-  const seconds = jobSpecLimits(cfg, template).activeDeadlineSeconds;
-  return {
-    ...validationPolicy(cfg, apiServerHosts),
-    allowedImages: cfg.ALLOWED_IMAGES,
-    reservedSecrets: deploymentSecrets(cfg, template),
-    deadline: { jobMs: seconds * 1000, serverTimeoutMs: cfg.MCP_INIT_TIMEOUT_MS },
-  };
-}
 
 /**
  * The Secrets the deployment itself gives every Job — its Kafka credentials, the envFile Secret,

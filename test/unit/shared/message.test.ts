@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { TerminalError } from '../../../src/shared/errors.js';
 import { serversWorstCaseMs } from '../../../src/shared/contract/budget.js';
-import { isImageAllowed, resolveEnvFile } from '../../../src/shared/contract/checks.js';
+import { isImageAllowed, resolveEnvFile } from '../../../src/shared/contract/policy.js';
 import { checksumOf, parseMessage, type ValidationPolicy } from '../../../src/shared/contract/message.js';
 
 const policy: ValidationPolicy = { allowedCommands: ['node', 'npx', 'uv'], secretsDir: '/var/run/mcp-secrets', maxMessageBytes: 4096 };

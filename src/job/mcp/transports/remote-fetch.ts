@@ -1,5 +1,5 @@
 import { lookup } from 'node:dns/promises';
-import { remoteChecker, type RemotePolicy } from '../../../shared/contract/policy.js';
+import { connectChecker, type ValidationPolicy } from '../../../shared/contract/policy.js';
 
 /** A connection the remote-URL policy refused; nothing was sent. */
 export class UrlRefusedError extends Error {
@@ -27,9 +27,12 @@ type FetchLike = (url: string | URL, init?: RequestInit) => Promise<Response>;
  * one place every connection of a fetch passes through (Node 20's global fetch exposes none).
  * undici is loaded here, on first use, so a job with only stdio servers does not pay for it.
  */
-export async function policyFetch(policy: RemotePolicy, resolve: Resolve = systemResolve): Promise<{ fetch: FetchLike; close: () => Promise<void> }> {
+export async function policyFetch(
+  policy: Pick<ValidationPolicy, 'remote'>,
+  resolve: Resolve = systemResolve,
+): Promise<{ fetch: FetchLike; close: () => Promise<void> }> {
   const { Agent, buildConnector, fetch: undiciFetch } = await import('undici');
-  const check = remoteChecker(policy);
+  const check = connectChecker(policy);
   const connect = buildConnector({});
   const agent = new Agent({
     connect: (opts, callback) => {

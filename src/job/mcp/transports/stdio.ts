@@ -1,11 +1,10 @@
 import { readFileSync } from 'node:fs';
 import { parseEnv } from 'node:util';
 import { getDefaultEnvironment, StdioClientTransport, type StdioServerParameters } from '@modelcontextprotocol/client/stdio';
-import { isCommandAllowed, resolveEnvFile } from '../../../shared/contract/checks.js';
+import { checkEnvFileKeys, resolveEnvFile } from '../../../shared/contract/policy.js';
 import type { ServerConfig } from '../../../shared/contract/servers.js';
-import { envKeyRefusal, PolicyReason } from '../../../shared/contract/policy.js';
 import { InitFailure } from '../failures.js';
-import type { InitOptions } from '../result.js';
+import { policyOf, type InitOptions } from '../result.js';
 import { resolveSecretRefs } from '../secrets.js';
 
 /**
@@ -20,9 +19,6 @@ import { resolveSecretRefs } from '../secrets.js';
 class InPlaceStdioClientTransport extends StdioClientTransport {}
 
 export function stdioTransport(name: string, cfg: Extract<ServerConfig, { command: string }>, opts: InitOptions, secrets: string[]): StdioClientTransport {
-  if (!isCommandAllowed(cfg.command, opts.allowedCommands)) {
-    throw new InitFailure('failed-permanent', 'command-not-allowed', `command ${JSON.stringify(cfg.command)} is not in the allow-list`);
-  }
   let fileEnv: Record<string, string> = {};
   if (cfg.envFile) {
     let path: string;
@@ -41,10 +37,7 @@ export function stdioTransport(name: string, cfg: Extract<ServerConfig, { comman
       );
     }
     // The file is read here, at run time: its keys meet the same policy as the message's `env`.
-    for (const key of Object.keys(fileEnv)) {
-      const why = envKeyRefusal(`envFile ${cfg.envFile}:`, key, opts.policy?.allowedEnvKeys);
-      if (why) throw new InitFailure('failed-permanent', PolicyReason.envKeyNotAllowed, why);
-    }
+    checkEnvFileKeys(cfg.envFile, Object.keys(fileEnv), policyOf(opts));
   }
   const params: StdioServerParameters = {
     command: cfg.command,
