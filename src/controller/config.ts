@@ -16,7 +16,7 @@ import { ALLOWED_IMAGES_SETTING, csv, int, parseConfig, SHARED_SETTINGS, setting
 
 /**
  * The controller's settings, one declaration each (see shared/settings.ts). Keys are the
- * environment variable names (the design documents' names), so an error names the setting a
+ * environment variable names (as docs/configuration.md lists them), so an error names the setting a
  * user has to fix.
  */
 export const CONTROLLER_SETTINGS = {

@@ -1,7 +1,7 @@
 import { BatchV1Api, CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
 import type * as k8s from '@kubernetes/client-node';
 import { ConfigError, isNotFound, TerminalError } from '../../shared/errors.js';
-import { Annotation, jobSelector, Label, sourceOf, type Coordinates } from '../../shared/contract/identity.js';
+import { Annotation, jobSelector, Label, podsOfJobSelector, sourceOf, type Coordinates } from '../../shared/contract/identity.js';
 import { jobName, labelValue } from '../../shared/contract/naming.js';
 import { createKafka } from '../../shared/kafka/kafka-client.js';
 import { kafkaConnection, type KafkaConnection } from '../../shared/kafka/kafka.js';
@@ -183,7 +183,7 @@ export async function trace(d: TraceDeps, target: TraceTarget): Promise<TraceRep
     outcomeRecorded: job.metadata?.labels?.[Label.outcome],
     conditions: (s.conditions ?? []).map((c) => ({ type: c.type, status: c.status, reason: c.reason, message: c.message, at: iso(c.lastTransitionTime) })),
   };
-  const pods = (await d.core.listNamespacedPod({ namespace: r.job.namespace, labelSelector: `batch.kubernetes.io/job-name=${name}` })).items;
+  const pods = (await d.core.listNamespacedPod({ namespace: r.job.namespace, labelSelector: podsOfJobSelector(name) })).items;
   if (pods.length) {
     const o = buildOutcome(job, pods);
     const newest = [...pods].sort((a, b) => (iso(b.metadata?.creationTimestamp) ?? '').localeCompare(iso(a.metadata?.creationTimestamp) ?? ''))[0]!;

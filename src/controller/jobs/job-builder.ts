@@ -3,7 +3,7 @@ import type { IHeaders } from 'kafkajs';
 import { ExitCode } from '../../shared/contract/exit-codes.js';
 import { Annotation, JOB_CONTAINER, Label, MANAGED_BY, TERMINATION_MESSAGE_PATH, type Coordinates } from '../../shared/contract/identity.js';
 import type { ValidMessage } from '../../shared/contract/message.js';
-import { SECRET_REFS_DIR, type SecretRef } from '../../shared/contract/rules.js';
+import { SECRET_REFS_DIR, TRACEPARENT, type SecretRef } from '../../shared/contract/rules.js';
 import { jobSpecLimits } from '../../shared/contract/job-policy.js';
 import { jobName, labelValue } from '../../shared/contract/naming.js';
 import type { ControllerConfig } from '../config.js';
@@ -266,8 +266,6 @@ export interface TraceContext {
   traceparent?: string;
   tracestate?: string;
 }
-
-const TRACEPARENT = /^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$/;
 
 /** The trace context of a record's headers; a malformed one is dropped, as the W3C spec says, never failing the message. */
 export function traceContextOf(headers: IHeaders | undefined): TraceContext {

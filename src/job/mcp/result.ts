@@ -1,10 +1,11 @@
 import { z } from 'zod';
 import type { ValidationPolicy } from '../../shared/contract/policy.js';
 import type { McpProtocol } from '../../shared/settings.js';
+import { VERSION } from '../../shared/version.js';
 
-export const CLIENT_INFO = { name: 'mcp-job-controller', version: '0.1.0' };
+export const CLIENT_INFO = { name: 'mcp-job-controller', version: VERSION };
 
-/** What one server's initialization found; the design documents' `serverDetails`, plus timing. */
+/** What one server's initialization found: the summary's `serverDetails` (docs/messages.md), plus timing. */
 export const ServerResultSchema = z.object({
   name: z.string(),
   status: z.enum(['initialized', 'failed-retriable', 'failed-permanent']),

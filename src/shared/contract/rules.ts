@@ -32,7 +32,7 @@ export function globMatch(glob: string, text: string, ignoreCase = false, wildca
 }
 
 // ---------------------------------------------------------------------------------------------
-// Secret references (seed 003): `secret_ref:<secret>:<key>`.
+// Secret references: `secret_ref:<secret>:<key>`.
 
 export const SECRET_REF_PREFIX = 'secret_ref:';
 
@@ -98,6 +98,16 @@ export function secretRefPath(dir: string, ref: SecretRef): string {
  * `NODE_OPTIONS=--require=/x=` of the child's environment, which sets NODE_OPTIONS.
  */
 export const ENV_KEY = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+/** What an HTTP header value may hold: printable Latin-1 and tab, never CR, LF or NUL (Node refuses those). */
+export const HEADER_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
+
+/** A server entry's name in a message or a `serve` call. */
+export const SERVER_NAME = /^[A-Za-z0-9_.-]{1,64}$/;
+export const SERVER_NAME_RULE = 'server names are 1-64 letters, digits, _ . -';
+
+/** A W3C traceparent (version-traceid-parentid-flags); a malformed one is ignored, as the spec says. */
+export const TRACEPARENT = /^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$/;
 
 /** A key, quoted and cut short, safe to put in a refusal whatever it holds. */
 export function quotedKey(key: string): string {

@@ -20,7 +20,7 @@ function reasonOf(value: Buffer | null): string {
 }
 
 describe('parseMessage', () => {
-  it("accepts the design documents' example with the payload as a JSON string", () => {
+  it('accepts the documented example message with the payload as a JSON string', () => {
     const value = buf({ jobID: 'job-123', jobType: 'server-init', payload: JSON.stringify(servers) });
     const m = parseMessage(value, policy);
     assert.equal(m.jobID, 'job-123');

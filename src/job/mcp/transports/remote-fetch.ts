@@ -1,4 +1,5 @@
 import { lookup } from 'node:dns/promises';
+import { causeChain } from '../../../shared/errors.js';
 import { connectChecker, type ValidationPolicy } from '../../../shared/contract/policy.js';
 
 /** A connection the remote-URL policy refused; nothing was sent. */
@@ -58,8 +59,5 @@ export async function policyFetch(
 
 /** The policy's refusal in an error or its causes (the SDK and fetch wrap what the connector says). */
 export function urlRefusalIn(err: unknown): UrlRefusedError | undefined {
-  for (let e = err, depth = 0; e && depth < 8; e = (e as { cause?: unknown }).cause, depth++) {
-    if (e instanceof UrlRefusedError) return e;
-  }
-  return undefined;
+  return [...causeChain(err)].find((e): e is UrlRefusedError => e instanceof UrlRefusedError);
 }
