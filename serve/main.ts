@@ -16,6 +16,8 @@ import { PartitionReader } from '../src/shared/kafka/read-message.js';
 import { yargsOptions } from '../src/shared/settings.js';
 import { initializeServer } from '../src/job/mcp/initialize.js';
 import { loadJobTemplate } from '../src/shared/contract/job-policy.js';
+import { podsOfJobSelector } from '../src/shared/contract/identity.js';
+import { loadKubeConfig } from '../src/shared/kube/kube-config.js';
 import { parseTokenFile } from '../src/serve/auth.js';
 import { SERVE_SETTINGS, serveConfig, serveInitOptions, servePolicy } from '../src/serve/config.js';
 import { findDeadLetter } from '../src/serve/dead-letters.js';
@@ -43,9 +45,7 @@ try {
   } catch (err) {
     throw new ConfigError(`SERVE_TOKEN_FILE: ${(err as Error).message}`);
   }
-  const kc = new k8s.KubeConfig();
-  kc.loadFromDefault();
-  if (!kc.getCurrentCluster()) throw new ConfigError('no Kubernetes configuration found (in-cluster, or KUBECONFIG)');
+  const kc = loadKubeConfig();
   const batch = kc.makeApiClient(k8s.BatchV1Api);
   const core = kc.makeApiClient(k8s.CoreV1Api);
   const notFound = (err: unknown) => (err as k8s.ApiException<unknown>).code === 404;
@@ -72,7 +72,7 @@ try {
       const list = await batch.listNamespacedJob({ namespace: cfg.JOB_NAMESPACE, labelSelector, limit });
       return { items: list.items, more: !!list.metadata?._continue };
     },
-    listPods: async (jobName) => (await core.listNamespacedPod({ namespace: cfg.JOB_NAMESPACE, labelSelector: `job-name=${jobName}` })).items,
+    listPods: async (jobName) => (await core.listNamespacedPod({ namespace: cfg.JOB_NAMESPACE, labelSelector: podsOfJobSelector(jobName) })).items,
     findDeadLetter: (at) =>
       findDeadLetter(
         {

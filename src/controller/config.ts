@@ -1,12 +1,22 @@
 import type * as k8s from '@kubernetes/client-node';
 import { z } from 'zod';
-import { JOB_KAFKA_SECRET_NAME_SETTING, JOB_SECRET_NAME_SETTING, JOB_TEMPLATE_SETTING, jobValidationPolicy } from '../shared/contract/job-policy.js';
-import type { ValidationPolicy } from '../shared/contract/message.js';
+import {
+  JOB_ACTIVE_DEADLINE_SECONDS_SETTING,
+  JOB_BACKOFF_LIMIT_SETTING,
+  DLQ_TOPIC_SETTING,
+  JOB_NAME_PREFIX_SETTING,
+  JOB_NAMESPACE_SETTING,
+  JOB_KAFKA_SECRET_NAME_SETTING,
+  JOB_SECRET_NAME_SETTING,
+  JOB_TEMPLATE_SETTING,
+  JOB_TTL_SECONDS_AFTER_FINISHED_SETTING,
+} from '../shared/contract/job-policy.js';
+import { apiServerHostsOf, jobValidationPolicy, type ValidationPolicy } from '../shared/contract/policy.js';
 import { ALLOWED_IMAGES_SETTING, csv, int, parseConfig, SHARED_SETTINGS, settingsInput, type SettingsShape } from '../shared/settings.js';
 
 /**
  * The controller's settings, one declaration each (see shared/settings.ts). Keys are the
- * environment variable names (the design documents' names), so an error names the setting a
+ * environment variable names (as docs/configuration.md lists them), so an error names the setting a
  * user has to fix.
  */
 export const CONTROLLER_SETTINGS = {
@@ -16,25 +26,15 @@ export const CONTROLLER_SETTINGS = {
   KAFKA_CLIENT_ID: z.string().min(1).default('mcp-job-controller').describe('Kafka client id'),
   KAFKA_SESSION_TIMEOUT_MS: int(6000, 300_000).default(30_000).describe('Consumer session timeout: how long a killed controller holds its partitions'),
   JOB_KAFKA_BROKERS: csv.optional().describe('Brokers as the Job pods reach them, if not KAFKA_BROKERS'),
-  DLQ_TOPIC: z.string().min(1).optional().describe('Dead-letter topic for invalid messages (default <KAFKA_TOPIC>.dlq)'),
+  DLQ_TOPIC: DLQ_TOPIC_SETTING,
   RESULTS_TOPIC: z.string().min(1).optional().describe('Topic for one record per finished Job (optional)'),
-  JOB_NAMESPACE: z
-    .string()
-    .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'a namespace name')
-    .default('default')
-    .describe('Namespace the Jobs are created in'),
+  JOB_NAMESPACE: JOB_NAMESPACE_SETTING,
   JOB_IMAGE: z.string().min(1).default('mcp-job-controller/job:dev').describe('Image of the job container (unless the template sets one)'),
   JOB_TEMPLATE: JOB_TEMPLATE_SETTING,
-  JOB_NAME_PREFIX: z
-    .string()
-    .regex(/^[a-z][a-z0-9-]{0,15}$/, 'lower-case letters, digits and -, at most 16')
-    .default('mcp')
-    .describe('Prefix of Job names: <prefix>-<topic>-<partition>-<offset>'),
-  JOB_BACKOFF_LIMIT: int(0, 100).default(2).describe('Job backoffLimit (retriable failures)'),
-  JOB_ACTIVE_DEADLINE_SECONDS: int(1).default(600).describe('Job activeDeadlineSeconds'),
-  JOB_TTL_SECONDS_AFTER_FINISHED: int(0)
-    .default(3600)
-    .describe("Job ttlSecondsAfterFinished, set once the Job's outcome is recorded and its message's offset committed"),
+  JOB_NAME_PREFIX: JOB_NAME_PREFIX_SETTING,
+  JOB_BACKOFF_LIMIT: JOB_BACKOFF_LIMIT_SETTING,
+  JOB_ACTIVE_DEADLINE_SECONDS: JOB_ACTIVE_DEADLINE_SECONDS_SETTING,
+  JOB_TTL_SECONDS_AFTER_FINISHED: JOB_TTL_SECONDS_AFTER_FINISHED_SETTING,
   JOB_KAFKA_SECRET_NAME: JOB_KAFKA_SECRET_NAME_SETTING,
   JOB_KAFKA_SASL_USERNAME: z
     .string()
@@ -126,7 +126,7 @@ export function controllerPolicy(
   cfg: ControllerConfig,
   template?: k8s.V1Job,
   // In a pod, the kubelet's address of the API server: refused as a remote url like its names.
-  apiServerHosts: readonly string[] = process.env.KUBERNETES_SERVICE_HOST ? [process.env.KUBERNETES_SERVICE_HOST] : [],
+  apiServerHosts: readonly string[] = apiServerHostsOf(process.env.KUBERNETES_SERVICE_HOST),
 ): ValidationPolicy {
   return jobValidationPolicy(cfg, template, apiServerHosts);
 }

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { TRACEPARENT } from '../shared/contract/rules.js';
 import {
   int,
   KUBERNETES_SERVICE_HOST_SETTING,
@@ -27,7 +28,7 @@ export const JOB_SETTINGS = {
   // producer's bad header must not fail the work.
   TRACEPARENT: z
     .string()
-    .regex(/^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$/)
+    .regex(TRACEPARENT)
     .optional()
     .catch(undefined)
     .describe("W3C trace context of the message, sent in each MCP request's _meta on 2026-07-28"),

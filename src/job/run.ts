@@ -3,7 +3,8 @@ import { ExitCode, exitCodeFor, type ExitCodeValue } from '../shared/contract/ex
 import type { Coordinates } from '../shared/contract/identity.js';
 import type { Logger } from '../shared/logger.js';
 import { INIT_CONCURRENCY } from '../shared/contract/budget.js';
-import { checksumOf, parseMessage, validationPolicy } from '../shared/contract/message.js';
+import { checksumOf, parseMessage } from '../shared/contract/message.js';
+import { apiServerHostsOf, validationPolicy } from '../shared/contract/policy.js';
 import type { OneMessage } from '../shared/kafka/read-message.js';
 import type { JobConfig } from './config.js';
 import { initOptionsFrom, type InitOptions, type ServerResult } from './mcp/result.js';
@@ -47,7 +48,7 @@ export async function runJob(deps: JobDeps): Promise<ExitCodeValue> {
     return exitCode;
   };
 
-  const policy = validationPolicy(cfg, cfg.KUBERNETES_SERVICE_HOST ? [cfg.KUBERNETES_SERVICE_HOST] : []);
+  const policy = validationPolicy(cfg, apiServerHostsOf(cfg.KUBERNETES_SERVICE_HOST));
   let msg: ReturnType<typeof parseMessage>;
   try {
     const rec = await deps.read(at);

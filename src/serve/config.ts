@@ -1,8 +1,16 @@
 import { z } from 'zod';
 import type * as k8s from '@kubernetes/client-node';
 import { initOptionsFrom, type InitOptions } from '../job/mcp/result.js';
-import { JOB_KAFKA_SECRET_NAME_SETTING, JOB_SECRET_NAME_SETTING, JOB_TEMPLATE_SETTING, jobValidationPolicy } from '../shared/contract/job-policy.js';
-import type { ValidationPolicy } from '../shared/contract/message.js';
+import {
+  DLQ_TOPIC_SETTING,
+  JOB_ACTIVE_DEADLINE_SECONDS_SETTING,
+  JOB_KAFKA_SECRET_NAME_SETTING,
+  JOB_NAME_PREFIX_SETTING,
+  JOB_NAMESPACE_SETTING,
+  JOB_SECRET_NAME_SETTING,
+  JOB_TEMPLATE_SETTING,
+} from '../shared/contract/job-policy.js';
+import { apiServerHostsOf, jobValidationPolicy, type ValidationPolicy } from '../shared/contract/policy.js';
 import {
   ALLOWED_IMAGES_SETTING,
   int,
@@ -22,19 +30,11 @@ import {
 export const SERVE_SETTINGS = {
   ...SHARED_SETTINGS,
   KAFKA_TOPIC: SHARED_SETTINGS.KAFKA_TOPIC.describe('Topic `submit` produces to: the controller consumes it'),
-  DLQ_TOPIC: z.string().min(1).optional().describe("The controller's dead-letter topic, read by get_job (default <KAFKA_TOPIC>.dlq)"),
+  DLQ_TOPIC: DLQ_TOPIC_SETTING.describe("The controller's dead-letter topic, read by get_job (default <KAFKA_TOPIC>.dlq)"),
   ALLOWED_IMAGES: ALLOWED_IMAGES_SETTING,
-  JOB_NAMESPACE: z
-    .string()
-    .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'a namespace name')
-    .default('default')
-    .describe("Namespace of the controller's Jobs"),
-  JOB_NAME_PREFIX: z
-    .string()
-    .regex(/^[a-z][a-z0-9-]{0,15}$/, 'lower-case letters, digits and -, at most 16')
-    .default('mcp')
-    .describe("The controller's JOB_NAME_PREFIX: Job names are <prefix>-<topic>-<partition>-<offset>"),
-  JOB_ACTIVE_DEADLINE_SECONDS: int(1).default(600).describe("The controller's Job activeDeadlineSeconds, for the same deadline check"),
+  JOB_NAMESPACE: JOB_NAMESPACE_SETTING.describe("Namespace of the controller's Jobs"),
+  JOB_NAME_PREFIX: JOB_NAME_PREFIX_SETTING.describe("The controller's JOB_NAME_PREFIX: Job names are <prefix>-<topic>-<partition>-<offset>"),
+  JOB_ACTIVE_DEADLINE_SECONDS: JOB_ACTIVE_DEADLINE_SECONDS_SETTING.describe("The controller's JOB_ACTIVE_DEADLINE_SECONDS, for the same deadline check"),
   JOB_TEMPLATE: JOB_TEMPLATE_SETTING.describe("The controller's JOB_TEMPLATE: its activeDeadlineSeconds and the Secrets it gives Jobs count here too"),
   JOB_KAFKA_SECRET_NAME: JOB_KAFKA_SECRET_NAME_SETTING.describe("The controller's JOB_KAFKA_SECRET_NAME: never a message's secret_ref"),
   JOB_SECRET_NAME: JOB_SECRET_NAME_SETTING.describe("The controller's JOB_SECRET_NAME: never a message's secret_ref"),
@@ -74,7 +74,7 @@ export function serveConfig(argv: Record<string, unknown>, env: NodeJS.ProcessEn
  * sees it (`KUBERNETES_SERVICE_HOST`) is refused as a remote url, as the job refuses it.
  */
 export function servePolicy(cfg: ServeConfig, template?: k8s.V1Job): ValidationPolicy {
-  return jobValidationPolicy(cfg, template, cfg.KUBERNETES_SERVICE_HOST ? [cfg.KUBERNETES_SERVICE_HOST] : []);
+  return jobValidationPolicy(cfg, template, apiServerHostsOf(cfg.KUBERNETES_SERVICE_HOST));
 }
 
 /**

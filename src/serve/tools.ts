@@ -4,9 +4,11 @@ import { z } from 'zod';
 import { TerminalError } from '../shared/errors.js';
 import { Annotation, Label, MANAGED_BY, type Coordinates } from '../shared/contract/identity.js';
 import type { Logger } from '../shared/logger.js';
+import { VERSION } from '../shared/version.js';
 import { INIT_CONCURRENCY } from '../shared/contract/budget.js';
 import { parseMessage, type ValidationPolicy } from '../shared/contract/message.js';
 import type { ServerConfig } from '../shared/contract/servers.js';
+import { SERVER_NAME, SERVER_NAME_RULE } from '../shared/contract/rules.js';
 import { jobName, labelValue } from '../shared/contract/naming.js';
 import { ServerResultSchema, type ServerResult } from '../job/mcp/result.js';
 import type { ServeConfig } from './config.js';
@@ -14,7 +16,7 @@ import { DeadLetterSchema, type DeadLetter } from './dead-letters.js';
 import { conditionsOf, ConditionSchema, JobBriefSchema, jobBrief, jobStatus, JobStatusSchema, newestPod, podView, PodViewSchema } from './jobs.js';
 import type { TokenBucket } from './rate-limit.js';
 
-export const SERVE_INFO = { name: 'mcp-job-controller-serve', version: '0.1.0' };
+export const SERVE_INFO = { name: 'mcp-job-controller-serve', version: VERSION };
 
 /** What the tools reach: each is a narrow function, so tests and the wiring decide what is real. */
 export interface ServeDeps {
@@ -40,7 +42,7 @@ const toolError = (text: string) => ({ content: [{ type: 'text' as const, text }
 const rateLimited = (retryAfterMs: number) => toolError(`rate limited: try again in ${Math.ceil(retryAfterMs / 1000)} s`);
 const ok = <T extends Record<string, unknown>>(data: T) => ({ content: [{ type: 'text' as const, text: JSON.stringify(data) }], structuredContent: data });
 
-const serverName = z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'server names are 1-64 letters, digits, _ . -');
+const serverName = z.string().regex(SERVER_NAME, SERVER_NAME_RULE);
 
 const SubmitOutput = z.object({
   topic: z.string(),

@@ -171,23 +171,32 @@ const TERMINAL_KAFKA_TYPES = new Set([
  * it cannot parse. No retry reads it differently.
  */
 export function isUndecodable(err: unknown): boolean {
-  let cur: unknown = err;
-  for (let depth = 0; cur && depth < 6; depth++) {
-    const e = cur as { name?: unknown; message?: unknown; cause?: unknown; originalError?: unknown };
-    if (e.name === 'KafkaJSNotImplemented' || /compression not implemented|unsupported compression/i.test(String(e.message ?? ''))) return true;
-    cur = e.originalError ?? e.cause;
+  for (const e of causeChain(err)) {
+    const { name, message } = e as { name?: unknown; message?: unknown };
+    if (name === 'KafkaJSNotImplemented' || /compression not implemented|unsupported compression/i.test(String(message ?? ''))) return true;
   }
   return false;
 }
 
+/**
+ * An error and its causes, outermost first: `cause`, kafkajs' `originalError`, and the first of
+ * an aggregate's `errors` (KafkaJSAggregateError keeps one per broker). Bounded, since a cause
+ * chain can loop.
+ */
+export function* causeChain(err: unknown, depth = 8): Generator<unknown> {
+  let cur: unknown = err;
+  for (let i = 0; cur && i < depth; i++) {
+    yield cur;
+    const e = cur as { cause?: unknown; originalError?: unknown; errors?: unknown[] };
+    cur = e.originalError ?? e.cause ?? (Array.isArray(e.errors) ? e.errors[0] : undefined);
+  }
+}
+
 /** The Kafka protocol error type of a kafkajs error or of any of its causes. */
 export function kafkaErrorType(err: unknown): string | undefined {
-  let cur: unknown = err;
-  for (let depth = 0; cur && depth < 6; depth++) {
-    const e = cur as { type?: unknown; errors?: unknown[]; cause?: unknown; originalError?: unknown };
-    if (typeof e.type === 'string') return e.type;
-    // KafkaJSAggregateError (one per broker) and retries' wrapper keep the real error inside.
-    cur = e.originalError ?? e.cause ?? (Array.isArray(e.errors) ? e.errors[0] : undefined);
+  for (const e of causeChain(err)) {
+    const { type } = e as { type?: unknown };
+    if (typeof type === 'string') return type;
   }
   return undefined;
 }

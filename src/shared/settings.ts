@@ -1,7 +1,7 @@
 import type { Options } from 'yargs';
 import { z } from 'zod';
 import { ConfigError } from './errors.js';
-import { parseCidr, SECRET_REFS_DIR } from './contract/policy.js';
+import { parseCidr, SECRET_REFS_DIR } from './contract/rules.js';
 
 /**
  * Settings are declared once each: the key is the environment variable, the zod schema holds

@@ -16,7 +16,7 @@ import { initializeServer } from '../../src/job/mcp/initialize.js';
 import type { InitOptions } from '../../src/job/mcp/result.js';
 import { policyFetch, urlRefusalIn } from '../../src/job/mcp/transports/remote-fetch.js';
 import { serveConfig, serveInitOptions, servePolicy } from '../../src/serve/config.js';
-import type { RemotePolicy } from '../../src/shared/contract/policy.js';
+import type { RemotePolicy } from '../../src/shared/contract/rules.js';
 import { startHttp2025Fixture } from '../fixtures/http-server-2025.js';
 import { repoRoot } from '../testbed/cache.js';
 
@@ -172,7 +172,7 @@ describe('the remote-URL policy at connect time', () => {
   });
 
   it('refuses a literal loopback address without connecting', async () => {
-    const { fetch, close } = await policyFetch(remote([]));
+    const { fetch, close } = await policyFetch({ remote: remote([]) });
     try {
       const err = await fetch(`${refused.url}/mcp`).then(
         () => undefined,
@@ -187,8 +187,8 @@ describe('the remote-URL policy at connect time', () => {
 
   it('checks every address a name resolves to, and connects to the address it checked', async () => {
     const port = (u: string) => new URL(u).port;
-    const toLoopback = await policyFetch(remote(['127.0.0.2']), async () => ['127.0.0.2', '127.0.0.1']);
-    const toAllowed = await policyFetch(remote(['127.0.0.2']), async () => ['127.0.0.2']);
+    const toLoopback = await policyFetch({ remote: remote(['127.0.0.2']) }, async () => ['127.0.0.2', '127.0.0.1']);
+    const toAllowed = await policyFetch({ remote: remote(['127.0.0.2']) }, async () => ['127.0.0.2']);
     try {
       const err = await toLoopback.fetch(`http://mcp.test:${port(refused.url)}/mcp`).catch((e: unknown) => e);
       assert.match(String(urlRefusalIn(err)?.message), /"mcp.test" is refused \(resolves to a loopback address\)/);
@@ -202,7 +202,7 @@ describe('the remote-URL policy at connect time', () => {
   });
 
   it('refuses a redirect from an allowed server to a refused address before connecting to it', async () => {
-    const { fetch, close } = await policyFetch(remote(['127.0.0.2']));
+    const { fetch, close } = await policyFetch({ remote: remote(['127.0.0.2']) });
     try {
       const err = await fetch(`${allowed.url}/redirect`, { redirect: 'follow' }).catch((e: unknown) => e);
       assert.match(String(urlRefusalIn(err)?.message), /"127.0.0.1" is refused \(loopback\)/);
@@ -214,7 +214,7 @@ describe('the remote-URL policy at connect time', () => {
   });
 
   it('refuses a redirect to a refused address at the connector even when the MCP client follows every redirect', async () => {
-    const { fetch, close } = await policyFetch(remote(['127.0.0.2']));
+    const { fetch, close } = await policyFetch({ remote: remote(['127.0.0.2']) });
     const client = new Client({ name: 't', version: '0' }, { versionNegotiation: { mode: 'legacy' } });
     try {
       const transport = new StreamableHTTPClientTransport(new URL(`${allowed.url}/redirect`), { fetch, redirectPolicy: 'follow' });

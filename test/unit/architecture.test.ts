@@ -30,9 +30,9 @@ describe('the layout: two programs, the front door, and the contract they share'
     assert.deepEqual(top, ['controller', 'job', 'serve', 'shared']);
   });
 
-  it("groups the controller's library in rooms: intake and commits, the Kubernetes client and watch, building Jobs, reporting, and the CLI commands", () => {
+  it("groups the controller's library in rooms: intake and commits, the Kubernetes client and watch, building Jobs, reporting, the CLI commands, and the lifecycle", () => {
     const entries = readdirSync(join(repoRoot, 'src', 'controller')).sort();
-    assert.deepEqual(entries, ['commands', 'config.ts', 'intake', 'jobs', 'kube', 'reporting', 'run.ts']);
+    assert.deepEqual(entries, ['commands', 'config.ts', 'intake', 'jobs', 'kube', 'lifecycle.ts', 'reporting', 'run.ts']);
   });
 
   it("keeps each program's entrypoint at the top (controller/, job/, serve/), importing only its own library and the shared contract", () => {

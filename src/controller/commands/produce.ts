@@ -2,6 +2,11 @@ import { readFileSync } from 'node:fs';
 import { Partitioners, type Kafka } from 'kafkajs';
 import { TerminalError } from '../../shared/errors.js';
 import { parseMessage, type ValidationPolicy } from '../../shared/contract/message.js';
+import { ExitCode } from '../../shared/contract/exit-codes.js';
+import { createKafka } from '../../shared/kafka/kafka-client.js';
+import { kafkaConnection } from '../../shared/kafka/kafka.js';
+import { createLogger } from '../../shared/logger.js';
+import type { ControllerConfig } from '../config.js';
 
 export interface ProduceInput {
   /** One message value per line (JSON Lines); blank lines are skipped. */
@@ -68,4 +73,26 @@ export async function produceLines(
     await producer.disconnect();
   }
   return out;
+}
+
+/**
+ * `produce --message M | --file F`: checks every message first (unless --no-validate) and sends
+ * nothing when one is invalid (exit code 65), else sends them all.
+ */
+export async function produceCommand(cfg: ControllerConfig, argv: Record<string, unknown>, policy: ValidationPolicy): Promise<number> {
+  const lines = argv.file !== undefined ? readLines(String(argv.file)) : [String(argv.message)];
+  const problems = checkLines({ lines, validate: argv.validate !== false, policy });
+  if (problems.length) {
+    for (const p of problems.slice(0, 20)) process.stderr.write(`line ${p.line}: ${p.reason}: ${p.error}\n`);
+    process.stderr.write(`${problems.length} invalid message(s); nothing sent (--no-validate sends them anyway, to exercise the dead-letter topic)\n`);
+    return ExitCode.PERMANENT;
+  }
+  const log = createLogger({ level: 'warn', name: 'mcp-job-controller-produce' });
+  const kafka = createKafka(kafkaConnection({ brokers: cfg.KAFKA_BROKERS, clientId: `${cfg.KAFKA_CLIENT_ID}-produce`, log, level: 'warn', security: cfg }));
+  const total = lines.filter((l) => l.trim()).length;
+  const progress = total >= 1000 ? (sent: number, all: number) => process.stderr.write(`sent ${sent}/${all}\n`) : undefined;
+  const res = await produceLines(kafka, cfg.KAFKA_TOPIC, lines, progress);
+  if (total === 1) process.stdout.write(`sent to ${cfg.KAFKA_TOPIC} partition ${res[0]?.partition} offset ${res[0]?.offset}\n`);
+  else process.stdout.write(`sent ${total} messages to ${cfg.KAFKA_TOPIC}\n`);
+  return 0;
 }

@@ -1,10 +1,14 @@
-import type * as k8s from '@kubernetes/client-node';
+import * as k8s from '@kubernetes/client-node';
 import { controllerPolicy, type ControllerConfig } from '../config.js';
 import { DlqHeader } from '../reporting/dead-letter.js';
 import { isNotFound, TerminalError } from '../../shared/errors.js';
+import { ExitCode } from '../../shared/contract/exit-codes.js';
 import { Annotation, isFinished, type Coordinates } from '../../shared/contract/identity.js';
 import { parseMessage } from '../../shared/contract/message.js';
-import type { OneMessage } from '../../shared/kafka/read-message.js';
+import { readOneMessage, type OneMessage } from '../../shared/kafka/read-message.js';
+import { kafkaConnection } from '../../shared/kafka/kafka.js';
+import { makeKeepAliveClient } from '../kube/kube.js';
+import { parseAt } from './trace.js';
 import { waitFor } from '../../shared/wait.js';
 import { buildJob } from '../jobs/job-builder.js';
 
@@ -71,4 +75,29 @@ export async function replay(d: ReplayDeps, target: ReplayTarget): Promise<{ job
   const job = buildJob(at, msg, cfg, d.template, { readFrom, count });
   await d.batch.createNamespacedJob({ namespace: cfg.JOB_NAMESPACE, body: job });
   return { job: name, replaced };
+}
+
+/**
+ * `replay --from-dlq P/O | --source P/O`: prints the Job created or replaced; a message still
+ * invalid is refused with its reason and exit code 65.
+ */
+export async function replayCommand(
+  cfg: ControllerConfig,
+  argv: Record<string, unknown>,
+  kc: k8s.KubeConfig,
+  template: k8s.V1Job | undefined,
+): Promise<number> {
+  const connection = kafkaConnection({ brokers: cfg.KAFKA_BROKERS, clientId: `${cfg.KAFKA_CLIENT_ID}-replay`, security: cfg });
+  try {
+    const r = await replay(
+      { config: cfg, batch: makeKeepAliveClient(kc, k8s.BatchV1Api), template, read: (at) => readOneMessage(connection, at) },
+      argv['from-dlq'] !== undefined ? { dlq: parseAt(String(argv['from-dlq'])) } : { source: parseAt(String(argv.source)) },
+    );
+    process.stdout.write(`job ${r.job} ${r.replaced ? 'replaced' : 'created'} in ${cfg.JOB_NAMESPACE}\n`);
+    return 0;
+  } catch (err) {
+    if (!(err instanceof TerminalError)) throw err;
+    process.stderr.write(`cannot replay: ${err.reason}: ${err.message}\n`);
+    return ExitCode.PERMANENT;
+  }
 }

@@ -1,10 +1,11 @@
+import { BatchV1Api, CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
 import type * as k8s from '@kubernetes/client-node';
 import { ConfigError, isNotFound, TerminalError } from '../../shared/errors.js';
-import { Annotation, jobSelector, Label, sourceOf, type Coordinates } from '../../shared/contract/identity.js';
+import { Annotation, jobSelector, Label, podsOfJobSelector, sourceOf, type Coordinates } from '../../shared/contract/identity.js';
 import { jobName, labelValue } from '../../shared/contract/naming.js';
 import { createKafka } from '../../shared/kafka/kafka-client.js';
-import type { KafkaConnection } from '../../shared/kafka/kafka.js';
-import { PartitionReader, type FetchedRecord, type OneMessage } from '../../shared/kafka/read-message.js';
+import { kafkaConnection, type KafkaConnection } from '../../shared/kafka/kafka.js';
+import { PartitionReader, readOneMessage, type FetchedRecord, type OneMessage } from '../../shared/kafka/read-message.js';
 import type { ControllerConfig } from '../config.js';
 import { DlqHeader } from '../reporting/dead-letter.js';
 import { KUEUE_QUEUE_LABEL } from '../jobs/kueue.js';
@@ -182,7 +183,7 @@ export async function trace(d: TraceDeps, target: TraceTarget): Promise<TraceRep
     outcomeRecorded: job.metadata?.labels?.[Label.outcome],
     conditions: (s.conditions ?? []).map((c) => ({ type: c.type, status: c.status, reason: c.reason, message: c.message, at: iso(c.lastTransitionTime) })),
   };
-  const pods = (await d.core.listNamespacedPod({ namespace: r.job.namespace, labelSelector: `batch.kubernetes.io/job-name=${name}` })).items;
+  const pods = (await d.core.listNamespacedPod({ namespace: r.job.namespace, labelSelector: podsOfJobSelector(name) })).items;
   if (pods.length) {
     const o = buildOutcome(job, pods);
     const newest = [...pods].sort((a, b) => (iso(b.metadata?.creationTimestamp) ?? '').localeCompare(iso(a.metadata?.creationTimestamp) ?? ''))[0]!;
@@ -194,6 +195,13 @@ export async function trace(d: TraceDeps, target: TraceTarget): Promise<TraceRep
     .map((e) => ({ type: e.type, reason: e.reason, note: e.message, at: iso(e.lastTimestamp ?? e.eventTime ?? e.metadata?.creationTimestamp) }))
     .sort((a, b) => (a.at ?? '').localeCompare(b.at ?? ''));
   return r;
+}
+
+/** `<partition>/<offset>`, as `--at`, `--from-dlq` and `--source` take it; anything else is a ConfigError. */
+export function parseAt(s: string): { partition: number; offset: string } {
+  const m = /^(\d+)\/(\d+)$/.exec(s);
+  if (!m) throw new ConfigError(`expected <partition>/<offset>, got ${JSON.stringify(s)}`);
+  return { partition: Number(m[1]), offset: m[2]! };
 }
 
 /** The most records `--scan` reads per partition: a bound on what one trace costs the brokers. */
@@ -290,4 +298,33 @@ export function kafkaTailScan(connection: KafkaConnection): { scan: TailScan; cl
       if (connected) await admin.disconnect().catch(() => undefined);
     },
   };
+}
+
+/**
+ * `trace`: where a message is — its Job, the Job's conditions, its pod, and any dead-letter or
+ * results record. Prints the report; exit code 3 when nothing at all is found.
+ */
+export async function traceCommand(cfg: ControllerConfig, argv: Record<string, unknown>, kc: KubeConfig): Promise<number> {
+  const scanLimit = parseScanLimit(argv.scan);
+  const target: TraceTarget =
+    argv['job-id'] !== undefined ? { jobId: String(argv['job-id']) } : argv.at !== undefined ? { at: parseAt(String(argv.at)) } : { job: String(argv.job) };
+  const connection = kafkaConnection({ brokers: cfg.KAFKA_BROKERS, clientId: `${cfg.KAFKA_CLIENT_ID}-trace`, security: cfg });
+  const tail = kafkaTailScan(connection);
+  try {
+    const report = await trace(
+      {
+        config: cfg,
+        batch: kc.makeApiClient(BatchV1Api),
+        core: kc.makeApiClient(CoreV1Api),
+        read: (at) => readOneMessage(connection, at),
+        scan: tail.scan,
+        scanLimit,
+      },
+      target,
+    );
+    process.stdout.write(argv.output === 'json' ? `${JSON.stringify(report, null, 2)}\n` : formatTrace(report));
+    return !report.job && !report.deadLetters.length && !report.results.length ? 3 : 0;
+  } finally {
+    await tail.close();
+  }
 }

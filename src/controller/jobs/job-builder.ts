@@ -3,7 +3,8 @@ import type { IHeaders } from 'kafkajs';
 import { ExitCode } from '../../shared/contract/exit-codes.js';
 import { Annotation, JOB_CONTAINER, Label, MANAGED_BY, TERMINATION_MESSAGE_PATH, type Coordinates } from '../../shared/contract/identity.js';
 import type { ValidMessage } from '../../shared/contract/message.js';
-import { SECRET_REFS_DIR, type SecretRef } from '../../shared/contract/policy.js';
+import { SECRET_REFS_DIR, TRACEPARENT, type SecretRef } from '../../shared/contract/rules.js';
+import { jobSpecLimits } from '../../shared/contract/job-policy.js';
 import { jobName, labelValue } from '../../shared/contract/naming.js';
 import { PACKAGE_CACHE_MOUNT_PATH } from '../../shared/settings.js';
 import type { ControllerConfig } from '../config.js';
@@ -106,6 +107,7 @@ export function buildJob(
   }
 
   const tSpec = template.spec ?? { template: {} };
+  const limits = jobSpecLimits(cfg, template);
   const tPod = tSpec.template?.spec ?? { containers: [] };
   const tContainers = tPod.containers ?? [];
   const tJob = tContainers.find((c) => c.name === JOB_CONTAINER) ?? tContainers[0];
@@ -192,8 +194,8 @@ export function buildJob(
       ...(cfg.KUEUE_QUEUE_NAME && { suspend: true }),
       completions: 1,
       parallelism: 1,
-      backoffLimit: tSpec.backoffLimit ?? cfg.JOB_BACKOFF_LIMIT,
-      activeDeadlineSeconds: tSpec.activeDeadlineSeconds ?? cfg.JOB_ACTIVE_DEADLINE_SECONDS,
+      backoffLimit: limits.backoffLimit,
+      activeDeadlineSeconds: limits.activeDeadlineSeconds,
       podFailurePolicy: tSpec.podFailurePolicy ?? {
         rules: [
           { action: 'FailJob', onExitCodes: { containerName: JOB_CONTAINER, operator: 'In', values: [ExitCode.PERMANENT] } },
@@ -295,8 +297,6 @@ export interface TraceContext {
   tracestate?: string;
 }
 
-const TRACEPARENT = /^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$/;
-
 /** The trace context of a record's headers; a malformed one is dropped, as the W3C spec says, never failing the message. */
 export function traceContextOf(headers: IHeaders | undefined): TraceContext {
   const text = (v: IHeaders[string]) => (Array.isArray(v) ? v[0] : v)?.toString().trim();
@@ -340,7 +340,7 @@ export function jobKafkaSecurityEnv(cfg: JobBuildConfig): k8s.V1EnvVar[] {
  * its message can still be redelivered. This is the value it sets.
  */
 export function jobTtlSeconds(cfg: Pick<ControllerConfig, 'JOB_TTL_SECONDS_AFTER_FINISHED'>, template: k8s.V1Job = {}): number {
-  return template.spec?.ttlSecondsAfterFinished ?? cfg.JOB_TTL_SECONDS_AFTER_FINISHED;
+  return jobSpecLimits(cfg, template).ttlSecondsAfterFinished;
 }
 
 function withoutTtl(spec: k8s.V1JobSpec): k8s.V1JobSpec {

@@ -1,9 +1,9 @@
-import { secretRefIn } from '../../shared/contract/policy.js';
+import { secretRefIn } from '../../shared/contract/rules.js';
 import type * as k8s from '@kubernetes/client-node';
 import { dockerSizeBytes, type DockerServer, type ServerConfig } from '../../shared/contract/servers.js';
 
 /**
- * Container servers (seed 003's `docker` provider) as native sidecars: init containers with
+ * Container servers (the message contract's `docker` provider) as native sidecars: init containers with
  * `restartPolicy: Always`, which Kubernetes starts in order before the job container, each
  * ready by its probe before the next starts, and stops once the job container has exited. The
  * job reaches them on 127.0.0.1, the pod's own network. Pure, like `buildJob`.

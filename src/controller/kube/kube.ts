@@ -1,27 +1,12 @@
-import { existsSync } from 'node:fs';
 import { Agent } from 'node:https';
-import { homedir } from 'node:os';
-import { join } from 'node:path';
 import * as k8s from '@kubernetes/client-node';
 import { createSecureContext, type ConnectionOptions } from 'node:tls';
 import { Pool } from 'undici';
 import { ConfigError } from '../../shared/errors.js';
 import { PROTOBUF_WATCH, ProtoError, watchBodyReader } from './job-proto.js';
 
-/**
- * Loads cluster credentials: in-cluster when run in a pod, else KUBECONFIG or ~/.kube/config.
- * client-node's loadFromDefault() quietly falls back to http://localhost:8080; we fail instead.
- */
-export function loadKubeConfig(env: NodeJS.ProcessEnv = process.env): k8s.KubeConfig {
-  const kc = new k8s.KubeConfig();
-  const home = join(homedir(), '.kube', 'config');
-  if (env.KUBECONFIG) kc.loadFromFile(env.KUBECONFIG.split(':')[0]!);
-  else if (env.KUBERNETES_SERVICE_HOST && existsSync('/var/run/secrets/kubernetes.io/serviceaccount/token')) kc.loadFromCluster();
-  else if (existsSync(home)) kc.loadFromFile(home);
-  else throw new ConfigError('no Kubernetes credentials: not in a pod, KUBECONFIG unset and no ~/.kube/config');
-  if (!kc.getCurrentCluster()) throw new ConfigError('the kubeconfig has no current cluster');
-  return kc;
-}
+/** Cluster credentials, loaded the same way by the controller and `serve`. */
+export { loadKubeConfig } from '../../shared/kube/kube-config.js';
 
 /** Reads JOB_TEMPLATE (declared in src/shared/contract/job-policy.ts, which `serve` reads too). */
 export { loadJobTemplate } from '../../shared/contract/job-policy.js';

@@ -13,7 +13,7 @@ import {
   RetriableError,
   TerminalError,
 } from '../../shared/errors.js';
-import { Label, type Coordinates } from '../../shared/contract/identity.js';
+import { Label, podsOfJobSelector, type Coordinates } from '../../shared/contract/identity.js';
 import type { Logger } from '../../shared/logger.js';
 import type { OneMessage } from '../../shared/kafka/read-message.js';
 import { retryForever } from '../../shared/retry.js';
@@ -110,7 +110,7 @@ export class OutcomeReporter {
     };
     let pods: k8s.V1Pod[] = [];
     try {
-      pods = (await this.d.core.listNamespacedPod({ namespace, labelSelector: `batch.kubernetes.io/job-name=${name}` })).items;
+      pods = (await this.d.core.listNamespacedPod({ namespace, labelSelector: podsOfJobSelector(name) })).items;
     } catch (err) {
       log.warn({ job: name, err: describeError(err) }, "cannot read the job's pods; recording the outcome without its termination message");
     }

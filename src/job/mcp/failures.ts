@@ -1,8 +1,8 @@
 import { STATUS_CODES } from 'node:http';
 import { ProtocolError, SdkError, SdkErrorCode, SdkHttpError, SseError, UnsupportedProtocolVersionError } from '@modelcontextprotocol/client';
-import { describeError, TerminalError } from '../../shared/errors.js';
+import { causeChain, describeError, TerminalError } from '../../shared/errors.js';
 import type { ServerOutcome } from '../../shared/contract/exit-codes.js';
-import { PolicyReason } from '../../shared/contract/policy.js';
+import { PolicyReason } from '../../shared/contract/rules.js';
 import { ResponseTooLargeError, urlRefusalIn } from './transports/remote-fetch.js';
 
 export class InitFailure extends Error {
@@ -31,13 +31,12 @@ export function httpStatus(err: unknown): number | undefined {
 
 /** Whether an error or one of its causes is what `test` looks for. */
 function inCauses(err: unknown, test: (e: unknown) => boolean): boolean {
-  for (let e = err, depth = 0; e && depth < 8; e = (e as { cause?: unknown }).cause, depth++) if (test(e)) return true;
-  return false;
+  return [...causeChain(err)].some(test);
 }
 
 /** The HTTP status anywhere in an error's causes (the SDK wraps a failed probe around it). */
 function httpStatusIn(err: unknown): number | undefined {
-  for (let e = err, depth = 0; e && depth < 8; e = (e as { cause?: unknown }).cause, depth++) {
+  for (const e of causeChain(err)) {
     const s = httpStatus(e);
     if (s !== undefined) return s;
   }

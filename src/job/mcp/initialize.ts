@@ -1,12 +1,12 @@
 import { Client, TRACEPARENT_META_KEY, TRACESTATE_META_KEY, type Transport } from '@modelcontextprotocol/client';
-import { checkServer } from '../../shared/contract/checks.js';
+import { checkServer } from '../../shared/contract/policy.js';
 import type { ServerConfig } from '../../shared/contract/servers.js';
 import type { McpProtocol } from '../../shared/settings.js';
 import { Deadline } from './deadline.js';
 import { classify, closedDuringProbe, httpStatus } from './failures.js';
 import { listAll, type ListKind } from './lists.js';
 import { reap } from './processes.js';
-import { CLIENT_INFO, responseGuard, type InitOptions, type ListCut, type ServerResult } from './result.js';
+import { CLIENT_INFO, policyOf, responseGuard, type InitOptions, type ListCut, type ServerResult } from './result.js';
 import { resolveSecretRefs, scrubSecrets } from './secrets.js';
 import { firstTransport, transportKind } from './transports/index.js';
 import { remoteTransport } from './transports/remote.js';
@@ -77,17 +77,11 @@ export async function initializeServer(name: string, cfg: ServerConfig, opts: In
     phases.handshake = Math.round(performance.now() - t1 - startMs);
   };
   try {
-    checkServer(
-      name,
-      cfg,
-      { allowedCommands: opts.allowedCommands, secretsDir: opts.secretsDir, maxMessageBytes: 0, ...opts.policy },
-      { sidecar: cfg.type === 'docker' },
-    );
+    checkServer(name, cfg, policyOf(opts), { sidecar: cfg.type === 'docker' });
     // The sidecar got its references from the kubelet; the job checks the same keys are there.
     if (cfg.type === 'docker') resolveSecretRefs(cfg.environment, false, opts, secrets);
     // A sidecar's loopback address is the controller's choice, not the message's: no remote-URL policy.
-    if (!('command' in cfg) && cfg.type !== 'docker')
-      remote = await policyFetch(opts.policy?.remote ?? { allow: [], serviceCidrs: [], podCidrs: [], apiServerHosts: [] });
+    if (!('command' in cfg) && cfg.type !== 'docker') remote = await policyFetch(policyOf(opts));
     const fetch = guardedFetch(remote?.fetch ?? (globalThis.fetch as FetchLike), guard);
     transport = firstTransport(name, cfg, opts, fetch, secrets, guard);
     // The first start is the one that fetches; a 2025 restart after the probe finds it cached.

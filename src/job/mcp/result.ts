@@ -1,10 +1,11 @@
 import { z } from 'zod';
-import type { ValidationPolicy } from '../../shared/contract/message.js';
+import type { ValidationPolicy } from '../../shared/contract/policy.js';
 import type { McpProtocol } from '../../shared/settings.js';
 import { PackageSourceSchema } from '../../shared/contract/summary.js';
 import type { PackageCache } from './package-source.js';
+import { VERSION } from '../../shared/version.js';
 
-export const CLIENT_INFO = { name: 'mcp-job-controller', version: '0.1.0' };
+export const CLIENT_INFO = { name: 'mcp-job-controller', version: VERSION };
 
 /**
  * Why a list stopped before its end: `pages` (LIST_LIMITS.pages read, the cursor went on),
@@ -14,7 +15,7 @@ export const CLIENT_INFO = { name: 'mcp-job-controller', version: '0.1.0' };
 export const ListCutSchema = z.enum(['pages', 'names', 'bytes', 'response-bytes']);
 export type ListCut = z.infer<typeof ListCutSchema>;
 
-/** What one server's initialization found; the design documents' `serverDetails`, plus timing. */
+/** What one server's initialization found: the summary's `serverDetails` (docs/messages.md), plus timing. */
 export const ServerResultSchema = z.object({
   name: z.string(),
   status: z.enum(['initialized', 'failed-retriable', 'failed-permanent']),
@@ -109,4 +110,12 @@ export interface ResponseGuard {
 
 export function responseGuard(maxBytes = MAX_RESPONSE_BYTES): ResponseGuard {
   return { maxBytes, tripped: false };
+}
+
+/**
+ * The policy a server is checked against at start or connect time: the caller's, over the
+ * commands and secrets folder of its options. Absent parts are the defaults (see InitOptions.policy).
+ */
+export function policyOf(opts: InitOptions): ValidationPolicy {
+  return { allowedCommands: opts.allowedCommands, secretsDir: opts.secretsDir, maxMessageBytes: 0, ...opts.policy };
 }

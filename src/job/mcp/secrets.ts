@@ -1,10 +1,9 @@
 import { readFileSync } from 'node:fs';
-import { PolicyReason, SECRET_REFS_DIR, secretRefIn, secretRefPath } from '../../shared/contract/policy.js';
+import { HEADER_VALUE, PolicyReason, SECRET_REFS_DIR, secretRefIn, secretRefPath } from '../../shared/contract/rules.js';
 import { InitFailure } from './failures.js';
 import type { InitOptions } from './result.js';
 
 /** What a header value may hold: printable Latin-1 and tab (the rule the message schema applies). */
-const HEADER_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
 
 /**
  * The value of each `secret_ref:<secret>:<key>` among `values`, read from the file the Job mounted

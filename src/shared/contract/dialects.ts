@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { McpProtocolSchema } from '../settings.js';
+import { SERVER_NAME, SERVER_NAME_RULE } from './rules.js';
 import { DockerServerSchema, headerMap, httpUrl, noNul, StdioServerSchema, timeoutMs, type DockerServer, type ServerConfig } from './servers.js';
 
 /**
@@ -18,7 +19,7 @@ const RemoteEntrySchema = z.strictObject({
 });
 
 /**
- * The design documents' URL provider (seed 003). Its `timeout` is in seconds, like its
+ * The message contract's URL provider. Its `timeout` is in seconds, like its
  * `health_check` interval. `health_check` is accepted and not used: the MCP handshake the job
  * runs is the stronger check.
  */
@@ -110,7 +111,7 @@ export const ServerEntrySchema = z.unknown().transform((v, ctx): ServerConfig =>
 });
 
 const serverMap = z
-  .record(z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'server names are 1-64 letters, digits, _ . -'), ServerEntrySchema)
+  .record(z.string().regex(SERVER_NAME, SERVER_NAME_RULE), ServerEntrySchema)
   .refine((m) => Object.keys(m).length > 0, 'name at least one server')
   .refine((m) => Object.keys(m).length <= 32, 'at most 32 servers per message');
 

@@ -54,6 +54,11 @@ export const Label = {
 export const MANAGED_BY = 'mcp-job-controller';
 
 /** `kubectl get jobs -l <this>` lists the Jobs one controller (consumer group) made. */
+/** The pods of one Job, by the label the Job controller sets on them. */
+export function podsOfJobSelector(jobName: string): string {
+  return `batch.kubernetes.io/job-name=${jobName}`;
+}
+
 export function jobSelector(group: string): string {
   return `${Label.managedBy}=${MANAGED_BY},${Label.group}=${labelValue(group)}`;
 }

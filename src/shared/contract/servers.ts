@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { ENV_KEY, HEADER_VALUE } from './rules.js';
 import { McpProtocolSchema } from '../settings.js';
 
 // Values Node refuses at spawn or in a header would come back in an error that echoes them —
@@ -7,7 +8,7 @@ export const noNul = (what: string) => z.string().refine((v) => !v.includes('\0'
 const stringMap = z.record(z.string(), noNul('an env value'));
 export const headerMap = z.record(
   z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'a header name is an HTTP token'),
-  z.string().refine((v) => /^[\t\x20-\x7e\x80-\xff]*$/.test(v), 'a header value must be printable Latin-1, without CR, LF or NUL'),
+  z.string().refine((v) => HEADER_VALUE.test(v), 'a header value must be printable Latin-1, without CR, LF or NUL'),
 );
 
 /** A per-server deadline from a client config file: milliseconds, as MCP_INIT_TIMEOUT_MS. */
@@ -62,7 +63,7 @@ const imageRef = z
   .regex(/^[a-z0-9][a-z0-9._\-/:@]*$/i, 'image is a container image reference such as registry.example.com/mcp/server:1.0');
 
 /**
- * A container server (seed 003's `docker` provider) as the job and the controller share it: the
+ * A container server (the `docker` provider of the message contract) as the job and the controller share it: the
  * controller runs `image` as a native sidecar of the Job's pod, the job connects to
  * `http://127.0.0.1:<port><path>`. The seed's `command` (Docker's CMD) is kept as `args`, what
  * Kubernetes calls it, so `'command' in server` still means stdio.
@@ -76,7 +77,7 @@ export const DockerServerSchema = z.strictObject({
     .string()
     .regex(/^\/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*$/, 'path is an absolute URL path such as /mcp')
     .default('/mcp'),
-  environment: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'an environment variable name'), noNul('an environment value')).optional(),
+  environment: z.record(z.string().regex(ENV_KEY, 'an environment variable name'), noNul('an environment value')).optional(),
   args: z.array(noNul('a command argument')).optional(),
   resources: z
     .strictObject({

@@ -11,7 +11,8 @@ describe('controller config', () => {
     assert.deepEqual(c.KAFKA_BROKERS, ['a:9092', 'b:9092']);
     assert.equal(c.DLQ_TOPIC, 'work.dlq');
     assert.equal(c.KAFKA_CONSUMER_GROUP, 'mcp-job-controller');
-    assert.equal(c.JOB_TTL_SECONDS_AFTER_FINISHED, 3600);
+    // Unset, so JOB_TEMPLATE's value (or the default) decides: see jobSpecLimits.
+    assert.equal(c.JOB_TTL_SECONDS_AFTER_FINISHED, undefined);
     assert.deepEqual(c.JOB_KAFKA_BROKERS, ['a:9092', 'b:9092']);
   });
 

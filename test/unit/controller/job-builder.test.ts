@@ -1,9 +1,13 @@
 import assert from 'node:assert/strict';
+import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import type * as k8s from '@kubernetes/client-node';
 import { ControllerConfigSchema } from '../../../src/controller/config.js';
 import { parseConfig } from '../../../src/shared/settings.js';
-import { buildJob, traceContextOf } from '../../../src/controller/jobs/job-builder.js';
+import { buildJob, jobTtlSeconds, traceContextOf } from '../../../src/controller/jobs/job-builder.js';
+import { loadJobTemplate } from '../../../src/shared/contract/job-policy.js';
+import { controllerPolicy } from '../../../src/controller/config.js';
+import { repoRoot } from '../../testbed/cache.js';
 import { isSameMessage } from '../../../src/shared/contract/identity.js';
 import { parseMessage } from '../../../src/shared/contract/message.js';
 
@@ -96,6 +100,36 @@ describe('buildJob', () => {
       },
     };
     assert.deepEqual(buildJob(at, msg, cfg), expected);
+  });
+
+  it("renders from the shipped template with each of JOB_BACKOFF_LIMIT, JOB_ACTIVE_DEADLINE_SECONDS and JOB_TTL_SECONDS_AFTER_FINISHED set, and the setting's value is what the Job gets", () => {
+    const shipped = loadJobTemplate(join(repoRoot, 'k8s', 'base', 'job-template.yaml'))!;
+    // The shipped template sets all three; without the settings its values hold.
+    assert.equal(buildJob(at, msg, cfg, shipped).spec!.backoffLimit, shipped.spec!.backoffLimit);
+    const set = parseConfig(ControllerConfigSchema, {
+      KAFKA_BROKERS: 'kafka:9092',
+      KAFKA_TOPIC: 'mcp-jobs',
+      JOB_BACKOFF_LIMIT: '7',
+      JOB_ACTIVE_DEADLINE_SECONDS: '1234',
+      JOB_TTL_SECONDS_AFTER_FINISHED: '42',
+    });
+    const job = buildJob(at, msg, set, shipped);
+    assert.equal(job.spec!.backoffLimit, 7);
+    assert.equal(job.spec!.activeDeadlineSeconds, 1234);
+    // The TTL is never on a new Job, whoever sets it: the reporter sets it once the offset is committed.
+    assert.equal(job.spec!.ttlSecondsAfterFinished, undefined);
+    assert.equal(jobTtlSeconds(set, shipped), 42);
+    // The deadline check counts the same deadline the Job gets.
+    assert.equal(controllerPolicy(set, shipped, []).deadline!.jobMs, 1_234_000);
+  });
+
+  it('takes the template’s backoffLimit, activeDeadlineSeconds and ttl when the settings are unset, and the defaults without either', () => {
+    const template: k8s.V1Job = { spec: { backoffLimit: 0, activeDeadlineSeconds: 60, ttlSecondsAfterFinished: 5, template: {} } };
+    const job = buildJob(at, msg, cfg, template);
+    assert.deepEqual([job.spec!.backoffLimit, job.spec!.activeDeadlineSeconds, job.spec!.ttlSecondsAfterFinished], [0, 60, undefined]);
+    assert.equal(jobTtlSeconds(cfg, template), 5);
+    const bare = buildJob(at, msg, cfg);
+    assert.deepEqual([bare.spec!.backoffLimit, bare.spec!.activeDeadlineSeconds, jobTtlSeconds(cfg)], [2, 600, 3600]);
   });
 
   it('is pure: the same message gives an equal Job every time', () => {

@@ -10,7 +10,8 @@ import { ProtoError } from '../../../src/controller/kube/job-proto.js';
 import { waitFor } from '../../../src/shared/wait.js';
 import { parseConfig } from '../../../src/shared/settings.js';
 import { ControllerConfigSchema } from '../../../src/controller/config.js';
-import { parseMessage, validationPolicy } from '../../../src/shared/contract/message.js';
+import { parseMessage } from '../../../src/shared/contract/message.js';
+import { validationPolicy } from '../../../src/shared/contract/policy.js';
 
 /** Every model type a V1Job reaches, with the fields whose TypeScript name is not the wire name. */
 function renamedFields(type: string, seen = new Set<string>()): string[] {

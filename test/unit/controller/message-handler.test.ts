@@ -10,7 +10,7 @@ import { MessageHandler, type JobsApi } from '../../../src/controller/intake/mes
 import { createMetrics, Pauses } from '../../../src/controller/reporting/metrics.js';
 import { ActiveJobSlots } from '../../../src/controller/intake/slots.js';
 import { Annotation } from '../../../src/shared/contract/identity.js';
-import { validationPolicy } from '../../../src/shared/contract/message.js';
+import { validationPolicy } from '../../../src/shared/contract/policy.js';
 import { parseConfig } from '../../../src/shared/settings.js';
 
 const log = pino({ level: 'silent' });

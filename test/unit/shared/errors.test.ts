@@ -1,7 +1,14 @@
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import { CLIENT_INFO } from '../../../src/job/mcp/result.js';
+import { SERVE_INFO } from '../../../src/serve/tools.js';
+import { VERSION } from '../../../src/shared/version.js';
+import { repoRoot } from '../../testbed/cache.js';
 import {
   AbortedError,
+  causeChain,
   apiStatus,
   classifyProduceError,
   FatalError,
@@ -127,5 +134,30 @@ describe('Kafka errors', () => {
     assert.equal(isNotFound(e(404)), true);
     assert.equal(isConflict(e(409)), true);
     assert.equal(apiStatus(new Error('ECONNRESET')), undefined);
+  });
+});
+
+describe('causeChain', () => {
+  it('walks cause, originalError and the first of an aggregate, outermost first, and stops on a loop', () => {
+    const root = new Error('root');
+    const agg = Object.assign(new Error('aggregate'), { errors: [root] });
+    const wrapped = Object.assign(new Error('retries'), { originalError: agg });
+    const outer = new Error('outer', { cause: wrapped });
+    assert.deepEqual(
+      [...causeChain(outer)].map((e) => (e as Error).message),
+      ['outer', 'retries', 'aggregate', 'root'],
+    );
+    const loop: { cause?: unknown; message: string } = { message: 'loop' };
+    loop.cause = loop;
+    assert.equal([...causeChain(loop)].length, 8);
+  });
+});
+
+describe('VERSION', () => {
+  it("is package.json's version, the one place it is declared", () => {
+    const pkg = JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8')) as { version: string };
+    assert.equal(VERSION, pkg.version);
+    assert.equal(CLIENT_INFO.version, pkg.version);
+    assert.equal(SERVE_INFO.version, pkg.version);
   });
 });

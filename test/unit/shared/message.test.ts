@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { TerminalError } from '../../../src/shared/errors.js';
 import { serversWorstCaseMs } from '../../../src/shared/contract/budget.js';
-import { isImageAllowed, resolveEnvFile } from '../../../src/shared/contract/checks.js';
+import { isImageAllowed, resolveEnvFile } from '../../../src/shared/contract/policy.js';
 import { checksumOf, parseMessage, type ValidationPolicy } from '../../../src/shared/contract/message.js';
 
 const policy: ValidationPolicy = { allowedCommands: ['node', 'npx', 'uv'], secretsDir: '/var/run/mcp-secrets', maxMessageBytes: 4096 };
@@ -20,7 +20,7 @@ function reasonOf(value: Buffer | null): string {
 }
 
 describe('parseMessage', () => {
-  it("accepts the design documents' example with the payload as a JSON string", () => {
+  it('accepts the documented example message with the payload as a JSON string', () => {
     const value = buf({ jobID: 'job-123', jobType: 'server-init', payload: JSON.stringify(servers) });
     const m = parseMessage(value, policy);
     assert.equal(m.jobID, 'job-123');

@@ -4,7 +4,8 @@ import type * as k8s from '@kubernetes/client-node';
 import { ControllerConfigSchema, controllerPolicy, deploymentSecrets } from '../../../src/controller/config.js';
 import { buildJob } from '../../../src/controller/jobs/job-builder.js';
 import { TerminalError } from '../../../src/shared/errors.js';
-import { parseMessage, validationPolicy, type ValidationPolicy } from '../../../src/shared/contract/message.js';
+import { parseMessage, type ValidationPolicy } from '../../../src/shared/contract/message.js';
+import { validationPolicy } from '../../../src/shared/contract/policy.js';
 import {
   canonicalAddress,
   commandMatches,
@@ -16,7 +17,7 @@ import {
   secretRefIn,
   urlRefusal,
   type RemotePolicy,
-} from '../../../src/shared/contract/policy.js';
+} from '../../../src/shared/contract/rules.js';
 import { parseConfig } from '../../../src/shared/settings.js';
 
 const none: RemotePolicy = { allow: [], serviceCidrs: [], podCidrs: [], apiServerHosts: [] };

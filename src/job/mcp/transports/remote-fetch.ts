@@ -1,5 +1,6 @@
 import { lookup } from 'node:dns/promises';
-import { remoteChecker, type RemotePolicy } from '../../../shared/contract/policy.js';
+import { causeChain } from '../../../shared/errors.js';
+import { connectChecker, type ValidationPolicy } from '../../../shared/contract/policy.js';
 import type { ResponseGuard } from '../result.js';
 
 /** A connection the remote-URL policy refused; nothing was sent. */
@@ -77,9 +78,12 @@ export function guardedFetch(base: FetchLike, guard: ResponseGuard): FetchLike {
  * one place every connection of a fetch passes through (Node 20's global fetch exposes none).
  * undici is loaded here, on first use, so a job with only stdio servers does not pay for it.
  */
-export async function policyFetch(policy: RemotePolicy, resolve: Resolve = systemResolve): Promise<{ fetch: FetchLike; close: () => Promise<void> }> {
+export async function policyFetch(
+  policy: Pick<ValidationPolicy, 'remote'>,
+  resolve: Resolve = systemResolve,
+): Promise<{ fetch: FetchLike; close: () => Promise<void> }> {
   const { Agent, buildConnector, fetch: undiciFetch } = await import('undici');
-  const check = remoteChecker(policy);
+  const check = connectChecker(policy);
   const connect = buildConnector({});
   const agent = new Agent({
     connect: (opts, callback) => {
@@ -105,8 +109,5 @@ export async function policyFetch(policy: RemotePolicy, resolve: Resolve = syste
 
 /** The policy's refusal in an error or its causes (the SDK and fetch wrap what the connector says). */
 export function urlRefusalIn(err: unknown): UrlRefusedError | undefined {
-  for (let e = err, depth = 0; e && depth < 8; e = (e as { cause?: unknown }).cause, depth++) {
-    if (e instanceof UrlRefusedError) return e;
-  }
-  return undefined;
+  return [...causeChain(err)].find((e): e is UrlRefusedError => e instanceof UrlRefusedError);
 }

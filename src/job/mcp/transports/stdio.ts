@@ -1,14 +1,13 @@
 import { readFileSync } from 'node:fs';
 import { parseEnv } from 'node:util';
 import { getDefaultEnvironment, StdioClientTransport, type StdioServerParameters } from '@modelcontextprotocol/client/stdio';
-import { isCommandAllowed, resolveEnvFile } from '../../../shared/contract/checks.js';
+import { checkEnvFileKeys, resolveEnvFile } from '../../../shared/contract/policy.js';
 import type { ServerConfig } from '../../../shared/contract/servers.js';
-import { envKeyRefusal, PolicyReason } from '../../../shared/contract/policy.js';
 import type { Transport } from '@modelcontextprotocol/client';
 import type { PackageSource } from '../../../shared/contract/summary.js';
 import { InitFailure } from '../failures.js';
 import { FetchLog, installedSource, packageEnv, packageTool } from '../package-source.js';
-import type { InitOptions, ResponseGuard } from '../result.js';
+import { policyOf, type InitOptions, type ResponseGuard } from '../result.js';
 import { resolveSecretRefs } from '../secrets.js';
 
 /**
@@ -63,9 +62,6 @@ export function stdioTransport(
   secrets: string[],
   guard?: ResponseGuard,
 ): StdioClientTransport {
-  if (!isCommandAllowed(cfg.command, opts.allowedCommands)) {
-    throw new InitFailure('failed-permanent', 'command-not-allowed', `command ${JSON.stringify(cfg.command)} is not in the allow-list`);
-  }
   let fileEnv: Record<string, string> = {};
   if (cfg.envFile) {
     let path: string;
@@ -84,10 +80,7 @@ export function stdioTransport(
       );
     }
     // The file is read here, at run time: its keys meet the same policy as the message's `env`.
-    for (const key of Object.keys(fileEnv)) {
-      const why = envKeyRefusal(`envFile ${cfg.envFile}:`, key, opts.policy?.allowedEnvKeys);
-      if (why) throw new InitFailure('failed-permanent', PolicyReason.envKeyNotAllowed, why);
-    }
+    checkEnvFileKeys(cfg.envFile, Object.keys(fileEnv), policyOf(opts));
   }
   const tool = packageTool(cfg);
   const params: StdioServerParameters = {
