@@ -1,5 +1,6 @@
 import { Client, TRACEPARENT_META_KEY, TRACESTATE_META_KEY, type Transport } from '@modelcontextprotocol/client';
 import { checkServer } from '../../shared/contract/checks.js';
+import { compareToolPin, describeToolsChange, toolDigests, toolsDigest, type ListedTool } from '../../shared/contract/fingerprint.js';
 import type { ServerConfig } from '../../shared/contract/servers.js';
 import type { McpProtocol } from '../../shared/settings.js';
 import { Deadline } from './deadline.js';
@@ -108,17 +109,26 @@ export async function initializeServer(name: string, cfg: ServerConfig, opts: In
     const t2 = performance.now();
     const lists: Partial<Record<ListKind, string[]>> = {};
     const capped: ListKind[] = [];
+    let tools: ListedTool[] = [];
     for (const k of ['tools', 'prompts', 'resources'] as const) {
       if (!caps[k]) continue;
       const r = await listAll(client, k, meta, deadline);
       lists[k] = r.names;
+      if (r.tools) tools = r.tools;
       if (r.capped) capped.push(k);
     }
     phases.lists = Math.round(performance.now() - t2);
     const info = client.getServerVersion();
+    const digests = toolDigests(tools);
+    const change = cfg.toolsDigest || cfg.toolDigests ? compareToolPin(cfg, digests) : undefined;
+    // A server whose tools are not the ones reviewed fails for good: a retry meets the same tools.
+    // What it offers is still reported, so the user can review the new list and pin it.
+    const pinned = change
+      ? { status: 'failed-permanent' as const, reason: 'tools-changed', error: describeToolsChange(change).slice(0, 1000), toolsChanged: change }
+      : { status: 'initialized' as const };
     return {
       name,
-      status: 'initialized',
+      ...pinned,
       transport: kind,
       serverInfo: info ? { name: info.name, version: info.version } : undefined,
       protocolVersion: client.getNegotiatedProtocolVersion(),
@@ -127,6 +137,8 @@ export async function initializeServer(name: string, cfg: ServerConfig, opts: In
       instructions: client.getInstructions(),
       ...lists,
       ...(capped.length ? { capped } : {}),
+      toolsDigest: toolsDigest(digests),
+      toolDigests: digests,
       phases,
       durationMs: Math.round(performance.now() - started),
     };

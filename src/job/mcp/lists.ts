@@ -1,4 +1,5 @@
 import type { Client } from '@modelcontextprotocol/client';
+import type { ListedTool } from '../../shared/contract/fingerprint.js';
 import type { Deadline } from './deadline.js';
 import { MAX_LIST_PAGES } from './result.js';
 
@@ -10,19 +11,28 @@ const LIST_METHODS = { tools: 'tools/list', prompts: 'prompts/list', resources: 
  * one (not the SDK's aggregate walk, which throws at its cap and keeps nothing) so a capped list
  * still reports what it read.
  */
-export async function listAll(client: Client, kind: ListKind, meta: Record<string, string>, deadline: Deadline): Promise<{ names: string[]; capped: boolean }> {
+export async function listAll(
+  client: Client,
+  kind: ListKind,
+  meta: Record<string, string>,
+  deadline: Deadline,
+): Promise<{ names: string[]; capped: boolean; tools?: ListedTool[] }> {
   const names: string[] = [];
+  /** The tools themselves, kept for their fingerprints. */
+  const tools: ListedTool[] = [];
   let cursor: string | undefined;
   for (let pageNo = 0; pageNo < MAX_LIST_PAGES; pageNo++) {
     const params = { ...(cursor !== undefined ? { cursor } : {}), ...(Object.keys(meta).length ? { _meta: meta } : {}) };
     const page = (await deadline.run(
       `${LIST_METHODS[kind]} page ${pageNo + 1}`,
       client.request({ method: LIST_METHODS[kind], params }, { timeout: deadline.remaining() }),
-    )) as { tools?: { name: string }[]; prompts?: { name: string }[]; resources?: { uri: string }[]; nextCursor?: string };
+    )) as { tools?: ListedTool[]; prompts?: { name: string }[]; resources?: { uri: string }[]; nextCursor?: string };
     if (kind === 'resources') names.push(...(page.resources ?? []).map((r) => r.uri));
     else names.push(...(page[kind] ?? []).map((x) => x.name));
-    if (page.nextCursor === undefined || page.nextCursor === cursor) return { names, capped: false };
+    if (kind === 'tools') tools.push(...(page.tools ?? []));
+    const found = kind === 'tools' ? { names, tools } : { names };
+    if (page.nextCursor === undefined || page.nextCursor === cursor) return { ...found, capped: false };
     cursor = page.nextCursor;
   }
-  return { names, capped: true };
+  return kind === 'tools' ? { names, tools, capped: true } : { names, capped: true };
 }

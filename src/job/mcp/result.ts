@@ -25,6 +25,19 @@ export const ServerResultSchema = z.object({
   phases: z.object({ spawn: z.number().optional(), connect: z.number().optional(), handshake: z.number().optional(), lists: z.number().optional() }).optional(),
   /** Lists that stopped at the page cap: the server offers more than reported. */
   capped: z.array(z.enum(['tools', 'prompts', 'resources'])).optional(),
+  /** sha256 of the whole tool list (see fingerprint.ts), to pin as the entry's `toolsDigest`. */
+  toolsDigest: z.string().optional(),
+  /** sha256 of each tool by name, to pin as the entry's `toolDigests`. */
+  toolDigests: z.record(z.string(), z.string()).optional(),
+  /** How the tools differ from the entry's pin (the server then failed `tools-changed`). */
+  toolsChanged: z
+    .object({
+      added: z.array(z.string()),
+      removed: z.array(z.string()),
+      changed: z.array(z.string()),
+      listDigest: z.object({ pinned: z.string(), found: z.string() }).optional(),
+    })
+    .optional(),
 });
 export type ServerResult = z.infer<typeof ServerResultSchema>;
 

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { McpProtocolSchema } from '../settings.js';
+import { ToolPinFields } from './fingerprint.js';
 import { DockerServerSchema, headerMap, httpUrl, noNul, StdioServerSchema, timeoutMs, type DockerServer, type ServerConfig } from './servers.js';
 
 /**
@@ -15,6 +16,7 @@ const RemoteEntrySchema = z.strictObject({
   headers: headerMap.optional(),
   timeout: timeoutMs.optional(),
   protocol: McpProtocolSchema.optional(),
+  ...ToolPinFields,
 });
 
 /**
@@ -31,6 +33,7 @@ const UrlProviderSchema = z.strictObject({
   timeout: z.number().min(0.1, 'timeout is in seconds (at least 0.1)').max(600, 'timeout is at most 600 seconds').optional(),
   authentication: z.strictObject({ type: z.literal('bearer'), token: z.string().min(1) }).optional(),
   protocol: McpProtocolSchema.optional(),
+  ...ToolPinFields,
 });
 
 /** The seed's container provider as messages carry it: `command` (Docker's CMD) and `timeout` in seconds. */
@@ -65,6 +68,8 @@ function toInternal(e: Record<string, unknown>): ServerConfig | string {
       ...(u.authentication ? { headers: { Authorization: `Bearer ${u.authentication.token}` } } : {}),
       ...(u.timeout ? { timeoutMs: Math.round(u.timeout * 1000) } : {}),
       ...(u.protocol ? { protocol: u.protocol } : {}),
+      ...(u.toolsDigest ? { toolsDigest: u.toolsDigest } : {}),
+      ...(u.toolDigests ? { toolDigests: u.toolDigests } : {}),
     };
   }
   if ('command' in e) {
