@@ -20,6 +20,7 @@ import { parseTokenFile } from '../src/serve/auth.js';
 import { SERVE_SETTINGS, serveConfig, serveInitOptions, servePolicy } from '../src/serve/config.js';
 import { findDeadLetter } from '../src/serve/dead-letters.js';
 import { startServeHttp } from '../src/serve/http.js';
+import { rebindingPolicy } from '../src/serve/origins.js';
 import { TokenBucket } from '../src/serve/rate-limit.js';
 import { serveServerFactory } from '../src/serve/tools.js';
 
@@ -87,7 +88,8 @@ try {
     initialize: (name, server) => initializeServer(name, server, initOptions),
     submitLimit: new TokenBucket(cfg.SUBMIT_RATE_PER_SECOND, cfg.SUBMIT_BURST),
   });
-  const http = await startServeHttp({ port: cfg.SERVE_PORT, host: cfg.SERVE_HOST, token, factory, log });
+  const rebinding = rebindingPolicy(cfg.SERVE_HOST, cfg.SERVE_ALLOWED_HOSTS, cfg.SERVE_ALLOWED_ORIGINS);
+  const http = await startServeHttp({ port: cfg.SERVE_PORT, host: cfg.SERVE_HOST, token, factory, log, rebinding });
   log.info({ url: http.url, topic: cfg.KAFKA_TOPIC, namespace: cfg.JOB_NAMESPACE }, 'serving MCP');
 
   let stopping = false;

@@ -62,9 +62,10 @@ describe('mcp-job check', () => {
       globalShortcut: 'Ctrl+Space',
       mcpServers: {
         old: { command: 'node', args: [FIXTURE_2025] },
-        new: { command: 'node', args: [FIXTURE_2026] },
+        // Pinned: under load the auto probe may time out and fall back to 2025 (as it should).
+        new: { command: 'node', args: [FIXTURE_2026], protocol: '2026-07-28' },
         'remote-old': { url: remote2025.url },
-        'remote-new': { type: 'http', url: remote2026.url },
+        'remote-new': { type: 'http', url: remote2026.url, protocol: '2026-07-28' },
       },
     });
     const r = await check(['--config', config, '--allowed-remote-hosts', '127.0.0.1']);
