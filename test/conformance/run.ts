@@ -1,0 +1,39 @@
+import { spawn } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { repoRoot } from '../testbed/cache.js';
+import { ensureConformance } from '../testbed/conformance.js';
+
+export const BASELINE = join(repoRoot, 'test', 'conformance', 'baseline.yaml');
+
+export interface SuiteRun {
+  code: number | null;
+  output: string;
+  /** Every `Passed: p/t, f failed` line the suite printed (one per scenario run), summed. */
+  passed: number;
+  total: number;
+  failed: number;
+}
+
+/** Runs the conformance CLI (`client …` or `server …`) on its Node, with the baseline, and sums its counts. */
+export function runConformance(args: string[], env: NodeJS.ProcessEnv = {}): Promise<SuiteRun> {
+  const { node, cli } = ensureConformance();
+  const out = mkdtempSync(join(tmpdir(), 'conformance-'));
+  return new Promise((resolve, reject) => {
+    const p = spawn(node, [cli, ...args, '--expected-failures', BASELINE, '--output-dir', out], {
+      env: { PATH: process.env.PATH, HOME: process.env.HOME, NO_COLOR: '1', ...env },
+    });
+    let output = '';
+    p.stdout.on('data', (c: Buffer) => (output += c.toString()));
+    p.stderr.on('data', (c: Buffer) => (output += c.toString()));
+    p.on('error', reject);
+    p.on('close', (code) => {
+      // eslint-disable-next-line no-control-regex
+      const plain = output.replace(/\x1b\[[0-9;]*m/g, '');
+      const counts = [...plain.matchAll(/Passed: (\d+)\/(\d+), (\d+) failed/g)].map((m) => m.slice(1).map(Number) as [number, number, number]);
+      const sum = (i: 0 | 1 | 2) => counts.reduce((n, c) => n + c[i], 0);
+      resolve({ code, output: plain, passed: sum(0), total: sum(1), failed: sum(2) });
+    });
+  });
+}
