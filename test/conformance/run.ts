@@ -10,7 +10,7 @@ export const BASELINE = join(repoRoot, 'test', 'conformance', 'baseline.yaml');
 export interface SuiteRun {
   code: number | null;
   output: string;
-  /** Every `Passed: p/t, f failed` line the suite printed (one per scenario run), summed. */
+  /** Checks passed, run and failed, summed over the scenarios run (a client run prints `Passed: p/t, f failed`, a server run a line per scenario). */
   passed: number;
   total: number;
   failed: number;
@@ -31,7 +31,9 @@ export function runConformance(args: string[], env: NodeJS.ProcessEnv = {}): Pro
     p.on('close', (code) => {
       // eslint-disable-next-line no-control-regex
       const plain = output.replace(/\x1b\[[0-9;]*m/g, '');
-      const counts = [...plain.matchAll(/Passed: (\d+)\/(\d+), (\d+) failed/g)].map((m) => m.slice(1).map(Number) as [number, number, number]);
+      const client = [...plain.matchAll(/Passed: (\d+)\/(\d+), (\d+) failed/g)].map((m) => [Number(m[1]), Number(m[2]), Number(m[3])] as const);
+      const server = [...plain.matchAll(/^\s*[✓✗] [^:\n]+: (\d+) passed, (\d+) failed/gm)].map((m) => [Number(m[1]), Number(m[1]) + Number(m[2]), Number(m[2])] as const);
+      const counts = client.length ? client : server;
       const sum = (i: 0 | 1 | 2) => counts.reduce((n, c) => n + c[i], 0);
       resolve({ code, output: plain, passed: sum(0), total: sum(1), failed: sum(2) });
     });

@@ -7,6 +7,7 @@ import { serveConfig, serveInitOptions, servePolicy } from '../../../src/serve/c
 import { findDeadLetter } from '../../../src/serve/dead-letters.js';
 import { jobBrief, jobStatus, podView } from '../../../src/serve/jobs.js';
 import { TokenBucket } from '../../../src/serve/rate-limit.js';
+import { rebindingPolicy, rebindingRefusal } from '../../../src/serve/origins.js';
 import type { FetchedRecord } from '../../../src/shared/kafka/read-message.js';
 import type { TerminalError } from '../../../src/shared/errors.js';
 import { parseMessage } from '../../../src/shared/contract/message.js';
@@ -190,5 +191,29 @@ describe('serve: finding a message’s dead-letter record', () => {
     assert.deepEqual(hit.found, { reason: 'command-not-allowed', at: '2026-11-23T10:00:02Z', record: { topic: 't.dlq', partition: 0, offset: '2' } });
     const miss = await findDeadLetter(src, 't.dlq', { topic: 't', partition: 0, offset: '1' }, 2);
     assert.equal(miss.found, undefined, 'older than the window: not found');
+  });
+});
+
+describe('serve: DNS-rebinding protection', () => {
+  it('checks Host against the localhost names when bound to loopback, and not at all when bound elsewhere unless told', () => {
+    const local = rebindingPolicy('127.0.0.1', [], []);
+    assert.equal(rebindingRefusal(local, 'localhost:8090', undefined), undefined);
+    assert.equal(rebindingRefusal(local, '[::1]:8090', undefined), undefined);
+    assert.match(rebindingRefusal(local, 'evil.example.com', undefined) ?? '', /Invalid Host: evil.example.com/);
+    const anywhere = rebindingPolicy('0.0.0.0', [], []);
+    assert.equal(rebindingRefusal(anywhere, 'mcp-job-serve.mcp.svc:8090', undefined), undefined);
+    const named = rebindingPolicy('0.0.0.0', ['mcp.example.com'], []);
+    assert.equal(rebindingRefusal(named, 'mcp.example.com:443', undefined), undefined);
+    assert.match(rebindingRefusal(named, 'evil.example.com', undefined) ?? '', /Invalid Host/);
+  });
+
+  it('refuses a browser Origin that is not a localhost one or listed, lets requests without Origin through, and * turns a check off', () => {
+    const p = rebindingPolicy('0.0.0.0', [], []);
+    assert.equal(rebindingRefusal(p, 'x', undefined), undefined);
+    assert.equal(rebindingRefusal(p, 'x', 'http://localhost:6274'), undefined);
+    assert.match(rebindingRefusal(p, 'x', 'http://evil.example.com') ?? '', /Invalid Origin: evil.example.com/);
+    assert.match(rebindingRefusal(p, 'x', 'null') ?? '', /Invalid Origin header/);
+    assert.equal(rebindingRefusal(rebindingPolicy('0.0.0.0', [], ['console.example.com']), 'x', 'https://console.example.com'), undefined);
+    assert.equal(rebindingRefusal(rebindingPolicy('127.0.0.1', ['*'], ['*']), 'evil.example.com', 'http://evil.example.com'), undefined);
   });
 });
