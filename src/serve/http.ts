@@ -82,8 +82,13 @@ export async function startServeHttp(o: {
     // Before the token: a rebound browser page is refused whether or not it has one.
     const refused = o.rebinding ? rebindingRefusal(o.rebinding, req.headers.host, req.headers.origin) : undefined;
     if (refused) {
-      o.log.warn({ remote: req.socket.remoteAddress, host: req.headers.host?.slice(0, 256), origin: req.headers.origin?.slice(0, 256) }, 'request from a foreign host or origin refused');
-      res.writeHead(403, { 'Content-Type': 'application/json' }).end(JSON.stringify({ jsonrpc: '2.0', error: { code: -32000, message: `Forbidden: ${refused}` }, id: null }));
+      o.log.warn(
+        { remote: req.socket.remoteAddress, host: req.headers.host?.slice(0, 256), origin: req.headers.origin?.slice(0, 256) },
+        'request from a foreign host or origin refused',
+      );
+      res
+        .writeHead(403, { 'Content-Type': 'application/json' })
+        .end(JSON.stringify({ jsonrpc: '2.0', error: { code: -32000, message: `Forbidden: ${refused}` }, id: null }));
       return;
     }
     if (!bearerMatches(req.headers.authorization, o.token)) {

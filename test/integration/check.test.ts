@@ -138,7 +138,12 @@ describe('a message pinned to the tools a user reviewed', () => {
 
   it('fails tools-changed naming a tool the server added to a pinned list', async () => {
     const reviewed = summaryOf((await check(['--message', message('review2.json', server()), '--output', 'json'])).stdout).servers!.fx!;
-    const r = await check(['--message', message('added.json', { ...server({ EXTRA_TOOL: 'send_mail' }), toolDigests: reviewed.toolDigests }), '--output', 'json']);
+    const r = await check([
+      '--message',
+      message('added.json', { ...server({ EXTRA_TOOL: 'send_mail' }), toolDigests: reviewed.toolDigests }),
+      '--output',
+      'json',
+    ]);
     assert.equal(r.code, 65);
     assert.deepEqual(summaryOf(r.stdout).servers!.fx!.toolsChanged, { added: ['send_mail'], removed: [], changed: [] });
   });

@@ -17,7 +17,7 @@ describe('the MCP conformance suite against the job’s MCP client (mcp-job chec
     for (const revision of s.revisions) {
       it(`passes ${s.scenario} at ${revision}, or fails it only as the baseline says`, async (t) => {
         const command = [CHECK, ...(s.checkArgs ?? []), '--url'].join(' ');
-        const r = await runConformance(['client', '--command', command, '--scenario', s.scenario, '--spec-version', revision]);
+        const r = await runConformance(revision, ['client', '--command', command, '--scenario', s.scenario]);
         t.diagnostic(`${s.scenario} @ ${revision}: ${r.passed}/${r.total} checks passed, ${r.failed} failed`);
         assert.equal(r.code, 0, r.output.slice(-3000));
         assert.ok(r.total > 0, `the suite ran checks: ${r.output.slice(-1000)}`);

@@ -116,7 +116,10 @@ describe('buildSummary', () => {
 
 describe('tool digests in the summary', () => {
   const digested = (name: string, tools: number): ServerResult => ({
-    ...ok(name, Array.from({ length: tools }, (_, i) => `tool_${i}`)),
+    ...ok(
+      name,
+      Array.from({ length: tools }, (_, i) => `tool_${i}`),
+    ),
     toolsDigest: 'f'.repeat(64),
     toolDigests: Object.fromEntries(Array.from({ length: tools }, (_, i) => [`tool_${i}`, String(i % 10).repeat(64)])),
   });

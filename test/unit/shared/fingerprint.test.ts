@@ -5,11 +5,22 @@ import { MCPServersConfigSchema } from '../../../src/shared/contract/dialects.js
 
 describe('canonical JSON (RFC 8785)', () => {
   it('sorts members by UTF-16 code units and writes numbers as ECMAScript does (the RFC 8785 section 3.2.3 example)', () => {
-    const input = { '\u20ac': 'Euro Sign', '\r': 'Carriage Return', '\ufb33': 'Hebrew Letter Dalet With Dagesh', '1': 'One', '\ud83d\ude00': 'Emoji: Grinning Face', '\u0080': 'Control', '\u00f6': 'Latin Small Letter O With Diaeresis' };
+    const input = {
+      '\u20ac': 'Euro Sign',
+      '\r': 'Carriage Return',
+      '\ufb33': 'Hebrew Letter Dalet With Dagesh',
+      '1': 'One',
+      '\ud83d\ude00': 'Emoji: Grinning Face',
+      '\u0080': 'Control',
+      '\u00f6': 'Latin Small Letter O With Diaeresis',
+    };
     // Read the order off the text: JSON.parse would put the integer-like key '1' first again.
     const keys = [...canonicalJson(input).matchAll(/"((?:[^"\\]|\\.)*)":/g)].map((m) => JSON.parse(`"${m[1]}"`) as string);
     assert.deepEqual(keys, ['\r', '1', '\u0080', '\u00f6', '\u20ac', '\ud83d\ude00', '\ufb33']);
-    assert.equal(canonicalJson({ numbers: [333333333.33333329, 1e30, 4.5, 0.002, 1e-27], literals: [null, true, false] }), '{"literals":[null,true,false],"numbers":[333333333.3333333,1e+30,4.5,0.002,1e-27]}');
+    assert.equal(
+      canonicalJson({ numbers: [333333333.3333333, 1e30, 4.5, 0.002, 1e-27], literals: [null, true, false] }),
+      '{"literals":[null,true,false],"numbers":[333333333.3333333,1e+30,4.5,0.002,1e-27]}',
+    );
   });
 
   it('gives the same text for the same object whatever its member order, and drops undefined members', () => {
@@ -42,7 +53,10 @@ describe('tool fingerprints', () => {
 
   it('names the tools added, removed and changed since a per-tool pin', () => {
     const pin = { toolDigests: toolDigests([echo, add]) };
-    const found = toolDigests([{ ...echo, description: 'changed' }, { name: 'exfiltrate', inputSchema: { type: 'object' } }]);
+    const found = toolDigests([
+      { ...echo, description: 'changed' },
+      { name: 'exfiltrate', inputSchema: { type: 'object' } },
+    ]);
     const c = compareToolPin(pin, found)!;
     assert.deepEqual({ added: c.added, removed: c.removed, changed: c.changed }, { added: ['exfiltrate'], removed: ['add'], changed: ['echo'] });
     assert.equal(describeToolsChange(c), "the server's tools differ from the pinned ones (changed: echo; added: exfiltrate; removed: add)");
