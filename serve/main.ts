@@ -22,6 +22,7 @@ import { parseTokenFile } from '../src/serve/auth.js';
 import { SERVE_SETTINGS, serveConfig, serveInitOptions, servePolicy } from '../src/serve/config.js';
 import { findDeadLetter } from '../src/serve/dead-letters.js';
 import { startServeHttp } from '../src/serve/http.js';
+import { rebindingPolicy } from '../src/serve/origins.js';
 import { TokenBucket } from '../src/serve/rate-limit.js';
 import { serveServerFactory } from '../src/serve/tools.js';
 
@@ -89,7 +90,8 @@ try {
     scanLimit: new TokenBucket(cfg.DLQ_SCAN_RATE_PER_SECOND, cfg.DLQ_SCAN_BURST),
     initLimit: new TokenBucket(cfg.INIT_RATE_PER_SECOND, cfg.INIT_BURST),
   });
-  const http = await startServeHttp({ port: cfg.SERVE_PORT, host: cfg.SERVE_HOST, token, factory, log });
+  const rebinding = rebindingPolicy(cfg.SERVE_HOST, cfg.SERVE_ALLOWED_HOSTS, cfg.SERVE_ALLOWED_ORIGINS);
+  const http = await startServeHttp({ port: cfg.SERVE_PORT, host: cfg.SERVE_HOST, token, factory, log, rebinding });
   log.info({ url: http.url, topic: cfg.KAFKA_TOPIC, namespace: cfg.JOB_NAMESPACE }, 'serving MCP');
 
   let stopping = false;

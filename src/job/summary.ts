@@ -18,7 +18,13 @@ function shortList(list: string[] | undefined, keep: number): string[] | undefin
   return [...list.slice(0, keep), `…+${list.length - keep}`];
 }
 
-function serverLine(r: ServerResult, keep: number, errorChars: number): ServerSummary {
+/** Per-tool digests whole (64), cut to a prefix, or left out (0). */
+function digestsOf(r: ServerResult, chars: number): Pick<ServerSummary, 'toolDigests'> {
+  if (!r.toolDigests || chars === 0) return {};
+  return { toolDigests: Object.fromEntries(Object.entries(r.toolDigests).map(([k, v]) => [k, v.slice(0, chars)])) };
+}
+
+function serverLine(r: ServerResult, keep: number, errorChars: number, digestChars = 0): ServerSummary {
   const caps = r.capabilities ? Object.keys(r.capabilities) : undefined;
   return {
     status: r.status,
@@ -37,6 +43,18 @@ function serverLine(r: ServerResult, keep: number, errorChars: number): ServerSu
     ...(r.capped?.length ? { capped: r.capped } : {}),
     ...(r.cut && Object.keys(r.cut).length ? { cut: r.cut } : {}),
     ...(r.package ? { package: r.package } : {}),
+    ...(r.toolsDigest ? { toolsDigest: r.toolsDigest } : {}),
+    ...digestsOf(r, digestChars),
+    ...(r.toolsChanged
+      ? {
+          toolsChanged: {
+            added: shortList(r.toolsChanged.added, keep)!,
+            removed: shortList(r.toolsChanged.removed, keep)!,
+            changed: shortList(r.toolsChanged.changed, keep)!,
+            ...(r.toolsChanged.listDigest ? { listDigest: r.toolsChanged.listDigest } : {}),
+          },
+        }
+      : {}),
   };
 }
 
@@ -51,7 +69,10 @@ function* candidates(base: Base, results: ServerResult[]): Generator<JobSummary>
   const withServers = (line: (r: ServerResult) => ServerSummary) =>
     results.length ? { servers: Object.fromEntries(results.map((r) => [r.name, line(r)])) } : {};
   const top = (errorChars: number) => ({ ...base, ...(base.error ? (errorChars > 0 ? { error: cut(base.error, errorChars) } : { error: undefined }) : {}) });
-  yield { ...top(1000), status, ...withServers((r) => serverLine(r, Infinity, 300)) };
+  yield { ...top(1000), status, ...withServers((r) => serverLine(r, Infinity, 300, 64)) };
+  // Per-tool digests are the bulkiest part (a 64-character value per tool): they are cut to 16
+  // characters, then left out, before any name is; the list digest stays whole until `details`.
+  yield { ...top(1000), status, ...withServers((r) => serverLine(r, Infinity, 300, 16)), shortened: 'lists' };
   for (const keep of [32, 16, 8, 4, 2, 1, 0]) yield { ...top(1000), status, ...withServers((r) => serverLine(r, keep, 300)), shortened: 'lists' };
   for (const chars of [120, 40, 0]) yield { ...top(chars * 2), status, ...withServers((r) => serverLine(r, 0, chars)), shortened: 'errors' };
   const bare = (r: ServerResult): ServerSummary => ({ status: r.status, ...(r.reason ? { reason: r.reason } : {}), ms: r.durationMs });

@@ -13,6 +13,7 @@ import {
 import { apiServerHostsOf, jobValidationPolicy, type ValidationPolicy } from '../shared/contract/policy.js';
 import {
   ALLOWED_IMAGES_SETTING,
+  csv,
   int,
   KUBERNETES_SERVICE_HOST_SETTING,
   parseConfig,
@@ -40,6 +41,14 @@ export const SERVE_SETTINGS = {
   JOB_SECRET_NAME: JOB_SECRET_NAME_SETTING.describe("The controller's JOB_SECRET_NAME: never a message's secret_ref"),
   SERVE_PORT: int(0, 65535).default(8090).describe('Port of /mcp (Streamable HTTP) and /healthz'),
   SERVE_HOST: z.string().min(1).default('0.0.0.0').describe('Address to listen on'),
+  SERVE_ALLOWED_HOSTS: csv
+    .default([])
+    .describe(
+      'Host names (no port) a request to /mcp may carry in its Host header, comma-separated; * for any (default: localhost, 127.0.0.1, [::1] when SERVE_HOST is loopback, else any)',
+    ),
+  SERVE_ALLOWED_ORIGINS: csv
+    .default([])
+    .describe('Origin host names a browser request to /mcp may come from, comma-separated; * for any (default: localhost, 127.0.0.1, [::1])'),
   SERVE_TOKEN_FILE: z.string().min(1).describe('File holding the bearer token clients must send (mount it from a Secret)'),
   SUBMIT_RATE_PER_SECOND: z.coerce.number().positive().default(2).describe('Messages `submit` may produce per second, on average'),
   SUBMIT_BURST: int(1).default(20).describe('Messages `submit` may produce at once before the rate applies'),

@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { createMcpHandler, type McpServer } from '@modelcontextprotocol/server';
 import type { Logger } from '../shared/logger.js';
 import { bearerMatches } from './auth.js';
+import { rebindingRefusal, type RebindingPolicy } from './origins.js';
 
 /** Largest request body accepted: a message is at most MAX_MESSAGE_BYTES, plus the JSON-RPC around it. */
 export const MAX_BODY_BYTES = 2 * 1024 * 1024;
@@ -58,7 +59,15 @@ async function bridge(handler: ReturnType<typeof createMcpHandler>, req: Incomin
  * `serve`'s HTTP side: `/mcp` (Streamable HTTP, both protocol generations — 2026-07-28 per
  * request, and 2025 clients served statelessly), behind a bearer token; `/healthz` without one.
  */
-export async function startServeHttp(o: { port: number; host: string; token: string; factory: () => McpServer; log: Logger }): Promise<ServeHttp> {
+export async function startServeHttp(o: {
+  port: number;
+  host: string;
+  token: string;
+  factory: () => McpServer;
+  log: Logger;
+  /** DNS-rebinding protection (see origins.ts); none when absent. */
+  rebinding?: RebindingPolicy;
+}): Promise<ServeHttp> {
   const handler = createMcpHandler(o.factory, { legacy: 'stateless', onerror: (err) => o.log.debug({ err: err.message }, 'mcp request refused') });
   const server = createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
@@ -68,6 +77,18 @@ export async function startServeHttp(o: { port: number; host: string; token: str
     }
     if (path !== '/mcp') {
       res.writeHead(404, { 'Content-Type': 'text/plain' }).end('not found\n');
+      return;
+    }
+    // Before the token: a rebound browser page is refused whether or not it has one.
+    const refused = o.rebinding ? rebindingRefusal(o.rebinding, req.headers.host, req.headers.origin) : undefined;
+    if (refused) {
+      o.log.warn(
+        { remote: req.socket.remoteAddress, host: req.headers.host?.slice(0, 256), origin: req.headers.origin?.slice(0, 256) },
+        'request from a foreign host or origin refused',
+      );
+      res
+        .writeHead(403, { 'Content-Type': 'application/json' })
+        .end(JSON.stringify({ jsonrpc: '2.0', error: { code: -32000, message: `Forbidden: ${refused}` }, id: null }));
       return;
     }
     if (!bearerMatches(req.headers.authorization, o.token)) {

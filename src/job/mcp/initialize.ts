@@ -1,5 +1,6 @@
 import { Client, TRACEPARENT_META_KEY, TRACESTATE_META_KEY, type Transport } from '@modelcontextprotocol/client';
 import { checkServer } from '../../shared/contract/policy.js';
+import { compareToolPin, describeToolsChange, toolsDigest } from '../../shared/contract/fingerprint.js';
 import type { ServerConfig } from '../../shared/contract/servers.js';
 import type { McpProtocol } from '../../shared/settings.js';
 import { Deadline } from './deadline.js';
@@ -119,6 +120,7 @@ export async function initializeServer(name: string, cfg: ServerConfig, opts: In
     const lists: Partial<Record<ListKind, string[]>> = {};
     const capped: ListKind[] = [];
     const cut: Partial<Record<ListKind, ListCut>> = {};
+    let digests: Record<string, string> = {};
     for (const k of ['tools', 'prompts', 'resources'] as const) {
       if (!caps[k]) continue;
       // A dropped reply closed the stdio connection (the SDK ends it on an oversized line): the
@@ -135,12 +137,19 @@ export async function initializeServer(name: string, cfg: ServerConfig, opts: In
         capped.push(k);
         cut[k] = r.cut;
       }
+      if (r.digests) digests = r.digests;
     }
     phases.lists = Math.round(performance.now() - t2);
     const info = client.getServerVersion();
+    const change = cfg.toolsDigest || cfg.toolDigests ? compareToolPin(cfg, digests) : undefined;
+    // A server whose tools are not the ones reviewed fails for good: a retry meets the same tools.
+    // What it offers is still reported, so the user can review the new list and pin it.
+    const pinned = change
+      ? { status: 'failed-permanent' as const, reason: 'tools-changed', error: describeToolsChange(change).slice(0, 1000), toolsChanged: change }
+      : { status: 'initialized' as const };
     return {
       name,
-      status: 'initialized',
+      ...pinned,
       transport: kind,
       serverInfo: info ? { name: info.name, version: info.version } : undefined,
       protocolVersion: client.getNegotiatedProtocolVersion(),
@@ -150,6 +159,8 @@ export async function initializeServer(name: string, cfg: ServerConfig, opts: In
       ...lists,
       ...(capped.length ? { capped, cut } : {}),
       ...packageOf(fetching, cfg),
+      toolsDigest: toolsDigest(digests),
+      toolDigests: digests,
       phases,
       durationMs: Math.round(performance.now() - started),
     };

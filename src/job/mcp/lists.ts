@@ -1,4 +1,5 @@
 import type { Client } from '@modelcontextprotocol/client';
+import { toolDigest, type ListedTool } from '../../shared/contract/fingerprint.js';
 import type { Deadline } from './deadline.js';
 import { LIST_LIMITS, type ListCut, type ResponseGuard } from './result.js';
 
@@ -9,6 +10,8 @@ const LIST_METHODS = { tools: 'tools/list', prompts: 'prompts/list', resources: 
 export interface ListRead {
   names: string[];
   cut?: ListCut;
+  /** tools only: each kept tool's digest (fingerprint.ts) by its kept name. */
+  digests?: Record<string, string>;
 }
 
 /** Cuts one name to the per-name limit on code points, marking the cut. */
@@ -31,31 +34,35 @@ function keptName(value: unknown): string {
 export async function listAll(client: Client, kind: ListKind, meta: Record<string, string>, deadline: Deadline, guard?: ResponseGuard): Promise<ListRead> {
   const names: string[] = [];
   let bytes = 0;
+  // Tools are digested as they arrive and only the digests kept: a tool's schemas can be large.
+  const digests: Record<string, string> | undefined = kind === 'tools' ? {} : undefined;
+  const done = (cut?: ListCut): ListRead => ({ names, ...(cut ? { cut } : {}), ...(digests ? { digests } : {}) });
   let cursor: string | undefined;
   for (let pageNo = 0; pageNo < LIST_LIMITS.pages; pageNo++) {
     const params = { ...(cursor !== undefined ? { cursor } : {}), ...(Object.keys(meta).length ? { _meta: meta } : {}) };
     if (guard) guard.tripped = false;
-    let page: { tools?: { name: string }[]; prompts?: { name: string }[]; resources?: { uri: string }[]; nextCursor?: string };
+    let page: { tools?: ListedTool[]; prompts?: { name: string }[]; resources?: { uri: string }[]; nextCursor?: string };
     try {
       page = (await deadline.run(
         `${LIST_METHODS[kind]} page ${pageNo + 1}`,
         client.request({ method: LIST_METHODS[kind], params }, { timeout: deadline.remaining() }),
       )) as typeof page;
     } catch (err) {
-      if (guard?.tripped) return { names, cut: 'response-bytes' };
+      if (guard?.tripped) return done('response-bytes');
       throw err;
     }
     const items: unknown[] = (kind === 'resources' ? page.resources : page[kind]) ?? [];
     for (const item of items) {
-      if (names.length >= LIST_LIMITS.names) return { names, cut: 'names' };
+      if (names.length >= LIST_LIMITS.names) return done('names');
       const name = keptName(kind === 'resources' ? (item as { uri: string }).uri : (item as { name: string }).name);
       const size = Buffer.byteLength(name, 'utf8');
-      if (bytes + size > LIST_LIMITS.bytes) return { names, cut: 'bytes' };
+      if (bytes + size > LIST_LIMITS.bytes) return done('bytes');
       bytes += size;
       names.push(name);
+      if (digests) digests[name] = toolDigest(item as ListedTool);
     }
-    if (page.nextCursor === undefined || page.nextCursor === cursor) return { names };
+    if (page.nextCursor === undefined || page.nextCursor === cursor) return done();
     cursor = page.nextCursor;
   }
-  return { names, cut: 'pages' };
+  return done('pages');
 }

@@ -40,6 +40,19 @@ export const ServerResultSchema = z.object({
   cut: z.object({ tools: ListCutSchema.optional(), prompts: ListCutSchema.optional(), resources: ListCutSchema.optional() }).optional(),
   /** Where a stdio server's code came from (cache, registry, installed path) and how long fetching it took. */
   package: PackageSourceSchema.optional(),
+  /** sha256 of the whole tool list (see fingerprint.ts), to pin as the entry's `toolsDigest`. */
+  toolsDigest: z.string().optional(),
+  /** sha256 of each tool by name, to pin as the entry's `toolDigests`. */
+  toolDigests: z.record(z.string(), z.string()).optional(),
+  /** How the tools differ from the entry's pin (the server then failed `tools-changed`). */
+  toolsChanged: z
+    .object({
+      added: z.array(z.string()),
+      removed: z.array(z.string()),
+      changed: z.array(z.string()),
+      listDigest: z.object({ pinned: z.string(), found: z.string() }).optional(),
+    })
+    .optional(),
 });
 export type ServerResult = z.infer<typeof ServerResultSchema>;
 

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { McpProtocolSchema } from '../settings.js';
 import { SERVER_NAME, SERVER_NAME_RULE } from './rules.js';
+import { ToolPinFields } from './fingerprint.js';
 import { DockerServerSchema, headerMap, httpUrl, noNul, StdioServerSchema, timeoutMs, type DockerServer, type ServerConfig } from './servers.js';
 
 /**
@@ -16,6 +17,7 @@ const RemoteEntrySchema = z.strictObject({
   headers: headerMap.optional(),
   timeout: timeoutMs.optional(),
   protocol: McpProtocolSchema.optional(),
+  ...ToolPinFields,
 });
 
 /**
@@ -32,6 +34,7 @@ const UrlProviderSchema = z.strictObject({
   timeout: z.number().min(0.1, 'timeout is in seconds (at least 0.1)').max(600, 'timeout is at most 600 seconds').optional(),
   authentication: z.strictObject({ type: z.literal('bearer'), token: z.string().min(1) }).optional(),
   protocol: McpProtocolSchema.optional(),
+  ...ToolPinFields,
 });
 
 /** The seed's container provider as messages carry it: `command` (Docker's CMD) and `timeout` in seconds. */
@@ -66,6 +69,8 @@ function toInternal(e: Record<string, unknown>): ServerConfig | string {
       ...(u.authentication ? { headers: { Authorization: `Bearer ${u.authentication.token}` } } : {}),
       ...(u.timeout ? { timeoutMs: Math.round(u.timeout * 1000) } : {}),
       ...(u.protocol ? { protocol: u.protocol } : {}),
+      ...(u.toolsDigest ? { toolsDigest: u.toolsDigest } : {}),
+      ...(u.toolDigests ? { toolDigests: u.toolDigests } : {}),
     };
   }
   if ('command' in e) {

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { ENV_KEY, HEADER_VALUE } from './rules.js';
 import { McpProtocolSchema } from '../settings.js';
+import { ToolPinFields } from './fingerprint.js';
 
 // Values Node refuses at spawn or in a header would come back in an error that echoes them —
 // a secret, perhaps — so they are refused here, naming the key and never the value.
@@ -32,6 +33,8 @@ export const StdioServerSchema = z.strictObject({
   cwd: z.string().min(1).optional(),
   protocol: McpProtocolSchema.optional(),
   timeoutMs: timeoutMs.optional(),
+  /** The tools the user reviewed (see fingerprint.ts): a server whose tools differ fails `tools-changed`. */
+  ...ToolPinFields,
 });
 
 export const RemoteServerSchema = z.strictObject({
@@ -40,6 +43,8 @@ export const RemoteServerSchema = z.strictObject({
   headers: headerMap.optional(),
   protocol: McpProtocolSchema.optional(),
   timeoutMs: timeoutMs.optional(),
+  /** The tools the user reviewed (see fingerprint.ts): a server whose tools differ fails `tools-changed`. */
+  ...ToolPinFields,
   /** Fall back to SSE when Streamable HTTP answers 4xx, as clients do for a `url` without `type`. */
   sseFallback: z.boolean().optional(),
 });
@@ -101,6 +106,8 @@ export const DockerServerSchema = z.strictObject({
     .optional(),
   protocol: McpProtocolSchema.optional(),
   timeoutMs: timeoutMs.optional(),
+  /** The tools the user reviewed (see fingerprint.ts): a server whose tools differ fails `tools-changed`. */
+  ...ToolPinFields,
 });
 
 export const ServerConfigSchema = z.union([RemoteServerSchema, DockerServerSchema, StdioServerSchema]);

@@ -62,6 +62,19 @@ export const ServerSummarySchema = z.object({
   cut: z.record(z.string(), z.string()).optional(),
   /** Where the server's code came from and how long fetching it took (stdio servers). */
   package: PackageSourceSchema.optional(),
+  /** sha256 of the whole tool list: the value to pin as the server entry's `toolsDigest`. */
+  toolsDigest: z.string().optional(),
+  /** sha256 of each tool by name; cut to 16 hex characters (or left out) in a summary shortened for `lists`. */
+  toolDigests: z.record(z.string(), z.string()).optional(),
+  /** With reason `tools-changed`: the tools added, removed or changed since the pin (lists shortened like `tools`). */
+  toolsChanged: z
+    .object({
+      added: z.array(z.string()),
+      removed: z.array(z.string()),
+      changed: z.array(z.string()),
+      listDigest: z.object({ pinned: z.string(), found: z.string() }).optional(),
+    })
+    .optional(),
 });
 
 /**

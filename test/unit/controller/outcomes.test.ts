@@ -92,3 +92,26 @@ describe('buildOutcome', () => {
     assert.equal(JSON.parse(String(r.value)).status, 'succeeded');
   });
 });
+
+describe('the results record and tool fingerprints', () => {
+  it("carries each server's list and tool digests, and what changed against a pin, from the job's summary", () => {
+    const d = 'a'.repeat(64);
+    const withDigests = {
+      ...summary,
+      exitCode: 65,
+      servers: {
+        fx: {
+          status: 'failed-permanent',
+          reason: 'tools-changed',
+          ms: 40,
+          toolsDigest: d,
+          toolDigests: { echo: d },
+          toolsChanged: { added: [], removed: [], changed: ['echo'] },
+        },
+      },
+    };
+    const o = buildOutcome(job('Failed', 'PodFailurePolicy'), [pod('2026-01-01T00:00:01Z', 65, JSON.stringify(withDigests))]);
+    const record = JSON.parse(String(buildResultRecord(o).value)) as { summary: typeof withDigests };
+    assert.deepEqual(record.summary.servers.fx, withDigests.servers.fx);
+  });
+});

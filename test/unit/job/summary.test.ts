@@ -140,3 +140,31 @@ describe('a list the job cut short', () => {
     assert.equal(line.tools!.at(-1), `…+${10_000 - (line.tools!.length - 1)}`);
   });
 });
+
+describe('tool digests in the summary', () => {
+  const digested = (name: string, tools: number): ServerResult => ({
+    ...ok(
+      name,
+      Array.from({ length: tools }, (_, i) => `tool_${i}`),
+    ),
+    toolsDigest: 'f'.repeat(64),
+    toolDigests: Object.fromEntries(Array.from({ length: tools }, (_, i) => [`tool_${i}`, String(i % 10).repeat(64)])),
+  });
+
+  it('carries the list digest and every tool digest whole when they fit', () => {
+    const s = whole(buildSummary({ ...base, exitCode: 0 }, [digested('a', 3)]));
+    assert.equal(s.shortened, undefined);
+    assert.equal(s.servers?.a?.toolsDigest, 'f'.repeat(64));
+    assert.equal(s.servers?.a?.toolDigests?.tool_2, '2'.repeat(64));
+  });
+
+  it('cuts tool digests to 16 characters, then leaves them out, before any name, and keeps the list digest whole', () => {
+    const cut = whole(buildSummary({ ...base, exitCode: 0 }, [digested('a', 50)]));
+    assert.equal(cut.shortened, 'lists');
+    assert.equal(cut.servers?.a?.toolDigests?.tool_49, '9'.repeat(16));
+    assert.equal(cut.servers?.a?.tools?.length, 50);
+    const gone = whole(buildSummary({ ...base, exitCode: 0 }, [digested('a', 50), digested('b', 50), digested('c', 50)]));
+    assert.equal(gone.servers?.a?.toolDigests, undefined);
+    assert.equal(gone.servers?.c?.toolsDigest, 'f'.repeat(64));
+  });
+});

@@ -11,6 +11,7 @@ import { serveConfig, serveInitOptions, servePolicy } from '../../../src/serve/c
 import { findDeadLetter } from '../../../src/serve/dead-letters.js';
 import { jobBrief, jobStatus, podView } from '../../../src/serve/jobs.js';
 import { TokenBucket } from '../../../src/serve/rate-limit.js';
+import { rebindingPolicy, rebindingRefusal } from '../../../src/serve/origins.js';
 import type { FetchedRecord } from '../../../src/shared/kafka/read-message.js';
 import type { TerminalError } from '../../../src/shared/errors.js';
 import { parseMessage } from '../../../src/shared/contract/message.js';
@@ -228,5 +229,29 @@ describe("serve: the pod's egress policy", () => {
     for (const ip of ['1.1.1.1', '8.8.8.8', '2606:4700::1111', '169.254.169.254', '100.100.100.200']) {
       assert.ok(!allows(ip, 443) && !allows(ip, 6443), ip);
     }
+  });
+});
+
+describe('serve: DNS-rebinding protection', () => {
+  it('checks Host against the localhost names when bound to loopback, and not at all when bound elsewhere unless told', () => {
+    const local = rebindingPolicy('127.0.0.1', [], []);
+    assert.equal(rebindingRefusal(local, 'localhost:8090', undefined), undefined);
+    assert.equal(rebindingRefusal(local, '[::1]:8090', undefined), undefined);
+    assert.match(rebindingRefusal(local, 'evil.example.com', undefined) ?? '', /Invalid Host: evil.example.com/);
+    const anywhere = rebindingPolicy('0.0.0.0', [], []);
+    assert.equal(rebindingRefusal(anywhere, 'mcp-job-serve.mcp.svc:8090', undefined), undefined);
+    const named = rebindingPolicy('0.0.0.0', ['mcp.example.com'], []);
+    assert.equal(rebindingRefusal(named, 'mcp.example.com:443', undefined), undefined);
+    assert.match(rebindingRefusal(named, 'evil.example.com', undefined) ?? '', /Invalid Host/);
+  });
+
+  it('refuses a browser Origin that is not a localhost one or listed, lets requests without Origin through, and * turns a check off', () => {
+    const p = rebindingPolicy('0.0.0.0', [], []);
+    assert.equal(rebindingRefusal(p, 'x', undefined), undefined);
+    assert.equal(rebindingRefusal(p, 'x', 'http://localhost:6274'), undefined);
+    assert.match(rebindingRefusal(p, 'x', 'http://evil.example.com') ?? '', /Invalid Origin: evil.example.com/);
+    assert.match(rebindingRefusal(p, 'x', 'null') ?? '', /Invalid Origin header/);
+    assert.equal(rebindingRefusal(rebindingPolicy('0.0.0.0', [], ['console.example.com']), 'x', 'https://console.example.com'), undefined);
+    assert.equal(rebindingRefusal(rebindingPolicy('127.0.0.1', ['*'], ['*']), 'evil.example.com', 'http://evil.example.com'), undefined);
   });
 });
