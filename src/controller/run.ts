@@ -102,7 +102,6 @@ export async function runController(deps: ControllerDeps): Promise<ControllerHan
     isCommitted: (at) => groupAdmin.isCommitted(at),
     batch,
     core: makeKeepAliveClient(deps.kc, k8s.CoreV1Api, { maxSockets: 4, timeoutMs: cfg.KUBE_REQUEST_TIMEOUT_MS }),
-    producer,
     log: log.child({ component: 'outcomes' }),
     metrics,
     events: recorder,
@@ -110,6 +109,7 @@ export async function runController(deps: ControllerDeps): Promise<ControllerHan
     now,
     readMessage: (at) => readOneMessage(readerConnection, at),
     sendDeadLetter: (record, at) => handler.sendDeadLetter(record, at, async () => undefined),
+    sendRecord: (topic, record, at) => handler.sendRecord(topic, record, at, async () => undefined),
     onFatal: (err) => fatal(err),
   });
   const slots = new ActiveJobSlots({
@@ -146,7 +146,7 @@ export async function runController(deps: ControllerDeps): Promise<ControllerHan
     events: recorder,
     signal: stopping.signal,
     now,
-    dlqMaxBytes: () => groupAdmin.deadLetterLimit(),
+    topicMaxBytes: (topic) => groupAdmin.recordLimit(topic),
   });
   const consumer: Consumer = kafka.consumer({
     groupId: cfg.KAFKA_CONSUMER_GROUP,

@@ -38,7 +38,7 @@ describe('buildJob', () => {
     const expected: k8s.V1Job = {
       apiVersion: 'batch/v1',
       kind: 'Job',
-      metadata: { name: 'mcp-mcp-jobs-2-17', namespace: 'work', labels, annotations },
+      metadata: { name: 'mcp-mcp-jobs-b3bffac3-2-17', namespace: 'work', labels, annotations },
       spec: {
         completions: 1,
         parallelism: 1,

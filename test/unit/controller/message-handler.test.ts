@@ -1,11 +1,12 @@
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import { describe, it } from 'node:test';
 import type * as k8s from '@kubernetes/client-node';
 import type { ProducerRecord, RecordMetadata } from 'kafkajs';
 import pino from 'pino';
 import { Registry } from 'prom-client';
 import { ControllerConfigSchema } from '../../../src/controller/config.js';
-import { DlqHeader } from '../../../src/controller/reporting/dead-letter.js';
+import { DlqHeader, recordBatchBytes, TruncatedHeader } from '../../../src/controller/reporting/dead-letter.js';
 import { MessageHandler, type JobsApi } from '../../../src/controller/intake/message-handler.js';
 import { createMetrics, Pauses } from '../../../src/controller/reporting/metrics.js';
 import { ActiveJobSlots } from '../../../src/controller/intake/slots.js';
@@ -50,9 +51,14 @@ class FakeJobs implements JobsApi {
 class FakeProducer {
   sent: ProducerRecord[] = [];
   failures: unknown[] = [];
+  /** The topic's max.message.bytes, checked as the broker does (the whole batch), when set. */
+  limit?: number;
   async send(r: ProducerRecord): Promise<RecordMetadata[]> {
     const f = this.failures.shift();
     if (f) throw f;
+    if (this.limit !== undefined && r.messages.some((m) => recordBatchBytes(m) > this.limit!)) {
+      throw Object.assign(new Error('The request included a message larger than the max message size the server will accept'), { type: 'MESSAGE_TOO_LARGE' });
+    }
     this.sent.push(r);
     return [];
   }
@@ -84,8 +90,8 @@ describe('MessageHandler', () => {
   it('creates the Job for a valid message (201) and holds a slot for it', async () => {
     const { handler, jobs, slots } = setup();
     const r = await handler.handle(valid(), at('7'), heartbeat);
-    assert.deepEqual(r, { kind: 'job', name: 'mcp-work-0-7', existed: false });
-    assert.equal(jobs.stored.get('mcp-work-0-7')!.metadata!.annotations![Annotation.offset], '7');
+    assert.deepEqual(r, { kind: 'job', name: 'mcp-work-405baf60-0-7', existed: false });
+    assert.equal(jobs.stored.get('mcp-work-405baf60-0-7')!.metadata!.annotations![Annotation.offset], '7');
     assert.equal(slots.count, 1);
   });
 
@@ -93,7 +99,7 @@ describe('MessageHandler', () => {
     const { handler, jobs } = setup();
     const tp = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
     await handler.handle({ ...valid(), headers: { traceparent: Buffer.from(tp) } }, at('8'), heartbeat);
-    const env = jobs.stored.get('mcp-work-0-8')!.spec!.template.spec!.containers[0]!.env!;
+    const env = jobs.stored.get('mcp-work-405baf60-0-8')!.spec!.template.spec!.containers[0]!.env!;
     assert.equal(env.find((e) => e.name === 'TRACEPARENT')?.value, tp);
   });
 
@@ -101,15 +107,15 @@ describe('MessageHandler', () => {
     const { handler, jobs } = setup();
     await handler.handle(valid(), at('7'), heartbeat);
     const r = await handler.handle(valid(), at('7'), heartbeat);
-    assert.deepEqual(r, { kind: 'job', name: 'mcp-work-0-7', existed: true });
+    assert.deepEqual(r, { kind: 'job', name: 'mcp-work-405baf60-0-7', existed: true });
     assert.equal(jobs.stored.size, 1);
   });
 
   it('gives the slot back when the existing Job of the same message has already finished', async () => {
     const { handler, jobs, slots } = setup();
     await handler.handle(valid(), at('7'), heartbeat);
-    slots.observe({ ...jobs.stored.get('mcp-work-0-7')!, status: { conditions: [{ type: 'Complete', status: 'True' }] } });
-    jobs.stored.get('mcp-work-0-7')!.status = { conditions: [{ type: 'Complete', status: 'True' }] };
+    slots.observe({ ...jobs.stored.get('mcp-work-405baf60-0-7')!, status: { conditions: [{ type: 'Complete', status: 'True' }] } });
+    jobs.stored.get('mcp-work-405baf60-0-7')!.status = { conditions: [{ type: 'Complete', status: 'True' }] };
     await handler.handle(valid(), at('7'), heartbeat);
     assert.equal(slots.count, 0);
   });
@@ -210,6 +216,30 @@ describe('MessageHandler, what no retry fixes', () => {
     assert.equal((await metrics.deadLetterTruncated.get()).values[0]!.value, 1);
   });
 
+  it('dead-letters a `{}` message with a ~1 MB header at the default max.message.bytes, cutting the header, instead of ending the controller', async () => {
+    const { handler, producer } = setup();
+    producer.limit = 1048588;
+    const blob = randomBytes(1048588 - 300);
+    const r = await handler.handle({ key: null, value: Buffer.from('{}'), headers: { blob } }, at('3'), heartbeat);
+    assert.deepEqual(r, { kind: 'dead-lettered', reason: 'invalid-envelope' });
+    const m = producer.sent[0]!.messages[0]!;
+    assert.ok(recordBatchBytes(m) <= 1048588);
+    assert.equal(m.headers![TruncatedHeader.truncated], 'true');
+    assert.equal(m.headers![TruncatedHeader.headersSize], String(4 + blob.length), 'the header keeps its original size');
+    assert.equal(m.headers![DlqHeader.reason], 'invalid-envelope');
+  });
+
+  it('writes a minimal record when the broker refuses a dead-letter record as invalid, instead of ending the controller', async () => {
+    const { handler, producer } = setup();
+    producer.failures.push(Object.assign(new Error('invalid record'), { type: 'INVALID_RECORD' }));
+    const r = await handler.handle({ key: Buffer.from('k'), value: Buffer.from('x') }, at('4'), heartbeat);
+    assert.deepEqual(r, { kind: 'dead-lettered', reason: 'invalid-json' });
+    const m = producer.sent[0]!.messages[0]!;
+    assert.equal(m.headers![TruncatedHeader.truncated], 'minimal');
+    assert.equal(String(m.headers![DlqHeader.offset]), '4');
+    assert.equal(m.value, null);
+  });
+
   it('ends the controller (FatalError) when the dead-letter topic refuses the write for good, rather than skip or stall', async () => {
     const { handler, producer } = setup();
     producer.failures.push(Object.assign(new Error('Not authorized to access topics'), { type: 'TOPIC_AUTHORIZATION_FAILED' }));
@@ -222,7 +252,7 @@ describe('MessageHandler, what no retry fixes', () => {
   it('ends the controller when another consumer group owns the Job name: two controllers share a prefix and namespace', async () => {
     const { handler, jobs } = setup();
     await handler.handle(valid(), at('7'), heartbeat);
-    jobs.stored.get('mcp-work-0-7')!.metadata!.annotations![Annotation.group] = 'other-controller';
+    jobs.stored.get('mcp-work-405baf60-0-7')!.metadata!.annotations![Annotation.group] = 'other-controller';
     await assert.rejects(handler.handle(valid(), at('7'), heartbeat), (e: Error) => e.name === 'FatalError' && /JOB_NAME_PREFIX/.test(e.message));
   });
 
