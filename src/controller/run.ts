@@ -17,6 +17,7 @@ import { LagRefresher } from './intake/lag-refresher.js';
 import { JobInformer, jobListWatch, slimJob } from './kube/job-informer.js';
 import { jobTtlSeconds } from './jobs/job-builder.js';
 import { makeJobClient, makeKeepAliveClient } from './kube/kube.js';
+import { LegacyJobs } from './intake/legacy-jobs.js';
 import { MessageHandler } from './intake/message-handler.js';
 import { Pauses, type Metrics } from './reporting/metrics.js';
 import { quarantineUndecodable, RetentionGapGuard } from './intake/loss-records.js';
@@ -122,12 +123,26 @@ export async function runController(deps: ControllerDeps): Promise<ControllerHan
     onFinished: (job) => reporter.enqueue(job),
   });
   const selector = unreportedJobSelector(cfg.KAFKA_CONSUMER_GROUP);
+  const legacyJobs = new LegacyJobs({ prefix: cfg.JOB_NAME_PREFIX, topic: cfg.KAFKA_TOPIC });
   // Creates and the informer's lists go over undici (see makeJobClient); the rare 409 read keeps client-node.
   const jobClient = makeJobClient(deps.kc, { timeoutMs: cfg.KUBE_REQUEST_TIMEOUT_MS });
   const informer = new JobInformer<k8s.V1Job>({
     source: jobListWatch(deps.kc, () => jobClient.list(cfg.JOB_NAMESPACE, selector, slimJob), cfg.JOB_NAMESPACE, selector, jobClient.watch),
     list: async () => (await jobClient.list(cfg.JOB_NAMESPACE, selector, slimJob)).items,
-    handlers: { upsert: (j) => slots.observe(j), remove: (j) => slots.forget(j.metadata?.name ?? ''), relisted: (all) => slots.reconcile(all) },
+    handlers: {
+      upsert: (j) => {
+        legacyJobs.observe(j);
+        slots.observe(j);
+      },
+      remove: (j) => {
+        legacyJobs.forget(j);
+        slots.forget(j.metadata?.name ?? '');
+      },
+      relisted: (all) => {
+        legacyJobs.reconcile(all);
+        slots.reconcile(all);
+      },
+    },
     log: log.child({ component: 'job-watch' }),
   });
   const handler = new MessageHandler({
@@ -147,6 +162,7 @@ export async function runController(deps: ControllerDeps): Promise<ControllerHan
     signal: stopping.signal,
     now,
     topicMaxBytes: (topic) => groupAdmin.recordLimit(topic),
+    legacyJob: (at) => legacyJobs.find(at),
   });
   const consumer: Consumer = kafka.consumer({
     groupId: cfg.KAFKA_CONSUMER_GROUP,

@@ -7,6 +7,7 @@ import {
   describeError,
   FatalError,
   isConflict,
+  isNotFound,
   isQuotaExceeded,
   kafkaErrorType,
   RetriableError,
@@ -23,6 +24,9 @@ import type { EventRecorder } from '../reporting/events.js';
 import { buildJob, traceContextOf } from '../jobs/job-builder.js';
 import { linkSignals } from './linked-signal.js';
 import type { Metrics, Pauses } from '../reporting/metrics.js';
+
+/** How long a Job being deleted (a finalizer, a foreground delete) may hold a message's name: pods usually go within seconds. */
+export const TERMINATING_WAIT_MS = 120_000;
 
 /** The two Job calls the handler makes (client-node's BatchV1Api has them). */
 export interface JobsApi {
@@ -58,6 +62,10 @@ export interface HandlerDeps {
   now?: () => Date;
   /** A topic's `max.message.bytes` (the dead-letter and results topics): a record over it is written cut to fit. */
   topicMaxBytes?: (topic: string) => number | Promise<number>;
+  /** A Job made for `at` under the name releases before the injective naming gave it (see LegacyJobs). */
+  legacyJob?: (at: Coordinates) => k8s.V1Job | undefined;
+  /** How long a Job being deleted may hold the message's name before the message is dead-lettered `job-terminating`. */
+  terminatingWaitMs?: number;
   /** Kubernetes Events (fire-and-forget) for created Jobs and dead-lettered messages. */
   events?: Pick<EventRecorder, 'jobCreated' | 'deadLettered'>;
   /** Backoff between retries of a retriable failure; short so a recovered API server is used within seconds. */
@@ -130,11 +138,12 @@ export class MessageHandler {
     if (!(await this.d.slots.acquire(sig, heartbeat))) throw new AbortedError('stopped while waiting for the active-job cap');
     let created: string | undefined;
     let finished = false;
+    const terminating: { since?: number } = {};
     try {
-      const r = await retryForever(() => this.createJob(job, at, checksum), this.retryOpts('create-job', heartbeat, at, sig)).finally(() =>
+      const r = await retryForever(() => this.createJob(job, at, checksum, terminating), this.retryOpts('create-job', heartbeat, at, sig)).finally(() =>
         this.d.pauses.set('quota', false),
       );
-      created = job.metadata!.name!;
+      created = r.name;
       finished = r.finished === true;
       metrics.jobsCreated.inc({ result: r.existed ? 'existed' : 'created' });
       log.info({ job: created, ...at, existed: r.existed }, r.existed ? 'job already existed' : 'job created');
@@ -170,14 +179,23 @@ export class MessageHandler {
     };
   }
 
-  private async createJob(job: k8s.V1Job, at: Coordinates, checksum: string): Promise<{ existed: boolean; finished?: boolean; uid?: string }> {
+  private async createJob(
+    job: k8s.V1Job,
+    at: Coordinates,
+    checksum: string,
+    terminating: { since?: number },
+  ): Promise<{ name: string; existed: boolean; finished?: boolean; uid?: string }> {
     const { config: cfg, jobs, metrics } = this.d;
     const name = job.metadata!.name!;
+    const legacy = this.d.legacyJob?.(at);
+    if (legacy && !legacy.metadata?.deletionTimestamp && isSameMessage(legacy, at, checksum, cfg.KAFKA_CONSUMER_GROUP)) {
+      return { name: legacy.metadata!.name!, existed: true, finished: isFinished(legacy) };
+    }
     const t0 = performance.now();
     try {
       const made = await jobs.createNamespacedJob({ namespace: cfg.JOB_NAMESPACE, body: job });
       metrics.createSeconds.observe((performance.now() - t0) / 1000);
-      return { existed: false, uid: made?.metadata?.uid };
+      return { name, existed: false, uid: made?.metadata?.uid };
     } catch (err) {
       if (!isConflict(err)) throw classifyApiError(err, `create Job ${name}`);
     }
@@ -185,17 +203,33 @@ export class MessageHandler {
     try {
       existing = await jobs.readNamespacedJob({ name, namespace: cfg.JOB_NAMESPACE });
     } catch (err) {
+      // Deleted between the 409 and the read: the name is free, create again.
+      if (isNotFound(err)) throw new RetriableError(`Job ${name} was deleted after its create met a conflict; creating it again`, { cause: err });
       throw classifyApiError(err, `read existing Job ${name}`);
+    }
+    if (existing.metadata?.deletionTimestamp) {
+      // A Job being deleted is no Job for the message: committing over it would leave the
+      // message with neither a Job nor a record once it is gone. Wait for the name to be free.
+      const now = performance.now();
+      terminating.since ??= now;
+      const waitMs = this.d.terminatingWaitMs ?? TERMINATING_WAIT_MS;
+      if (now - terminating.since < waitMs) {
+        throw new RetriableError(`Job ${name} is being deleted (since ${existing.metadata.deletionTimestamp.toString()}); creating it again once it is gone`);
+      }
+      throw new TerminalError(
+        'job-terminating',
+        `Job ${name} has been terminating for over ${Math.round(waitMs / 1000)} s (finalizers: ${JSON.stringify(existing.metadata.finalizers ?? [])}); the message cannot have its Job`,
+      );
     }
     const group = existing.metadata?.annotations?.[Annotation.group];
     if (group !== undefined && group !== cfg.KAFKA_CONSUMER_GROUP) {
-      // Two controllers (consumer groups) share JOB_NAME_PREFIX and JOB_NAMESPACE: each would take
+      // Two controllers (consumer groups) share JOB_NAME_PREFIX, topic and JOB_NAMESPACE: each would take
       // the other's Jobs for its own and never run its own messages. Nothing per message fixes that.
       throw new FatalError(
         `Job ${name} belongs to consumer group ${JSON.stringify(group)}, not ${JSON.stringify(cfg.KAFKA_CONSUMER_GROUP)}: give each controller its own JOB_NAME_PREFIX or JOB_NAMESPACE`,
       );
     }
-    if (isSameMessage(existing, at, checksum, cfg.KAFKA_CONSUMER_GROUP)) return { existed: true, finished: isFinished(existing) };
+    if (isSameMessage(existing, at, checksum, cfg.KAFKA_CONSUMER_GROUP)) return { name, existed: true, finished: isFinished(existing) };
     throw new TerminalError('job-name-conflict', `Job ${name} exists but was made for another message (topic recreated?)`);
   }
 
