@@ -14,29 +14,32 @@ export class RetriableError extends Error {
 }
 
 /** Reasons a message or job can never succeed; each is a stable, documented code. */
-export type TerminalReason =
-  | 'invalid-json'
-  | 'invalid-envelope'
-  | 'invalid-payload'
-  | 'unknown-job-type'
-  | 'command-not-allowed'
-  | 'image-not-allowed'
-  | 'env-file-outside-secrets'
-  | 'empty-message'
-  | 'message-too-large'
-  | 'message-gone'
-  | 'checksum-mismatch'
-  | 'invalid-job'
-  | 'job-name-conflict'
-  | 'job-rejected'
-  | 'job-terminating'
-  | 'undecodable-record'
-  | 'deadline-too-short'
-  | 'unwritable-record'
-  | 'secret-not-allowed'
-  | 'env-key-not-allowed'
-  | 'command-args-not-allowed'
-  | 'url-not-allowed';
+export const TERMINAL_REASONS = [
+  'invalid-json',
+  'invalid-envelope',
+  'invalid-payload',
+  'unknown-job-type',
+  'command-not-allowed',
+  'image-not-allowed',
+  'env-file-outside-secrets',
+  'empty-message',
+  'message-too-large',
+  'message-gone',
+  'checksum-mismatch',
+  'invalid-job',
+  'job-name-conflict',
+  'job-rejected',
+  'job-terminating',
+  'undecodable-record',
+  'deadline-too-short',
+  'unwritable-record',
+  'secret-not-allowed',
+  'env-key-not-allowed',
+  'command-args-not-allowed',
+  'url-not-allowed',
+] as const;
+
+export type TerminalReason = (typeof TERMINAL_REASONS)[number];
 
 export class TerminalError extends Error {
   override readonly name: string = 'TerminalError';
