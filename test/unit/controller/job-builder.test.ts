@@ -3,7 +3,10 @@ import { describe, it } from 'node:test';
 import type * as k8s from '@kubernetes/client-node';
 import { ControllerConfigSchema } from '../../../src/controller/config.js';
 import { parseConfig } from '../../../src/shared/settings.js';
-import { buildJob, traceContextOf } from '../../../src/controller/jobs/job-builder.js';
+import { join } from 'node:path';
+import { buildJob, jobTtlSeconds, traceContextOf } from '../../../src/controller/jobs/job-builder.js';
+import { loadJobTemplate } from '../../../src/shared/contract/job-policy.js';
+import { repoRoot } from '../../testbed/cache.js';
 import { isSameMessage } from '../../../src/shared/contract/identity.js';
 import { parseMessage } from '../../../src/shared/contract/message.js';
 
@@ -188,5 +191,16 @@ describe('trace context', () => {
   it('drops a malformed traceparent instead of failing the message', () => {
     assert.deepEqual(traceContextOf({ traceparent: 'not-a-trace', tracestate: 'x=1' }), {});
     assert.deepEqual(traceContextOf(undefined), {});
+  });
+});
+
+describe('the shipped Job template', () => {
+  it("creates Jobs without the template's ttlSecondsAfterFinished, which the reporter sets only once the outcome is recorded and the offset committed", () => {
+    const template = loadJobTemplate(join(repoRoot, 'k8s/base/job-template.yaml'))!;
+    assert.ok(template.spec?.ttlSecondsAfterFinished !== undefined, 'the shipped template sets a TTL (the test would prove nothing otherwise)');
+    const job = buildJob(at, msg, cfg, template);
+    assert.equal(job.spec!.ttlSecondsAfterFinished, undefined);
+    assert.ok(!('ttlSecondsAfterFinished' in job.spec!), 'not even as an explicit undefined');
+    assert.equal(jobTtlSeconds(cfg, template), template.spec.ttlSecondsAfterFinished, "the template's TTL is the one the reporter sets later");
   });
 });
