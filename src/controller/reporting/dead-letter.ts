@@ -152,7 +152,11 @@ export function fitRecord(record: Message, maxBytes: number, o: { minimal?: bool
     [TruncatedHeader.headersSize]: String(hdrSize),
     [TruncatedHeader.headersSha256]: hdrHash.digest('hex'),
   };
-  const base: Message = { key: null, value: null, headers: { ...ownHeaders, ...digests, [TruncatedHeader.truncated]: 'true', [TruncatedHeader.headersKept]: `${original.length}/${original.length}` } };
+  const base: Message = {
+    key: null,
+    value: null,
+    headers: { ...ownHeaders, ...digests, [TruncatedHeader.truncated]: 'true', [TruncatedHeader.headersKept]: `${original.length}/${original.length}` },
+  };
   // What is added grows the compression allowance too (5 bytes per 16 KiB).
   const room = Math.floor(((maxBytes - recordBatchBytes(base)) * 16_384) / 16_389) - 5;
   if (room >= 0 && !o.minimal) {
@@ -170,7 +174,15 @@ export function fitRecord(record: Message, maxBytes: number, o: { minimal?: bool
 }
 
 /** The controller headers that say what a record is and where it came from: all a minimal record keeps. */
-const MINIMAL_HEADERS: readonly string[] = [DlqHeader.reason, DlqHeader.topic, DlqHeader.partition, DlqHeader.offset, DlqHeader.at, DlqHeader.stage, 'mcp.dlq.source.offset.last'];
+const MINIMAL_HEADERS: readonly string[] = [
+  DlqHeader.reason,
+  DlqHeader.topic,
+  DlqHeader.partition,
+  DlqHeader.offset,
+  DlqHeader.at,
+  DlqHeader.stage,
+  'mcp.dlq.source.offset.last',
+];
 
 function minimalRecord(own: IHeaders, digests: IHeaders, maxBytes: number): Message {
   const headers: IHeaders = { [TruncatedHeader.truncated]: 'minimal', ...digests };

@@ -2,16 +2,7 @@ import * as k8s from '@kubernetes/client-node';
 import type { Message } from 'kafkajs';
 import type { ControllerConfig } from '../config.js';
 import { buildDeadLetter } from './dead-letter.js';
-import {
-  AbortedError,
-  classifyApiError,
-  describeError,
-  FatalError,
-  isBug,
-  isNotFound,
-  RetriableError,
-  TerminalError,
-} from '../../shared/errors.js';
+import { AbortedError, classifyApiError, describeError, FatalError, isBug, isNotFound, RetriableError, TerminalError } from '../../shared/errors.js';
 import { Label, type Coordinates } from '../../shared/contract/identity.js';
 import type { Logger } from '../../shared/logger.js';
 import type { OneMessage } from '../../shared/kafka/read-message.js';

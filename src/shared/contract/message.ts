@@ -457,7 +457,10 @@ function checkContainerServers(servers: Record<string, ServerConfig>, policy: Va
     for (const [k, v] of Object.entries(server.environment ?? {})) specBytes += Buffer.byteLength(k) + Buffer.byteLength(v);
     for (const a of server.args ?? []) specBytes += Buffer.byteLength(a);
     if (specBytes > MAX_CONTAINER_SPEC_BYTES) {
-      throw new TerminalError('invalid-payload', `the container servers' environment and args pass ${MAX_CONTAINER_SPEC_BYTES} bytes (at server ${name}); the Job would be too large to store`);
+      throw new TerminalError(
+        'invalid-payload',
+        `the container servers' environment and args pass ${MAX_CONTAINER_SPEC_BYTES} bytes (at server ${name}); the Job would be too large to store`,
+      );
     }
     if (policy.allowedImages && !isImageAllowed(server.image, policy.allowedImages)) {
       throw new TerminalError(

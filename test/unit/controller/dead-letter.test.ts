@@ -61,7 +61,7 @@ describe('fitRecord', () => {
     assert.equal(t.headers![DlqHeader.reason], 'invalid-json', 'the reason and source headers stay');
   });
 
-  it('cuts a ~1 MB incompressible header of a `{}` message so its dead-letter copy fits a topic at the default max.message.bytes, with the headers\' original size and sha256', () => {
+  it("cuts a ~1 MB incompressible header of a `{}` message so its dead-letter copy fits a topic at the default max.message.bytes, with the headers' original size and sha256", () => {
     const big = randomBytes(KAFKA_DEFAULT_MAX_MESSAGE_BYTES - 200);
     const rec = buildDeadLetter({ key: null, value: Buffer.from('{}'), headers: { trace: 'abc', blob: big } }, at, 'invalid-envelope', 'x', new Date(0));
     assert.ok(recordBatchBytes(rec) > KAFKA_DEFAULT_MAX_MESSAGE_BYTES, 'the copy itself is over the limit');
@@ -91,7 +91,13 @@ describe('fitRecord', () => {
 
   it('writes a minimal record (coordinates, reason, digests) when even the controller headers do not fit', () => {
     const own = Object.fromEntries(Array.from({ length: 200 }, (_, i) => [`mcp.dlq.x${i}`, 'y'.repeat(50)]));
-    const rec = buildDeadLetter({ key: null, value: Buffer.alloc(3000), headers: own }, { topic: 't', partition: 4, offset: '99' }, 'job-failed', 'e'.repeat(2000), new Date(0));
+    const rec = buildDeadLetter(
+      { key: null, value: Buffer.alloc(3000), headers: own },
+      { topic: 't', partition: 4, offset: '99' },
+      'job-failed',
+      'e'.repeat(2000),
+      new Date(0),
+    );
     const t = fitRecord(rec, 2048);
     assert.ok(recordBatchBytes(t) <= 2048, `${recordBatchBytes(t)} bytes fit 2048`);
     assert.equal(t.value, null);

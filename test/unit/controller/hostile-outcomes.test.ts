@@ -91,7 +91,10 @@ class ScriptedJobs implements JobsApi {
     if (n === 1) {
       if (PERMANENT.has(s.kind)) throw permanentError(s.kind);
       if (s.kind === '403-rbac') {
-        throw apiError(403, 'jobs.batch is forbidden: User "system:serviceaccount:mcp:c" cannot create resource "jobs" in API group "batch" in the namespace "jobs"');
+        throw apiError(
+          403,
+          'jobs.batch is forbidden: User "system:serviceaccount:mcp:c" cannot create resource "jobs" in API group "batch" in the namespace "jobs"',
+        );
       }
       if (s.kind === '409-same') this.stored.set(name, structuredClone(body));
       if (s.kind === '409-other') {
@@ -100,7 +103,10 @@ class ScriptedJobs implements JobsApi {
         this.stored.set(name, other);
       }
       if (s.kind === '409-deleting-goes' || s.kind === '409-deleting-stays') {
-        this.stored.set(name, { ...structuredClone(body), metadata: { ...structuredClone(body.metadata), deletionTimestamp: new Date(), finalizers: ['test/hold'] } });
+        this.stored.set(name, {
+          ...structuredClone(body),
+          metadata: { ...structuredClone(body.metadata), deletionTimestamp: new Date(), finalizers: ['test/hold'] },
+        });
       }
     }
     if (PERMANENT.has(s.kind)) throw permanentError(s.kind);
@@ -166,7 +172,12 @@ async function runBatch(scripts: Script[], limit: number) {
       highWatermark: String(100 + scripts.length),
       messages: offsets.map(
         (offset, i) =>
-          ({ offset, key: null, headers: {}, value: scripts[i]!.kind === 'invalid-message' ? Buffer.from('{') : valid(Number(offset)) }) as unknown as KafkaMessage,
+          ({
+            offset,
+            key: null,
+            headers: {},
+            value: scripts[i]!.kind === 'invalid-message' ? Buffer.from('{') : valid(Number(offset)),
+          }) as unknown as KafkaMessage,
       ),
     },
     resolveOffset: () => undefined,
@@ -175,10 +186,7 @@ async function runBatch(scripts: Script[], limit: number) {
     isStale: () => false,
     commitOffsetsIfNecessary: async (o: { topics: { partitions: { offset: string }[] }[] }) => void commits.push(o.topics[0]!.partitions[0]!.offset),
   } as unknown as EachBatchPayload;
-  const error = await processBatch(
-    { handler, limit, stopping: new AbortController().signal, onFatal: (e) => fatals.push(e), log, metrics },
-    payload,
-  ).then(
+  const error = await processBatch({ handler, limit, stopping: new AbortController().signal, onFatal: (e) => fatals.push(e), log, metrics }, payload).then(
     () => undefined,
     (e: unknown) => e,
   );

@@ -286,9 +286,12 @@ describe('MessageHandler, what no retry fixes', () => {
 
 describe('MessageHandler, per-message refusals from the API server', () => {
   const rbac = () =>
-    apiError(403, 'jobs.batch is forbidden: User "system:serviceaccount:mcp:controller" cannot create resource "jobs" in API group "batch" in the namespace "jobs"');
+    apiError(
+      403,
+      'jobs.batch is forbidden: User "system:serviceaccount:mcp:controller" cannot create resource "jobs" in API group "batch" in the namespace "jobs"',
+    );
 
-  it('dead-letters a Job an admission webhook denies (403), with the API server\'s message, after one try', async () => {
+  it("dead-letters a Job an admission webhook denies (403), with the API server's message, after one try", async () => {
     const { handler, producer, jobs } = setup();
     jobs.createFailures.push(apiError(403, 'admission webhook "validate.kyverno.svc-fail" denied the request: policy require-labels: label team is required'));
     const r = await handler.handle(valid(), at('3'), heartbeat);
@@ -313,14 +316,14 @@ describe('MessageHandler, per-message refusals from the API server', () => {
     }
   });
 
-  it('fails loudly (FatalError) on an RBAC 403: the controller\'s Role is wrong, and no message is dead-lettered for it', async () => {
+  it("fails loudly (FatalError) on an RBAC 403: the controller's Role is wrong, and no message is dead-lettered for it", async () => {
     const { handler, jobs, producer } = setup();
     jobs.createFailures.push(rbac());
     await assert.rejects(handler.handle(valid(), at('3'), heartbeat), (e: Error) => e.name === 'FatalError' && /cannot create resource "jobs"/.test(e.message));
     assert.equal(producer.sent.length, 0);
   });
 
-  it('does not take a Job being deleted (409, deletionTimestamp) for the message\'s Job: it waits until it is gone, then creates it', async () => {
+  it("does not take a Job being deleted (409, deletionTimestamp) for the message's Job: it waits until it is gone, then creates it", async () => {
     const { handler, jobs } = setup();
     await handler.handle(valid(), at('7'), heartbeat);
     const name = jobName('mcp', 'work', 0, '7');
@@ -343,9 +346,25 @@ describe('MessageHandler, per-message refusals from the API server', () => {
 
   it('gives prefix mcp + topic prod-jobs and prefix mcp-prod + topic jobs each their own Job in one namespace', async () => {
     const jobs = new FakeJobs();
-    const a = parseConfig(ControllerConfigSchema, { KAFKA_BROKERS: 'k:9092', KAFKA_TOPIC: 'prod-jobs', JOB_NAMESPACE: 'jobs', JOB_NAME_PREFIX: 'mcp', KAFKA_CONSUMER_GROUP: 'a' });
-    const b = parseConfig(ControllerConfigSchema, { KAFKA_BROKERS: 'k:9092', KAFKA_TOPIC: 'jobs', JOB_NAMESPACE: 'jobs', JOB_NAME_PREFIX: 'mcp-prod', KAFKA_CONSUMER_GROUP: 'b' });
-    const ra = await setup({ config: a, policy: validationPolicy(a) }, jobs).handler.handle(valid(), { topic: 'prod-jobs', partition: 0, offset: '5' }, heartbeat);
+    const a = parseConfig(ControllerConfigSchema, {
+      KAFKA_BROKERS: 'k:9092',
+      KAFKA_TOPIC: 'prod-jobs',
+      JOB_NAMESPACE: 'jobs',
+      JOB_NAME_PREFIX: 'mcp',
+      KAFKA_CONSUMER_GROUP: 'a',
+    });
+    const b = parseConfig(ControllerConfigSchema, {
+      KAFKA_BROKERS: 'k:9092',
+      KAFKA_TOPIC: 'jobs',
+      JOB_NAMESPACE: 'jobs',
+      JOB_NAME_PREFIX: 'mcp-prod',
+      KAFKA_CONSUMER_GROUP: 'b',
+    });
+    const ra = await setup({ config: a, policy: validationPolicy(a) }, jobs).handler.handle(
+      valid(),
+      { topic: 'prod-jobs', partition: 0, offset: '5' },
+      heartbeat,
+    );
     const rb = await setup({ config: b, policy: validationPolicy(b) }, jobs).handler.handle(valid(), { topic: 'jobs', partition: 0, offset: '5' }, heartbeat);
     assert.deepEqual([ra.kind, rb.kind], ['job', 'job']);
     assert.equal(jobs.stored.size, 2);

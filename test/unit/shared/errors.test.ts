@@ -51,7 +51,7 @@ describe('classifyApiError', () => {
     assert.match(classifyApiError(quota, 'create Job x').message, /quota exceeded/);
   });
 
-  it('dead-letters a Job a validating admission webhook denied, with the API server\'s message (job-rejected)', () => {
+  it("dead-letters a Job a validating admission webhook denied, with the API server's message (job-rejected)", () => {
     const e = classifyApiError(
       apiError(403, 'admission webhook "validation.gatekeeper.sh" denied the request: [no-privileged] privileged containers are not allowed'),
       'create Job x',
@@ -65,7 +65,7 @@ describe('classifyApiError', () => {
     const e = classifyApiError(
       apiError(
         403,
-        'jobs.batch "x" is forbidden: ValidatingAdmissionPolicy \'deny-labelled\' with binding \'deny-labelled-binding\' denied request: no such jobs',
+        "jobs.batch \"x\" is forbidden: ValidatingAdmissionPolicy 'deny-labelled' with binding 'deny-labelled-binding' denied request: no such jobs",
       ),
       'create Job x',
     );
@@ -81,7 +81,7 @@ describe('classifyApiError', () => {
     }
   });
 
-  it('fails loudly (FatalError) on an RBAC denial: the controller\'s own Role is wrong, no message fixes it', () => {
+  it("fails loudly (FatalError) on an RBAC denial: the controller's own Role is wrong, no message fixes it", () => {
     const e = classifyApiError(
       apiError(
         403,

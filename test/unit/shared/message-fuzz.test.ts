@@ -45,8 +45,20 @@ function outcome(value: Uint8Array | null): string {
   return results.join(',');
 }
 
-const text = fc.oneof(fc.string(), fc.string({ unit: 'binary' }), fc.constantFrom('', '\0', '..', '../../etc/passwd', '${HOME}', 'node', 'npx', 'http://10.96.0.1/', 'API_KEY'));
-const anyValue = fc.oneof(text, fc.integer(), fc.double(), fc.boolean(), fc.constant(null), fc.array(text, { maxLength: 4 }), fc.dictionary(text, text, { maxKeys: 4 }));
+const text = fc.oneof(
+  fc.string(),
+  fc.string({ unit: 'binary' }),
+  fc.constantFrom('', '\0', '..', '../../etc/passwd', '${HOME}', 'node', 'npx', 'http://10.96.0.1/', 'API_KEY'),
+);
+const anyValue = fc.oneof(
+  text,
+  fc.integer(),
+  fc.double(),
+  fc.boolean(),
+  fc.constant(null),
+  fc.array(text, { maxLength: 4 }),
+  fc.dictionary(text, text, { maxKeys: 4 }),
+);
 const field = <T>(a: fc.Arbitrary<T>) => fc.oneof(a, anyValue);
 
 /** Server entries in every dialect, with fields of the right names and values of any shape. */
@@ -66,7 +78,9 @@ const serverEntry = fc.record(
     port: field(fc.integer({ min: -1, max: 70_000 })),
     timeout: field(fc.double({ min: -1, max: 1e6, noNaN: false })),
     protocol: field(fc.constantFrom('2025-06-18', '2024-11-05', 'latest')),
-    resources: field(fc.record({ memory_limit: field(fc.constantFrom('256m', '1k', 'lots')), cpu_limit: field(fc.constantFrom('0.5', 100, '-1')) }, { requiredKeys: [] })),
+    resources: field(
+      fc.record({ memory_limit: field(fc.constantFrom('256m', '1k', 'lots')), cpu_limit: field(fc.constantFrom('0.5', 100, '-1')) }, { requiredKeys: [] }),
+    ),
     health_check: field(fc.record({ path: field(text), interval: field(fc.integer()), timeout: field(fc.integer()) }, { requiredKeys: [] })),
   },
   { requiredKeys: [] },
@@ -80,7 +94,11 @@ const envelope = fc.record(
   {
     jobID: field(fc.string({ minLength: 1, maxLength: 20 })),
     jobType: field(fc.constantFrom('server-init', 'other')),
-    payload: fc.oneof(servers, servers.map((s) => JSON.stringify(s)), anyValue),
+    payload: fc.oneof(
+      servers,
+      servers.map((s) => JSON.stringify(s)),
+      anyValue,
+    ),
   },
   { requiredKeys: [] },
 );
@@ -88,14 +106,23 @@ const enc = (v: unknown) => new TextEncoder().encode(JSON.stringify(v));
 
 describe('message parsing and policy over hostile input (fuzz)', () => {
   it('answers arbitrary bytes with a declared refusal, never a crash', () => {
-    fc.assert(fc.property(fc.option(fc.uint8Array({ maxLength: 3000 }), { nil: null }), (b) => void outcome(b)), { numRuns: 500 });
+    fc.assert(
+      fc.property(fc.option(fc.uint8Array({ maxLength: 3000 }), { nil: null }), (b) => void outcome(b)),
+      { numRuns: 500 },
+    );
   });
 
   it('answers arbitrary JSON with a declared refusal, never a crash', () => {
-    fc.assert(fc.property(fc.jsonValue(), (v) => void outcome(enc(v))), { numRuns: 500 });
+    fc.assert(
+      fc.property(fc.jsonValue(), (v) => void outcome(enc(v))),
+      { numRuns: 500 },
+    );
   });
 
   it('answers envelopes with servers of every dialect and values of any shape with a message or a declared refusal, never a crash', () => {
-    fc.assert(fc.property(envelope, (v) => void outcome(enc(v))), { numRuns: 1000 });
+    fc.assert(
+      fc.property(envelope, (v) => void outcome(enc(v))),
+      { numRuns: 1000 },
+    );
   });
 });
