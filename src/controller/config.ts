@@ -29,7 +29,7 @@ export const CONTROLLER_SETTINGS = {
     .string()
     .regex(/^[a-z][a-z0-9-]{0,15}$/, 'lower-case letters, digits and -, at most 16')
     .default('mcp')
-    .describe('Prefix of Job names: <prefix>-<topic>-<partition>-<offset>'),
+    .describe('Prefix of Job names: <prefix>-<topic>-<hash of prefix and topic>-<partition>-<offset>'),
   JOB_BACKOFF_LIMIT: int(0, 100).default(2).describe('Job backoffLimit (retriable failures)'),
   JOB_ACTIVE_DEADLINE_SECONDS: int(1).default(600).describe('Job activeDeadlineSeconds'),
   JOB_TTL_SECONDS_AFTER_FINISHED: int(0)

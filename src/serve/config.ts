@@ -33,7 +33,7 @@ export const SERVE_SETTINGS = {
     .string()
     .regex(/^[a-z][a-z0-9-]{0,15}$/, 'lower-case letters, digits and -, at most 16')
     .default('mcp')
-    .describe("The controller's JOB_NAME_PREFIX: Job names are <prefix>-<topic>-<partition>-<offset>"),
+    .describe("The controller's JOB_NAME_PREFIX: Job names are <prefix>-<topic>-<hash>-<partition>-<offset>"),
   JOB_ACTIVE_DEADLINE_SECONDS: int(1).default(600).describe("The controller's Job activeDeadlineSeconds, for the same deadline check"),
   JOB_TEMPLATE: JOB_TEMPLATE_SETTING.describe("The controller's JOB_TEMPLATE: its activeDeadlineSeconds and the Secrets it gives Jobs count here too"),
   JOB_KAFKA_SECRET_NAME: JOB_KAFKA_SECRET_NAME_SETTING.describe("The controller's JOB_KAFKA_SECRET_NAME: never a message's secret_ref"),

@@ -173,8 +173,9 @@ export function isObjectTooLarge(err: unknown): boolean {
 export function classifyApiError(err: unknown, what: string): RetriableError | TerminalError | FatalError {
   const code = apiStatus(err);
   const msg = statusMessage(err);
-  if (code === 400 || code === 422) return new TerminalError('invalid-job', `${what}: the API server rejected it (${code}): ${msg}`, { cause: err });
+  // First: a ValidatingAdmissionPolicy answers with the code its validation's `reason` names (422 by default, 403 for Forbidden).
   if (isAdmissionDenial(err)) return new TerminalError('job-rejected', `${what}: admission denied it (${code}): ${msg}`, { cause: err });
+  if (code === 400 || code === 422) return new TerminalError('invalid-job', `${what}: the API server rejected it (${code}): ${msg}`, { cause: err });
   if (isObjectTooLarge(err)) return new TerminalError('job-rejected', `${what}: too large to store (${code}): ${msg}`, { cause: err });
   if (isQuotaExceeded(err)) return new RetriableError(`${what}: quota exceeded: ${msg}`, { cause: err });
   if (isRbacDenial(err)) return new FatalError(`${what}: the controller's Role does not allow it (${code}): ${msg}`, { cause: err });

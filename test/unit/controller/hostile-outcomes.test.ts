@@ -31,6 +31,7 @@ const KINDS = [
   '409-deleting-stays',
   '403-admission',
   '403-vap',
+  '422-vap',
   '403-rbac',
   '413',
   '422',
@@ -41,12 +42,13 @@ const KINDS = [
 type Kind = (typeof KINDS)[number];
 
 /** Refusals a retry cannot fix: each may be tried once, never again. */
-const PERMANENT: ReadonlySet<Kind> = new Set(['403-admission', '403-vap', '413', '422', '500-too-large']);
+const PERMANENT: ReadonlySet<Kind> = new Set(['403-admission', '403-vap', '422-vap', '413', '422', '500-too-large']);
 
 const permanentError = (kind: Kind) =>
   ({
     '403-admission': () => apiError(403, 'admission webhook "deny.example.com" denied the request: no'),
     '403-vap': () => apiError(403, "jobs.batch \"x\" is forbidden: ValidatingAdmissionPolicy 'p' with binding 'b' denied request: no"),
+    '422-vap': () => apiError(422, "jobs.batch \"x\" is forbidden: ValidatingAdmissionPolicy 'p' with binding 'b' denied request: no"),
     '413': () => apiError(413, 'Request entity too large: limit is 3145728'),
     '422': () => apiError(422, 'Job.batch "x" is invalid: spec.template: Invalid value'),
     '500-too-large': () => apiError(500, 'etcdserver: request is too large'),

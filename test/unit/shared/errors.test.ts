@@ -61,6 +61,15 @@ describe('classifyApiError', () => {
     assert.match(e.message, /validation\.gatekeeper\.sh" denied the request: \[no-privileged\]/);
   });
 
+  it('dead-letters a Job a ValidatingAdmissionPolicy denied with its default reason (422 Invalid) as job-rejected, not invalid-job', () => {
+    const e = classifyApiError(
+      apiError(422, "jobs.batch \"x\" is forbidden: ValidatingAdmissionPolicy 'p' with binding 'b' denied request: no such jobs"),
+      'create Job x',
+    );
+    assert.ok(e instanceof TerminalError);
+    assert.equal(e.reason, 'job-rejected');
+  });
+
   it('dead-letters a Job a ValidatingAdmissionPolicy denied (job-rejected)', () => {
     const e = classifyApiError(
       apiError(
