@@ -286,7 +286,7 @@ export class MessageHandler {
           const tooLarge = type === 'MESSAGE_TOO_LARGE' || type === 'RECORD_LIST_TOO_LARGE';
           stage = stage === 'original' && tooLarge ? 'fitted' : 'minimal';
           current = fitRecord(record, limit, { minimal: stage === 'minimal' });
-          if (stage === 'fitted' || current === record) metrics.deadLetterTruncated.inc();
+          metrics.deadLetterTruncated.inc();
           log.warn({ ...at, topic, limit, type, stage }, 'record refused by the topic; writing it cut to fit');
           throw new RetriableError(`record refused (${type}); sending it cut to fit`, { cause: e });
         }
