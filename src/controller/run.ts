@@ -19,6 +19,7 @@ import { LagRefresher } from './intake/lag-refresher.js';
 import { JobInformer, jobListWatch, slimJob } from './kube/job-informer.js';
 import { jobTtlSeconds } from './jobs/job-builder.js';
 import { makeJobClient, makeKeepAliveClient } from './kube/kube.js';
+import { LegacyJobs } from './intake/legacy-jobs.js';
 import { MessageHandler } from './intake/message-handler.js';
 import { Pauses, type Metrics } from './reporting/metrics.js';
 import { quarantineUndecodable, RetentionGapGuard } from './intake/loss-records.js';
@@ -107,7 +108,6 @@ export class Controller {
       isCommitted: (at) => groupAdmin.isCommitted(at),
       batch,
       core: makeKeepAliveClient(deps.kc, k8s.CoreV1Api, { maxSockets: 4, timeoutMs: cfg.KUBE_REQUEST_TIMEOUT_MS }),
-      producer,
       log: log.child({ component: 'outcomes' }),
       metrics,
       events: recorder,
@@ -115,6 +115,7 @@ export class Controller {
       now,
       readMessage: (at) => readOneMessage(readerConnection, at),
       sendDeadLetter: (record, at) => this.handler.sendDeadLetter(record, at, async () => undefined),
+      sendRecord: (topic, record, at) => this.handler.sendRecord(topic, record, at, async () => undefined),
       onFatal: crash,
     }));
     const slots = (this.slots = new ActiveJobSlots({
@@ -127,12 +128,26 @@ export class Controller {
       onFinished: (job) => reporter.enqueue(job),
     }));
     const selector = unreportedJobSelector(cfg.KAFKA_CONSUMER_GROUP);
+    const legacyJobs = new LegacyJobs({ prefix: cfg.JOB_NAME_PREFIX, topic: cfg.KAFKA_TOPIC });
     // Creates and the informer's lists go over undici (see makeJobClient); the rare 409 read keeps client-node.
     const jobClient = (this.jobClient = makeJobClient(deps.kc, { timeoutMs: cfg.KUBE_REQUEST_TIMEOUT_MS }));
     this.informer = new JobInformer<k8s.V1Job>({
       source: jobListWatch(deps.kc, () => jobClient.list(cfg.JOB_NAMESPACE, selector, slimJob), cfg.JOB_NAMESPACE, selector, jobClient.watch),
       list: async () => (await jobClient.list(cfg.JOB_NAMESPACE, selector, slimJob)).items,
-      handlers: { upsert: (j) => slots.observe(j), remove: (j) => slots.forget(j.metadata?.name ?? ''), relisted: (all) => slots.reconcile(all) },
+      handlers: {
+        upsert: (j) => {
+          legacyJobs.observe(j);
+          slots.observe(j);
+        },
+        remove: (j) => {
+          legacyJobs.forget(j);
+          slots.forget(j.metadata?.name ?? '');
+        },
+        relisted: (all) => {
+          legacyJobs.reconcile(all);
+          slots.reconcile(all);
+        },
+      },
       log: log.child({ component: 'job-watch' }),
     });
     const handler = (this.handler = new MessageHandler({
@@ -151,7 +166,8 @@ export class Controller {
       events: recorder,
       signal,
       now,
-      dlqMaxBytes: () => groupAdmin.deadLetterLimit(),
+      topicMaxBytes: (topic) => groupAdmin.recordLimit(topic),
+      legacyJob: (at) => legacyJobs.find(at),
     }));
     this.consumer = kafka.consumer({
       groupId: cfg.KAFKA_CONSUMER_GROUP,

@@ -34,7 +34,7 @@ export const SERVE_SETTINGS = {
   DLQ_TOPIC: DLQ_TOPIC_SETTING.describe("The controller's dead-letter topic, read by get_job (default <KAFKA_TOPIC>.dlq)"),
   ALLOWED_IMAGES: ALLOWED_IMAGES_SETTING,
   JOB_NAMESPACE: JOB_NAMESPACE_SETTING.describe("Namespace of the controller's Jobs"),
-  JOB_NAME_PREFIX: JOB_NAME_PREFIX_SETTING.describe("The controller's JOB_NAME_PREFIX: Job names are <prefix>-<topic>-<partition>-<offset>"),
+  JOB_NAME_PREFIX: JOB_NAME_PREFIX_SETTING.describe("The controller's JOB_NAME_PREFIX: Job names are <prefix>-<topic>-<hash>-<partition>-<offset>"),
   JOB_ACTIVE_DEADLINE_SECONDS: JOB_ACTIVE_DEADLINE_SECONDS_SETTING.describe("The controller's JOB_ACTIVE_DEADLINE_SECONDS, for the same deadline check"),
   JOB_TEMPLATE: JOB_TEMPLATE_SETTING.describe("The controller's JOB_TEMPLATE: its activeDeadlineSeconds and the Secrets it gives Jobs count here too"),
   JOB_KAFKA_SECRET_NAME: JOB_KAFKA_SECRET_NAME_SETTING.describe("The controller's JOB_KAFKA_SECRET_NAME: never a message's secret_ref"),

@@ -9,7 +9,7 @@ import { INIT_CONCURRENCY } from '../shared/contract/budget.js';
 import { parseMessage, type ValidationPolicy } from '../shared/contract/message.js';
 import type { ServerConfig } from '../shared/contract/servers.js';
 import { SERVER_NAME, SERVER_NAME_RULE } from '../shared/contract/rules.js';
-import { jobName, labelValue } from '../shared/contract/naming.js';
+import { jobName, labelValue, legacyJobName } from '../shared/contract/naming.js';
 import { ServerResultSchema, type ServerResult } from '../job/mcp/result.js';
 import type { ServeConfig } from './config.js';
 import { DeadLetterSchema, type DeadLetter } from './dead-letters.js';
@@ -91,10 +91,11 @@ export function serveServerFactory(deps: ServeDeps): () => McpServer {
   const inits = pool(INIT_CONCURRENCY);
   const { cfg, log } = deps;
   const nameOf = (partition: number, offset: string) => jobName(cfg.JOB_NAME_PREFIX, cfg.KAFKA_TOPIC, partition, offset);
-  /** The coordinates behind a Job name of this topic, when it is one (names are `<prefix>-<topic>-<partition>-<offset>`). */
+  /** The coordinates behind a Job name of this topic, when it is one (names end `-<partition>-<offset>`). */
   const coordinatesOf = (name: string): Coordinates | undefined => {
     const m = /-(\d+)-(\d+)$/.exec(name);
-    if (!m || nameOf(Number(m[1]), m[2]!) !== name) return undefined;
+    // A Job made before the naming change keeps its old name (legacyJobName).
+    if (!m || (nameOf(Number(m[1]), m[2]!) !== name && legacyJobName(cfg.JOB_NAME_PREFIX, cfg.KAFKA_TOPIC, Number(m[1]), m[2]!) !== name)) return undefined;
     return { topic: cfg.KAFKA_TOPIC, partition: Number(m[1]), offset: m[2]! };
   };
 

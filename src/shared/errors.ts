@@ -14,27 +14,32 @@ export class RetriableError extends Error {
 }
 
 /** Reasons a message or job can never succeed; each is a stable, documented code. */
-export type TerminalReason =
-  | 'invalid-json'
-  | 'invalid-envelope'
-  | 'invalid-payload'
-  | 'unknown-job-type'
-  | 'command-not-allowed'
-  | 'image-not-allowed'
-  | 'env-file-outside-secrets'
-  | 'empty-message'
-  | 'message-too-large'
-  | 'message-gone'
-  | 'checksum-mismatch'
-  | 'invalid-job'
-  | 'job-name-conflict'
-  | 'undecodable-record'
-  | 'deadline-too-short'
-  | 'unwritable-record'
-  | 'secret-not-allowed'
-  | 'env-key-not-allowed'
-  | 'command-args-not-allowed'
-  | 'url-not-allowed';
+export const TERMINAL_REASONS = [
+  'invalid-json',
+  'invalid-envelope',
+  'invalid-payload',
+  'unknown-job-type',
+  'command-not-allowed',
+  'image-not-allowed',
+  'env-file-outside-secrets',
+  'empty-message',
+  'message-too-large',
+  'message-gone',
+  'checksum-mismatch',
+  'invalid-job',
+  'job-name-conflict',
+  'job-rejected',
+  'job-terminating',
+  'undecodable-record',
+  'deadline-too-short',
+  'unwritable-record',
+  'secret-not-allowed',
+  'env-key-not-allowed',
+  'command-args-not-allowed',
+  'url-not-allowed',
+] as const;
+
+export type TerminalReason = (typeof TERMINAL_REASONS)[number];
 
 export class TerminalError extends Error {
   override readonly name: string = 'TerminalError';
@@ -132,15 +137,48 @@ export function isQuotaExceeded(err: unknown): boolean {
 }
 
 /**
- * Sorts an error from a Kubernetes API call into retriable or terminal. Only a request the
- * server judged invalid (400/422) is terminal; a quota, an RBAC denial or a missing namespace
- * is retried, because an operator fixing it must not find the messages gone.
+ * A create an admission controller refused: a validating webhook (Gatekeeper, Kyverno and every
+ * controller-runtime webhook answer 403 with this wording) or a ValidatingAdmissionPolicy. The
+ * same object is refused every time, unlike an RBAC 403, which names the user and the verb.
  */
-export function classifyApiError(err: unknown, what: string): RetriableError | TerminalError {
+export function isAdmissionDenial(err: unknown): boolean {
+  if (apiStatus(err) === undefined) return false;
+  const msg = statusMessage(err);
+  return /admission webhook "[^"]*" denied the request/i.test(msg) || /ValidatingAdmissionPolicy '[^']*' with binding '[^']*' denied request/i.test(msg);
+}
+
+/** The API server refused the controller itself (RBAC): `... is forbidden: User "..." cannot create resource ...`. */
+export function isRbacDenial(err: unknown): boolean {
+  return apiStatus(err) === 403 && !isQuotaExceeded(err) && !isAdmissionDenial(err) && /\bcannot [a-z]+ resource\b/i.test(statusMessage(err));
+}
+
+/**
+ * The object is too large to store: the API server's own limit (413, or a request body over
+ * 3 MiB) or etcd's (`etcdserver: request is too large`, a 500 whose cause is the object, not the
+ * cluster: the same Job is refused every time).
+ */
+export function isObjectTooLarge(err: unknown): boolean {
+  const code = apiStatus(err);
+  return code === 413 || (code !== undefined && code >= 500 && /request is too large|request entity too large/i.test(statusMessage(err)));
+}
+
+/**
+ * Sorts an error from a Kubernetes API call. Terminal, per message (the message is dead-lettered
+ * with the API server's words): a request the server judged invalid (400/422, `invalid-job`),
+ * refused by admission or too large to store (`job-rejected`). Fatal: an RBAC denial, which says
+ * the controller's own Role is wrong — no message fixes that, and retrying it in silence would
+ * stall every partition. Retried: everything cluster-wide (quota, throttling, 5xx, timeouts, a
+ * missing namespace), because an operator fixing it must not find the messages gone.
+ */
+export function classifyApiError(err: unknown, what: string): RetriableError | TerminalError | FatalError {
   const code = apiStatus(err);
   const msg = statusMessage(err);
+  // First: a ValidatingAdmissionPolicy answers with the code its validation's `reason` names (422 by default, 403 for Forbidden).
+  if (isAdmissionDenial(err)) return new TerminalError('job-rejected', `${what}: admission denied it (${code}): ${msg}`, { cause: err });
   if (code === 400 || code === 422) return new TerminalError('invalid-job', `${what}: the API server rejected it (${code}): ${msg}`, { cause: err });
+  if (isObjectTooLarge(err)) return new TerminalError('job-rejected', `${what}: too large to store (${code}): ${msg}`, { cause: err });
   if (isQuotaExceeded(err)) return new RetriableError(`${what}: quota exceeded: ${msg}`, { cause: err });
+  if (isRbacDenial(err)) return new FatalError(`${what}: the controller's Role does not allow it (${code}): ${msg}`, { cause: err });
   if (code !== undefined) return new RetriableError(`${what}: API server answered ${code}: ${msg}`, { cause: err });
   return new RetriableError(`${what}: API server unreachable: ${msg}`, { cause: err });
 }

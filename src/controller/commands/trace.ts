@@ -2,7 +2,7 @@ import { BatchV1Api, CoreV1Api, type KubeConfig } from '@kubernetes/client-node'
 import type * as k8s from '@kubernetes/client-node';
 import { ConfigError, isNotFound, TerminalError } from '../../shared/errors.js';
 import { Annotation, jobSelector, Label, podsOfJobSelector, sourceOf, type Coordinates } from '../../shared/contract/identity.js';
-import { jobName, labelValue } from '../../shared/contract/naming.js';
+import { jobName, legacyJobName, labelValue } from '../../shared/contract/naming.js';
 import { createKafka } from '../../shared/kafka/kafka-client.js';
 import { kafkaConnection, type KafkaConnection } from '../../shared/kafka/kafka.js';
 import { PartitionReader, readOneMessage, type FetchedRecord, type OneMessage } from '../../shared/kafka/read-message.js';
@@ -104,7 +104,11 @@ export async function trace(d: TraceDeps, target: TraceTarget): Promise<TraceRep
     if (!job) r.notes.push(`no Job ${target.job} in namespace ${cfg.JOB_NAMESPACE} (never made, or deleted after its TTL)`);
   } else if ('at' in target) {
     r.coordinates = { topic: cfg.KAFKA_TOPIC, ...target.at };
-    job = await readJob(d, jobName(cfg.JOB_NAME_PREFIX, cfg.KAFKA_TOPIC, target.at.partition, target.at.offset));
+    const { partition, offset } = target.at;
+    // A Job made before the naming change still carries the name it was made with.
+    job =
+      (await readJob(d, jobName(cfg.JOB_NAME_PREFIX, cfg.KAFKA_TOPIC, partition, offset))) ??
+      (await readJob(d, legacyJobName(cfg.JOB_NAME_PREFIX, cfg.KAFKA_TOPIC, partition, offset)));
   } else {
     r.jobID = target.jobId;
     job = await jobByJobID(d, target.jobId);

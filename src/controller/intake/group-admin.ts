@@ -92,9 +92,9 @@ export class GroupAdmin {
     return v ? Number(v) : undefined;
   }
 
-  /** The dead-letter topic's limit, read each time it is needed (an operator may change it). */
-  async deadLetterLimit(): Promise<number> {
-    return (await this.topicMaxMessageBytes(this.o.dlqTopic).catch(() => undefined)) ?? KAFKA_DEFAULT_MAX_MESSAGE_BYTES;
+  /** A topic's limit for records the controller writes, read each time it is needed (an operator may change it). */
+  async recordLimit(topic: string): Promise<number> {
+    return (await this.topicMaxMessageBytes(topic).catch(() => undefined)) ?? KAFKA_DEFAULT_MAX_MESSAGE_BYTES;
   }
 
   /**

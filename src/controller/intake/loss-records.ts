@@ -16,14 +16,17 @@ import type { Metrics } from '../reporting/metrics.js';
 /**
  * Retention can delete messages the controller has not consumed (while it was down, or held
  * back by the cap); kafkajs then silently resumes at the log start. Before the first batch of a
- * partition after each group join, the committed offset is compared with the log start.
+ * partition after each group join, and before any later batch that does not start right after
+ * the last offset this process resolved and committed (within one generation kafkajs fetches
+ * from there, so a later start is a reset to the log start — or a transaction marker, which
+ * the log start tells apart), the committed offset is compared with the log start.
  */
 export class RetentionGapGuard {
   private readonly checked = new Set<number>();
 
   constructor(
     private readonly d: {
-      groupAdmin: Pick<GroupAdmin, 'retentionGapBefore'>;
+      groupAdmin: Pick<GroupAdmin, 'retentionGapBefore' | 'knownCommitted'>;
       handler: Pick<MessageHandler, 'hasDeadLettered' | 'sendDeadLetter' | 'markDeadLettered'>;
       log: Logger;
       metrics: Metrics;
@@ -37,7 +40,10 @@ export class RetentionGapGuard {
   }
 
   async beforeBatch(topic: string, partition: number, firstOffset: string, heartbeat: () => Promise<void>): Promise<void> {
-    if (this.checked.has(partition)) return;
+    if (this.checked.has(partition)) {
+      const next = this.d.groupAdmin.knownCommitted(partition);
+      if (next === undefined || BigInt(firstOffset) <= next) return;
+    }
     const gap = await this.d.groupAdmin.retentionGapBefore(partition, firstOffset);
     if (gap) {
       const at: Coordinates = { topic, partition, offset: gap.from.toString() };

@@ -7,6 +7,7 @@ import {
   describeError,
   FatalError,
   isConflict,
+  isNotFound,
   isQuotaExceeded,
   kafkaErrorType,
   RetriableError,
@@ -17,11 +18,15 @@ import type { Logger } from '../../shared/logger.js';
 import { parseMessage, type ValidationPolicy } from '../../shared/contract/message.js';
 import { retryForever, type BackoffOptions } from '../../shared/retry.js';
 import type { ControllerConfig } from '../config.js';
-import { buildDeadLetter, truncateDeadLetter, type SourceRecord } from '../reporting/dead-letter.js';
+import { buildDeadLetter, fitRecord, recordBatchBytes, type SourceRecord } from '../reporting/dead-letter.js';
+import { KAFKA_DEFAULT_MAX_MESSAGE_BYTES } from './group-admin.js';
 import type { EventRecorder } from '../reporting/events.js';
 import { buildJob, traceContextOf } from '../jobs/job-builder.js';
 import { linkSignals } from './linked-signal.js';
 import type { Metrics, Pauses } from '../reporting/metrics.js';
+
+/** How long a Job being deleted (a finalizer, a foreground delete) may hold a message's name: pods usually go within seconds. */
+export const TERMINATING_WAIT_MS = 120_000;
 
 /** The two Job calls the handler makes (client-node's BatchV1Api has them). */
 export interface JobsApi {
@@ -55,8 +60,12 @@ export interface HandlerDeps {
   /** Fires when the controller stops: waits and retries end with an AbortedError. */
   signal: AbortSignal;
   now?: () => Date;
-  /** The dead-letter topic's `max.message.bytes`: a record over it is written truncated. */
-  dlqMaxBytes?: () => number | Promise<number>;
+  /** A topic's `max.message.bytes` (the dead-letter and results topics): a record over it is written cut to fit. */
+  topicMaxBytes?: (topic: string) => number | Promise<number>;
+  /** A Job made for `at` under the name releases before the injective naming gave it (see LegacyJobs). */
+  legacyJob?: (at: Coordinates) => k8s.V1Job | undefined;
+  /** How long a Job being deleted may hold the message's name before the message is dead-lettered `job-terminating`. */
+  terminatingWaitMs?: number;
   /** Kubernetes Events (fire-and-forget) for created Jobs and dead-lettered messages. */
   events?: Pick<EventRecorder, 'jobCreated' | 'deadLettered'>;
   /** Backoff between retries of a retriable failure; short so a recovered API server is used within seconds. */
@@ -129,11 +138,12 @@ export class MessageHandler {
     if (!(await this.d.slots.acquire(sig, heartbeat))) throw new AbortedError('stopped while waiting for the active-job cap');
     let created: string | undefined;
     let finished = false;
+    const terminating: { since?: number } = {};
     try {
-      const r = await retryForever(() => this.createJob(job, at, checksum), this.retryOpts('create-job', heartbeat, at, sig)).finally(() =>
+      const r = await retryForever(() => this.createJob(job, at, checksum, terminating), this.retryOpts('create-job', heartbeat, at, sig)).finally(() =>
         this.d.pauses.set('quota', false),
       );
-      created = job.metadata!.name!;
+      created = r.name;
       finished = r.finished === true;
       metrics.jobsCreated.inc({ result: r.existed ? 'existed' : 'created' });
       log.info({ job: created, ...at, existed: r.existed }, r.existed ? 'job already existed' : 'job created');
@@ -169,14 +179,23 @@ export class MessageHandler {
     };
   }
 
-  private async createJob(job: k8s.V1Job, at: Coordinates, checksum: string): Promise<{ existed: boolean; finished?: boolean; uid?: string }> {
+  private async createJob(
+    job: k8s.V1Job,
+    at: Coordinates,
+    checksum: string,
+    terminating: { since?: number },
+  ): Promise<{ name: string; existed: boolean; finished?: boolean; uid?: string }> {
     const { config: cfg, jobs, metrics } = this.d;
     const name = job.metadata!.name!;
+    const legacy = this.d.legacyJob?.(at);
+    if (legacy && !legacy.metadata?.deletionTimestamp && isSameMessage(legacy, at, checksum, cfg.KAFKA_CONSUMER_GROUP)) {
+      return { name: legacy.metadata!.name!, existed: true, finished: isFinished(legacy) };
+    }
     const t0 = performance.now();
     try {
       const made = await jobs.createNamespacedJob({ namespace: cfg.JOB_NAMESPACE, body: job });
       metrics.createSeconds.observe((performance.now() - t0) / 1000);
-      return { existed: false, uid: made?.metadata?.uid };
+      return { name, existed: false, uid: made?.metadata?.uid };
     } catch (err) {
       if (!isConflict(err)) throw classifyApiError(err, `create Job ${name}`);
     }
@@ -184,17 +203,33 @@ export class MessageHandler {
     try {
       existing = await jobs.readNamespacedJob({ name, namespace: cfg.JOB_NAMESPACE });
     } catch (err) {
+      // Deleted between the 409 and the read: the name is free, create again.
+      if (isNotFound(err)) throw new RetriableError(`Job ${name} was deleted after its create met a conflict; creating it again`, { cause: err });
       throw classifyApiError(err, `read existing Job ${name}`);
+    }
+    if (existing.metadata?.deletionTimestamp) {
+      // A Job being deleted is no Job for the message: committing over it would leave the
+      // message with neither a Job nor a record once it is gone. Wait for the name to be free.
+      const now = performance.now();
+      terminating.since ??= now;
+      const waitMs = this.d.terminatingWaitMs ?? TERMINATING_WAIT_MS;
+      if (now - terminating.since < waitMs) {
+        throw new RetriableError(`Job ${name} is being deleted (since ${existing.metadata.deletionTimestamp.toString()}); creating it again once it is gone`);
+      }
+      throw new TerminalError(
+        'job-terminating',
+        `Job ${name} has been terminating for over ${Math.round(waitMs / 1000)} s (finalizers: ${JSON.stringify(existing.metadata.finalizers ?? [])}); the message cannot have its Job`,
+      );
     }
     const group = existing.metadata?.annotations?.[Annotation.group];
     if (group !== undefined && group !== cfg.KAFKA_CONSUMER_GROUP) {
-      // Two controllers (consumer groups) share JOB_NAME_PREFIX and JOB_NAMESPACE: each would take
+      // Two controllers (consumer groups) share JOB_NAME_PREFIX, topic and JOB_NAMESPACE: each would take
       // the other's Jobs for its own and never run its own messages. Nothing per message fixes that.
       throw new FatalError(
         `Job ${name} belongs to consumer group ${JSON.stringify(group)}, not ${JSON.stringify(cfg.KAFKA_CONSUMER_GROUP)}: give each controller its own JOB_NAME_PREFIX or JOB_NAMESPACE`,
       );
     }
-    if (isSameMessage(existing, at, checksum, cfg.KAFKA_CONSUMER_GROUP)) return { existed: true, finished: isFinished(existing) };
+    if (isSameMessage(existing, at, checksum, cfg.KAFKA_CONSUMER_GROUP)) return { name, existed: true, finished: isFinished(existing) };
     throw new TerminalError('job-name-conflict', `Job ${name} exists but was made for another message (topic recreated?)`);
   }
 
@@ -214,44 +249,56 @@ export class MessageHandler {
     return { kind: 'dead-lettered', reason: err.reason };
   }
 
-  /**
-   * Writes one dead-letter record, compressed, retrying what a retry can fix. A record over the
-   * topic's size limit is written again truncated (headers say so); any other error no retry
-   * fixes — the controller may not write the topic, say — is fatal: skipping the message would
-   * lose it, and retrying for ever would stall its partition with nobody told.
-   */
+  /** Writes one dead-letter record (see {@link sendRecord}). */
   async sendDeadLetter(record: Message, at: Coordinates, heartbeat: () => Promise<void>, signal?: AbortSignal): Promise<void> {
-    const { config: cfg, log, metrics } = this.d;
+    await this.sendRecord(this.d.config.DLQ_TOPIC, record, at, heartbeat, signal);
+  }
+
+  /**
+   * Writes one record the controller owes (dead-letter, results), compressed, retrying what a
+   * retry can fix. A record the broker refuses for its size or contents is written again cut to
+   * the topic's `max.message.bytes` (see fitRecord), and then as a minimal record — one record
+   * never stops the controller. Only a refusal that says the topic or the principal is wrong
+   * (authorization, an invalid topic, a limit too small for even the minimal record) is fatal:
+   * skipping the message would lose it, and retrying for ever would stall its partition with
+   * nobody told.
+   */
+  async sendRecord(topic: string, record: Message, at: Coordinates, heartbeat: () => Promise<void>, signal?: AbortSignal): Promise<void> {
+    const { log, metrics } = this.d;
     let current = record;
-    let limit: number | undefined;
+    let stage: 'original' | 'fitted' | 'minimal' = 'original';
     const linked = linkSignals(this.d.signal, signal);
     await retryForever(
       async () => {
         try {
-          await this.d.producer.send({ topic: cfg.DLQ_TOPIC, acks: -1, compression: CompressionTypes.GZIP, messages: [current] });
+          const compression = stage === 'minimal' ? CompressionTypes.None : CompressionTypes.GZIP;
+          await this.d.producer.send({ topic, acks: -1, compression, messages: [current] });
         } catch (e) {
-          const err = classifyProduceError(e, `dead-letter record for ${at.topic}/${at.partition}@${at.offset}`);
+          const err = classifyProduceError(e, `record for ${at.topic}/${at.partition}@${at.offset} on ${topic}`);
           if (!(err instanceof TerminalError)) throw err;
-          const type = kafkaErrorType(e);
-          const tooLarge = type === 'MESSAGE_TOO_LARGE' || type === 'RECORD_LIST_TOO_LARGE';
-          // The limit is read when needed (an operator may have changed it), then halved if the
-          // broker still says no: its framing overhead is not ours to know exactly.
-          if (tooLarge && (limit === undefined || limit > 4096)) {
-            const first = limit === undefined;
-            limit = first ? await this.dlqLimit() : Math.floor(limit! / 2);
-            current = truncateDeadLetter(record, limit);
-            if (first) metrics.deadLetterTruncated.inc();
-            log.warn({ ...at, limit, size: record.value?.length ?? 0 }, 'dead-letter record over the topic limit; writing it truncated');
-            throw new RetriableError('dead-letter record over the topic limit; sending it truncated', { cause: e });
+          const type = kafkaErrorType(e) ?? '';
+          if (!PER_RECORD_REFUSALS.has(type) || stage === 'minimal') {
+            throw new FatalError(`cannot write to the topic ${topic}: ${err.message}`, { cause: e });
           }
-          throw new FatalError(`cannot write to the dead-letter topic ${cfg.DLQ_TOPIC}: ${err.message}`, { cause: e });
+          // The limit is read when needed (an operator may have changed it); the broker has said
+          // this record is over it, whatever the topic's setting claims (a broker-wide limit).
+          const limit = Math.min(await this.topicLimit(topic), recordBatchBytes(record) - 1);
+          const tooLarge = type === 'MESSAGE_TOO_LARGE' || type === 'RECORD_LIST_TOO_LARGE';
+          stage = stage === 'original' && tooLarge ? 'fitted' : 'minimal';
+          current = fitRecord(record, limit, { minimal: stage === 'minimal' });
+          metrics.deadLetterTruncated.inc();
+          log.warn({ ...at, topic, limit, type, stage }, 'record refused by the topic; writing it cut to fit');
+          throw new RetriableError(`record refused (${type}); sending it cut to fit`, { cause: e });
         }
       },
-      this.retryOpts('dead-letter', heartbeat, at, linked.signal),
+      this.retryOpts(topic === this.d.config.DLQ_TOPIC ? 'dead-letter' : 'record', heartbeat, at, linked.signal),
     ).finally(() => linked.release());
   }
 
-  private async dlqLimit(): Promise<number> {
-    return (await this.d.dlqMaxBytes?.()) ?? 1024 * 1024;
+  private async topicLimit(topic: string): Promise<number> {
+    return (await this.d.topicMaxBytes?.(topic)) ?? KAFKA_DEFAULT_MAX_MESSAGE_BYTES;
   }
 }
+
+/** Refusals of one record's size or contents, which a smaller or plainer record gets past. */
+const PER_RECORD_REFUSALS = new Set(['MESSAGE_TOO_LARGE', 'RECORD_LIST_TOO_LARGE', 'INVALID_RECORD', 'CORRUPT_MESSAGE', 'UNSUPPORTED_COMPRESSION_TYPE']);

@@ -32,7 +32,7 @@ export function createMetrics(registry = new Registry(), defaults = true) {
     }),
     deadLetterTruncated: new Counter({
       name: 'mcp_job_controller_dead_letter_truncated_total',
-      help: 'Dead-letter records over the topic limit, written with their value truncated.',
+      help: 'Records the controller writes that the broker refused, written again cut to fit (key, value, headers) or as a minimal record.',
       registers: r,
     }),
     retentionGap: new Counter({

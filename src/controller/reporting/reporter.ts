@@ -1,18 +1,8 @@
 import * as k8s from '@kubernetes/client-node';
-import type { Message, Producer } from 'kafkajs';
+import type { Message } from 'kafkajs';
 import type { ControllerConfig } from '../config.js';
 import { buildDeadLetter } from './dead-letter.js';
-import {
-  AbortedError,
-  classifyApiError,
-  classifyProduceError,
-  describeError,
-  FatalError,
-  isBug,
-  isNotFound,
-  RetriableError,
-  TerminalError,
-} from '../../shared/errors.js';
+import { AbortedError, classifyApiError, describeError, FatalError, isBug, isNotFound, RetriableError, TerminalError } from '../../shared/errors.js';
 import { Label, podsOfJobSelector, type Coordinates } from '../../shared/contract/identity.js';
 import type { Logger } from '../../shared/logger.js';
 import type { OneMessage } from '../../shared/kafka/read-message.js';
@@ -31,10 +21,11 @@ export interface ReporterDeps {
   recheckMs?: number;
   batch: k8s.BatchV1Api;
   core: k8s.CoreV1Api;
-  producer: Producer;
   readMessage: (at: Coordinates) => Promise<OneMessage>;
   /** Writes a dead-letter record the way every other one is written (compressed, truncated if too large, fatal if refused). */
   sendDeadLetter: (record: Message, at: Coordinates) => Promise<void>;
+  /** Writes a results record the same way (cut to fit the topic; fatal only if the topic or principal is wrong). */
+  sendRecord: (topic: string, record: Message, at: Coordinates) => Promise<void>;
   /** Something no retry fixes (a topic the controller may not write): the process must end. */
   onFatal: (err: unknown) => void;
   log: Logger;
@@ -125,13 +116,7 @@ export class OutcomeReporter {
     }
     if (cfg.RESULTS_TOPIC) {
       const record = buildResultRecord(outcome);
-      await retryForever(async () => {
-        await this.d.producer.send({ topic: cfg.RESULTS_TOPIC!, acks: -1, messages: [record] }).catch((e) => {
-          const err = classifyProduceError(e, `results record for Job ${name}`);
-          // A results topic the controller may not write is not fixed by waiting: say so and exit.
-          throw err instanceof TerminalError ? new FatalError(`cannot write to the results topic ${cfg.RESULTS_TOPIC}: ${err.message}`, { cause: e }) : err;
-        });
-      }, retry);
+      await this.d.sendRecord(cfg.RESULTS_TOPIC, record, outcome.source ?? { topic: cfg.RESULTS_TOPIC, partition: -1, offset: '-1' });
     }
     if (outcome.status === 'failed' && outcome.source) {
       let original: OneMessage = { key: null, value: null, headers: {}, timestamp: '' };

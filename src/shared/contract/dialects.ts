@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { McpProtocolSchema } from '../settings.js';
 import { SERVER_NAME, SERVER_NAME_RULE } from './rules.js';
 import { ToolPinFields } from './fingerprint.js';
-import { DockerServerSchema, headerMap, httpUrl, noNul, StdioServerSchema, timeoutMs, type DockerServer, type ServerConfig } from './servers.js';
+import { boundedArgs, DockerServerSchema, headerMap, httpUrl, StdioServerSchema, timeoutMs, type DockerServer, type ServerConfig } from './servers.js';
 
 /**
  * Claude Desktop / Claude Code `mcpServers` and VS Code `servers` entry, stdio form: the internal
@@ -39,7 +39,7 @@ const UrlProviderSchema = z.strictObject({
 
 /** The seed's container provider as messages carry it: `command` (Docker's CMD) and `timeout` in seconds. */
 const DockerEntrySchema = DockerServerSchema.omit({ timeoutMs: true, args: true }).extend({
-  command: z.array(noNul('a command argument')).optional(),
+  command: boundedArgs('command argument').optional(),
   timeout: z.number().min(0.1, 'timeout is in seconds (at least 0.1)').max(600, 'timeout is at most 600 seconds').optional(),
 });
 

@@ -29,7 +29,7 @@ export const JOB_NAME_PREFIX_SETTING = z
   .string()
   .regex(/^[a-z][a-z0-9-]{0,15}$/, 'lower-case letters, digits and -, at most 16')
   .default('mcp')
-  .describe('Prefix of Job names: <prefix>-<topic>-<partition>-<offset>');
+  .describe('Prefix of Job names: <prefix>-<topic>-<hash of prefix and topic>-<partition>-<offset>');
 export const DLQ_TOPIC_SETTING = z.string().min(1).optional().describe('Dead-letter topic for invalid messages (default <KAFKA_TOPIC>.dlq)');
 export const JOB_SECRET_NAME_SETTING = z.string().min(1).optional().describe('Secret mounted at SECRETS_DIR in every Job (envFile sources)');
 

@@ -22,13 +22,30 @@ function shortHash(s: string): string {
 }
 
 /**
- * The Job name for the message at `topic`/`partition`/`offset`: `<prefix>-<topic>-<partition>-<offset>`.
- * It is a function of the message's identity alone, so a redelivered message maps to the same
- * name and the API server's 409 stops a second Job. When the topic does not survive
- * sanitising unchanged, or the name would pass 63 characters, a hash of the raw topic is added
- * (and the topic part shortened) so two topics never share names.
+ * The Job name for the message at `topic`/`partition`/`offset`: `<prefix>-<topic>-<hash>-<partition>-<offset>`,
+ * `<hash>` being 8 hex digits of sha256 over the prefix and the raw topic. It is a function of the
+ * message's identity alone, so a redelivered message maps to the same name and the API server's
+ * 409 stops a second Job; and it is injective across prefixes and topics (`mcp` + `prod-jobs`
+ * and `mcp-prod` + `jobs` read alike but hash apart), so two controllers in one namespace never
+ * meet each other's Jobs. The readable part is shortened to fit 63 characters; the hash keeps it
+ * apart.
  */
 export function jobName(prefix: string, topic: string, partition: number, offset: string | bigint | number): string {
+  const tail = `${partition}-${offset}`;
+  const p = sanitize(prefix) || 'mcp';
+  const hash = shortHash(`${prefix}\0${topic}`);
+  const room = MAX_NAME - (p.length + 1) - (hash.length + 1) - (tail.length + 1) - 1;
+  const topicPart = sanitize(topic).slice(0, Math.max(0, room)).replace(/-+$/, '');
+  return [p, topicPart, hash, tail].filter(Boolean).join('-');
+}
+
+/**
+ * The name releases before this one gave a message's Job: `<prefix>-<topic>-<partition>-<offset>`,
+ * with a hash of the topic only when the topic did not survive sanitising or the name was too
+ * long. Not injective across prefixes; kept so an upgraded controller still finds the Jobs its
+ * predecessor made for messages it had not committed (see MessageHandler).
+ */
+export function legacyJobName(prefix: string, topic: string, partition: number, offset: string | bigint | number): string {
   const tail = `${partition}-${offset}`;
   const p = sanitize(prefix) || 'mcp';
   const t = sanitize(topic);

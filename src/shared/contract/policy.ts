@@ -17,7 +17,7 @@ import {
   type RemotePolicy,
   type SecretRef,
 } from './rules.js';
-import type { ServerConfig } from './servers.js';
+import { MAX_CONTAINER_SPEC_BYTES, type ServerConfig } from './servers.js';
 
 /**
  * The message policy: what a message may make a Job do beyond its shape. The one module that
@@ -257,8 +257,17 @@ export function isImageAllowed(image: string, patterns: readonly string[]): bool
 /** Checks what the contract cannot say per entry: the images are allowed, and sidecars in one pod do not share a port. */
 function checkContainerServers(servers: Record<string, ServerConfig>, policy: ValidationPolicy): void {
   const ports = new Map<number, string>();
+  let specBytes = 0;
   for (const [name, server] of Object.entries(servers)) {
     if (server.type !== 'docker') continue;
+    for (const [k, v] of Object.entries(server.environment ?? {})) specBytes += Buffer.byteLength(k) + Buffer.byteLength(v);
+    for (const a of server.args ?? []) specBytes += Buffer.byteLength(a);
+    if (specBytes > MAX_CONTAINER_SPEC_BYTES) {
+      throw new TerminalError(
+        'invalid-payload',
+        `the container servers' environment and args pass ${MAX_CONTAINER_SPEC_BYTES} bytes (at server ${name}); the Job would be too large to store`,
+      );
+    }
     if (policy.allowedImages && !isImageAllowed(server.image, policy.allowedImages)) {
       throw new TerminalError(
         'image-not-allowed',

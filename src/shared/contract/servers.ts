@@ -6,7 +6,24 @@ import { ToolPinFields } from './fingerprint.js';
 // Values Node refuses at spawn or in a header would come back in an error that echoes them —
 // a secret, perhaps — so they are refused here, naming the key and never the value.
 export const noNul = (what: string) => z.string().refine((v) => !v.includes('\0'), `${what} must not contain a NUL byte`);
-const stringMap = z.record(z.string(), noNul('an env value'));
+
+/**
+ * Bounds on what a message puts into its Job: a container server's `environment` and `args`
+ * become the sidecar's spec, and each entry costs the stored object far more than its bytes
+ * (an env var, its managedFields entry). Tens of thousands of keys inside a 1 MiB message made
+ * a Job etcd refuses ("request is too large"); these keep every valid message's Job small.
+ */
+export const MAX_ENV_ENTRIES = 256;
+export const MAX_ARGS = 256;
+export const MAX_ENTRY_BYTES = 16 * 1024;
+/** All container servers' environment and args together, in bytes (etcd stores up to 1.5 MiB per object). */
+export const MAX_CONTAINER_SPEC_BYTES = 256 * 1024;
+
+const bounded = (what: string) => noNul(what).refine((v) => Buffer.byteLength(v) <= MAX_ENTRY_BYTES, `${what} is at most ${MAX_ENTRY_BYTES} bytes`);
+const boundedMap = <K extends z.ZodType<string>>(key: K, what: string) =>
+  z.record(key, bounded(what)).refine((m) => Object.keys(m).length <= MAX_ENV_ENTRIES, `at most ${MAX_ENV_ENTRIES} ${what}s`);
+export const boundedArgs = (what: string) => z.array(bounded(what)).max(MAX_ARGS, `at most ${MAX_ARGS} ${what}s`);
+const stringMap = boundedMap(z.string(), 'env value');
 export const headerMap = z.record(
   z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'a header name is an HTTP token'),
   z.string().refine((v) => HEADER_VALUE.test(v), 'a header value must be printable Latin-1, without CR, LF or NUL'),
@@ -27,7 +44,7 @@ export const httpUrl = z.url({ protocol: /^https?$/, error: 'url must be an http
 export const StdioServerSchema = z.strictObject({
   type: z.literal('stdio').optional(),
   command: z.string().min(1, 'command must not be empty'),
-  args: z.array(noNul('an argument')).default([]),
+  args: boundedArgs('argument').default([]),
   env: stringMap.optional(),
   envFile: z.string().min(1).optional(),
   cwd: z.string().min(1).optional(),
@@ -82,8 +99,8 @@ export const DockerServerSchema = z.strictObject({
     .string()
     .regex(/^\/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*$/, 'path is an absolute URL path such as /mcp')
     .default('/mcp'),
-  environment: z.record(z.string().regex(ENV_KEY, 'an environment variable name'), noNul('an environment value')).optional(),
-  args: z.array(noNul('a command argument')).optional(),
+  environment: boundedMap(z.string().regex(ENV_KEY, 'an environment variable name'), 'environment value').optional(),
+  args: boundedArgs('command argument').optional(),
   resources: z
     .strictObject({
       memory_limit: z

@@ -6,6 +6,7 @@ import { Registry } from 'prom-client';
 import { processBatch, type BatchDeps } from '../../../src/controller/intake/batch-processor.js';
 import type { Outcome } from '../../../src/controller/intake/message-handler.js';
 import { createMetrics } from '../../../src/controller/reporting/metrics.js';
+import { waitFor } from '../../../src/shared/wait.js';
 
 const log = pino({ level: 'silent' });
 
@@ -67,7 +68,7 @@ describe('processBatch', () => {
     const { p, commits } = payload(['10', '11', '12']);
     const run = processBatch(deps(g.handler), p);
     for (const o of ['10', '11', '12']) {
-      while (!g.started.includes(o)) await tick();
+      await waitFor(() => g.started.includes(o), { timeoutMs: 5000, intervalMs: 1, description: `message ${o} dispatched` });
       g.finish(o);
     }
     await run;
@@ -84,7 +85,7 @@ describe('processBatch', () => {
     const d = deps(g.handler);
     const run = processBatch(d, p);
     const rejected = assert.rejects(run, (e) => e === rebalance);
-    while (g.started.length < 2) await tick();
+    await waitFor(() => g.started.length >= 2, { timeoutMs: 5000, intervalMs: 1, description: 'two messages dispatched' });
     await tick();
     g.finish('0');
     g.finish('1');
@@ -99,7 +100,7 @@ describe('processBatch', () => {
     const stop = new AbortController();
     const { p, commits } = payload(['0', '1', '2', '3'], async () => undefined);
     const run = processBatch(deps(g.handler, { stopping: stop.signal }), p);
-    while (g.started.length < 2) await tick();
+    await waitFor(() => g.started.length >= 2, { timeoutMs: 5000, intervalMs: 1, description: 'two messages dispatched' });
     stop.abort();
     g.finish('0');
     g.finish('1');

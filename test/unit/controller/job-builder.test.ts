@@ -42,7 +42,7 @@ describe('buildJob', () => {
     const expected: k8s.V1Job = {
       apiVersion: 'batch/v1',
       kind: 'Job',
-      metadata: { name: 'mcp-mcp-jobs-2-17', namespace: 'work', labels, annotations },
+      metadata: { name: 'mcp-mcp-jobs-b3bffac3-2-17', namespace: 'work', labels, annotations },
       spec: {
         completions: 1,
         parallelism: 1,
@@ -271,5 +271,16 @@ describe('trace context', () => {
   it('drops a malformed traceparent instead of failing the message', () => {
     assert.deepEqual(traceContextOf({ traceparent: 'not-a-trace', tracestate: 'x=1' }), {});
     assert.deepEqual(traceContextOf(undefined), {});
+  });
+});
+
+describe('the shipped Job template', () => {
+  it("creates Jobs without the template's ttlSecondsAfterFinished, which the reporter sets only once the outcome is recorded and the offset committed", () => {
+    const template = loadJobTemplate(join(repoRoot, 'k8s/base/job-template.yaml'))!;
+    assert.ok(template.spec?.ttlSecondsAfterFinished !== undefined, 'the shipped template sets a TTL (the test would prove nothing otherwise)');
+    const job = buildJob(at, msg, cfg, template);
+    assert.equal(job.spec!.ttlSecondsAfterFinished, undefined);
+    assert.ok(!('ttlSecondsAfterFinished' in job.spec!), 'not even as an explicit undefined');
+    assert.equal(jobTtlSeconds(cfg, template), template.spec.ttlSecondsAfterFinished, "the template's TTL is the one the reporter sets later");
   });
 });

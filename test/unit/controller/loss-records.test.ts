@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import type { Message } from 'kafkajs';
+import type { Admin, Message } from 'kafkajs';
 import pino from 'pino';
 import { Registry } from 'prom-client';
 import { quarantineUndecodable, RetentionGapGuard } from '../../../src/controller/intake/loss-records.js';
 import { createMetrics } from '../../../src/controller/reporting/metrics.js';
+import { GroupAdmin } from '../../../src/controller/intake/group-admin.js';
 import type { Coordinates } from '../../../src/shared/contract/identity.js';
 import type { FetchedRecord } from '../../../src/shared/kafka/read-message.js';
 
@@ -101,7 +102,7 @@ describe('RetentionGapGuard', () => {
     const f = fakes(0n, 0);
     const metrics = createMetrics(new Registry(), false);
     const guard = new RetentionGapGuard({
-      groupAdmin: { retentionGapBefore: async () => ({ from: 3n, to: 9n, count: 7 }) },
+      groupAdmin: { retentionGapBefore: async () => ({ from: 3n, to: 9n, count: 7 }), knownCommitted: () => 3n },
       handler: f.handler,
       log,
       metrics,
@@ -114,5 +115,44 @@ describe('RetentionGapGuard', () => {
     assert.equal(f.deadLettered.length, 1);
     assert.equal(f.deadLettered[0]!.record.headers!['mcp.dlq.source.offset.last'], '9');
     assert.equal((await metrics.retentionGap.get()).values[0]!.value, 7);
+  });
+
+  it('records a gap retention opens within one group generation (the consumer held back while the log start passes it)', async () => {
+    // The broker: the group committed 0; later kafkajs resets in the group's name (-1) and the log start moves to 20.
+    const broker = { committed: '0', low: '0' };
+    const admin = {
+      fetchOffsets: async () => [{ topic: 't', partitions: [{ partition: 0, offset: broker.committed }] }],
+      fetchTopicOffsets: async () => [{ partition: 0, low: broker.low, high: '30', offset: '30' }],
+    };
+    const groupAdmin = new GroupAdmin(admin as unknown as Admin, { group: 'g', topic: 't', dlqTopic: 't.dlq', log });
+    await groupAdmin.committedOffsets();
+    const f = fakes(0n, 0);
+    const metrics = createMetrics(new Registry(), false);
+    const guard = new RetentionGapGuard({ groupAdmin, handler: f.handler, log, metrics, now: () => new Date(0) });
+    guard.joined();
+    await guard.beforeBatch('t', 0, '0', async () => undefined);
+    groupAdmin.noteCommitted(0, '5');
+    await guard.beforeBatch('t', 0, '5', async () => undefined);
+    assert.equal(f.deadLettered.length, 0, 'no gap while batches follow on');
+    broker.committed = '-1';
+    broker.low = '20';
+    await guard.beforeBatch('t', 0, '20', async () => undefined);
+    assert.equal(f.deadLettered.length, 1);
+    assert.equal(f.deadLettered[0]!.at.offset, '5');
+    assert.equal(f.deadLettered[0]!.record.headers!['mcp.dlq.source.offset.last'], '19');
+    assert.equal((await metrics.retentionGap.get()).values[0]!.value, 15);
+  });
+
+  it('records no gap for a batch that starts past the commit where nothing was deleted (a transaction marker)', async () => {
+    const admin = {
+      fetchOffsets: async () => [{ topic: 't', partitions: [{ partition: 0, offset: '5' }] }],
+      fetchTopicOffsets: async () => [{ partition: 0, low: '0', high: '30', offset: '30' }],
+    };
+    const groupAdmin = new GroupAdmin(admin as unknown as Admin, { group: 'g', topic: 't', dlqTopic: 't.dlq', log });
+    const f = fakes(0n, 0);
+    const guard = new RetentionGapGuard({ groupAdmin, handler: f.handler, log, metrics: createMetrics(new Registry(), false), now: () => new Date(0) });
+    await guard.beforeBatch('t', 0, '5', async () => undefined);
+    await guard.beforeBatch('t', 0, '7', async () => undefined);
+    assert.equal(f.deadLettered.length, 0);
   });
 });

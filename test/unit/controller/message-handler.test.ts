@@ -1,16 +1,20 @@
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import { describe, it } from 'node:test';
 import type * as k8s from '@kubernetes/client-node';
 import type { ProducerRecord, RecordMetadata } from 'kafkajs';
 import pino from 'pino';
 import { Registry } from 'prom-client';
 import { ControllerConfigSchema } from '../../../src/controller/config.js';
-import { DlqHeader } from '../../../src/controller/reporting/dead-letter.js';
-import { MessageHandler, type JobsApi } from '../../../src/controller/intake/message-handler.js';
+import { DlqHeader, recordBatchBytes, TruncatedHeader } from '../../../src/controller/reporting/dead-letter.js';
+import { MessageHandler, type HandlerDeps, type JobsApi } from '../../../src/controller/intake/message-handler.js';
 import { createMetrics, Pauses } from '../../../src/controller/reporting/metrics.js';
 import { ActiveJobSlots } from '../../../src/controller/intake/slots.js';
 import { Annotation } from '../../../src/shared/contract/identity.js';
 import { validationPolicy } from '../../../src/shared/contract/policy.js';
+import { jobName, legacyJobName } from '../../../src/shared/contract/naming.js';
+import { LegacyJobs } from '../../../src/controller/intake/legacy-jobs.js';
+import { waitFor } from '../../../src/shared/wait.js';
 import { parseConfig } from '../../../src/shared/settings.js';
 
 const log = pino({ level: 'silent' });
@@ -50,16 +54,20 @@ class FakeJobs implements JobsApi {
 class FakeProducer {
   sent: ProducerRecord[] = [];
   failures: unknown[] = [];
+  /** The topic's max.message.bytes, checked as the broker does (the whole batch), when set. */
+  limit?: number;
   async send(r: ProducerRecord): Promise<RecordMetadata[]> {
     const f = this.failures.shift();
     if (f) throw f;
+    if (this.limit !== undefined && r.messages.some((m) => recordBatchBytes(m) > this.limit!)) {
+      throw Object.assign(new Error('The request included a message larger than the max message size the server will accept'), { type: 'MESSAGE_TOO_LARGE' });
+    }
     this.sent.push(r);
     return [];
   }
 }
 
-function setup() {
-  const jobs = new FakeJobs();
+function setup(o: Partial<HandlerDeps> = {}, jobs = new FakeJobs()) {
   const producer = new FakeProducer();
   const metrics = createMetrics(new Registry(), false);
   const pauses = new Pauses(metrics.paused);
@@ -76,6 +84,7 @@ function setup() {
     signal: new AbortController().signal,
     now: () => new Date('2026-01-01T00:00:00Z'),
     backoff: { initialMs: 1, maxMs: 5 },
+    ...o,
   });
   return { jobs, producer, metrics, pauses, slots, handler };
 }
@@ -84,8 +93,8 @@ describe('MessageHandler', () => {
   it('creates the Job for a valid message (201) and holds a slot for it', async () => {
     const { handler, jobs, slots } = setup();
     const r = await handler.handle(valid(), at('7'), heartbeat);
-    assert.deepEqual(r, { kind: 'job', name: 'mcp-work-0-7', existed: false });
-    assert.equal(jobs.stored.get('mcp-work-0-7')!.metadata!.annotations![Annotation.offset], '7');
+    assert.deepEqual(r, { kind: 'job', name: 'mcp-work-405baf60-0-7', existed: false });
+    assert.equal(jobs.stored.get('mcp-work-405baf60-0-7')!.metadata!.annotations![Annotation.offset], '7');
     assert.equal(slots.count, 1);
   });
 
@@ -93,7 +102,7 @@ describe('MessageHandler', () => {
     const { handler, jobs } = setup();
     const tp = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
     await handler.handle({ ...valid(), headers: { traceparent: Buffer.from(tp) } }, at('8'), heartbeat);
-    const env = jobs.stored.get('mcp-work-0-8')!.spec!.template.spec!.containers[0]!.env!;
+    const env = jobs.stored.get('mcp-work-405baf60-0-8')!.spec!.template.spec!.containers[0]!.env!;
     assert.equal(env.find((e) => e.name === 'TRACEPARENT')?.value, tp);
   });
 
@@ -101,15 +110,15 @@ describe('MessageHandler', () => {
     const { handler, jobs } = setup();
     await handler.handle(valid(), at('7'), heartbeat);
     const r = await handler.handle(valid(), at('7'), heartbeat);
-    assert.deepEqual(r, { kind: 'job', name: 'mcp-work-0-7', existed: true });
+    assert.deepEqual(r, { kind: 'job', name: 'mcp-work-405baf60-0-7', existed: true });
     assert.equal(jobs.stored.size, 1);
   });
 
   it('gives the slot back when the existing Job of the same message has already finished', async () => {
     const { handler, jobs, slots } = setup();
     await handler.handle(valid(), at('7'), heartbeat);
-    slots.observe({ ...jobs.stored.get('mcp-work-0-7')!, status: { conditions: [{ type: 'Complete', status: 'True' }] } });
-    jobs.stored.get('mcp-work-0-7')!.status = { conditions: [{ type: 'Complete', status: 'True' }] };
+    slots.observe({ ...jobs.stored.get('mcp-work-405baf60-0-7')!, status: { conditions: [{ type: 'Complete', status: 'True' }] } });
+    jobs.stored.get('mcp-work-405baf60-0-7')!.status = { conditions: [{ type: 'Complete', status: 'True' }] };
     await handler.handle(valid(), at('7'), heartbeat);
     assert.equal(slots.count, 0);
   });
@@ -154,7 +163,7 @@ describe('MessageHandler', () => {
         pausedSeen.push(pauses.paused);
       })
       .then((r) => ((resolved = true), r));
-    while (jobs.creates < 3) await new Promise((r) => setTimeout(r, 2));
+    await waitFor(() => jobs.creates >= 3, { timeoutMs: 5000, intervalMs: 2, description: 'three refused creates' });
     assert.equal(resolved, false, 'not resolved while the quota refuses');
     assert.ok(pausedSeen.includes(true), 'paused while refused');
     const r = await p;
@@ -210,6 +219,30 @@ describe('MessageHandler, what no retry fixes', () => {
     assert.equal((await metrics.deadLetterTruncated.get()).values[0]!.value, 1);
   });
 
+  it('dead-letters a `{}` message with a ~1 MB header at the default max.message.bytes, cutting the header, instead of ending the controller', async () => {
+    const { handler, producer } = setup();
+    producer.limit = 1048588;
+    const blob = randomBytes(1048588 - 300);
+    const r = await handler.handle({ key: null, value: Buffer.from('{}'), headers: { blob } }, at('3'), heartbeat);
+    assert.deepEqual(r, { kind: 'dead-lettered', reason: 'invalid-envelope' });
+    const m = producer.sent[0]!.messages[0]!;
+    assert.ok(recordBatchBytes(m) <= 1048588);
+    assert.equal(m.headers![TruncatedHeader.truncated], 'true');
+    assert.equal(m.headers![TruncatedHeader.headersSize], String(4 + blob.length), 'the header keeps its original size');
+    assert.equal(m.headers![DlqHeader.reason], 'invalid-envelope');
+  });
+
+  it('writes a minimal record when the broker refuses a dead-letter record as invalid, instead of ending the controller', async () => {
+    const { handler, producer } = setup();
+    producer.failures.push(Object.assign(new Error('invalid record'), { type: 'INVALID_RECORD' }));
+    const r = await handler.handle({ key: Buffer.from('k'), value: Buffer.from('x') }, at('4'), heartbeat);
+    assert.deepEqual(r, { kind: 'dead-lettered', reason: 'invalid-json' });
+    const m = producer.sent[0]!.messages[0]!;
+    assert.equal(m.headers![TruncatedHeader.truncated], 'minimal');
+    assert.equal(String(m.headers![DlqHeader.offset]), '4');
+    assert.equal(m.value, null);
+  });
+
   it('ends the controller (FatalError) when the dead-letter topic refuses the write for good, rather than skip or stall', async () => {
     const { handler, producer } = setup();
     producer.failures.push(Object.assign(new Error('Not authorized to access topics'), { type: 'TOPIC_AUTHORIZATION_FAILED' }));
@@ -222,7 +255,7 @@ describe('MessageHandler, what no retry fixes', () => {
   it('ends the controller when another consumer group owns the Job name: two controllers share a prefix and namespace', async () => {
     const { handler, jobs } = setup();
     await handler.handle(valid(), at('7'), heartbeat);
-    jobs.stored.get('mcp-work-0-7')!.metadata!.annotations![Annotation.group] = 'other-controller';
+    jobs.stored.get('mcp-work-405baf60-0-7')!.metadata!.annotations![Annotation.group] = 'other-controller';
     await assert.rejects(handler.handle(valid(), at('7'), heartbeat), (e: Error) => e.name === 'FatalError' && /JOB_NAME_PREFIX/.test(e.message));
   });
 
@@ -248,5 +281,108 @@ describe('MessageHandler, what no retry fixes', () => {
     rebalance.abort();
     await assert.rejects(p, (e: Error) => e.name === 'AbortedError');
     assert.equal(jobs.creates, 0);
+  });
+});
+
+describe('MessageHandler, per-message refusals from the API server', () => {
+  const rbac = () =>
+    apiError(
+      403,
+      'jobs.batch is forbidden: User "system:serviceaccount:mcp:controller" cannot create resource "jobs" in API group "batch" in the namespace "jobs"',
+    );
+
+  it("dead-letters a Job an admission webhook denies (403), with the API server's message, after one try", async () => {
+    const { handler, producer, jobs } = setup();
+    jobs.createFailures.push(apiError(403, 'admission webhook "validate.kyverno.svc-fail" denied the request: policy require-labels: label team is required'));
+    const r = await handler.handle(valid(), at('3'), heartbeat);
+    assert.deepEqual(r, { kind: 'dead-lettered', reason: 'job-rejected' });
+    assert.match(String(producer.sent[0]!.messages[0]!.headers![DlqHeader.error]), /label team is required/);
+    assert.equal(jobs.creates, 1);
+  });
+
+  it('dead-letters a Job a ValidatingAdmissionPolicy denies (403) and goes on with the next message', async () => {
+    const { handler, jobs } = setup();
+    jobs.createFailures.push(apiError(403, "jobs.batch \"x\" is forbidden: ValidatingAdmissionPolicy 'no-x' with binding 'no-x' denied request: x"));
+    assert.deepEqual(await handler.handle(valid(), at('3'), heartbeat), { kind: 'dead-lettered', reason: 'job-rejected' });
+    assert.equal((await handler.handle(valid(), at('4'), heartbeat)).kind, 'job');
+  });
+
+  it('dead-letters a Job too large to store (413, etcd "request is too large") instead of retrying it for ever', async () => {
+    for (const err of [apiError(413, 'Request entity too large: limit is 3145728'), apiError(500, 'etcdserver: request is too large')]) {
+      const { handler, jobs } = setup();
+      jobs.createFailures.push(err);
+      assert.deepEqual(await handler.handle(valid(), at('3'), heartbeat), { kind: 'dead-lettered', reason: 'job-rejected' });
+      assert.equal(jobs.creates, 1);
+    }
+  });
+
+  it("fails loudly (FatalError) on an RBAC 403: the controller's Role is wrong, and no message is dead-lettered for it", async () => {
+    const { handler, jobs, producer } = setup();
+    jobs.createFailures.push(rbac());
+    await assert.rejects(handler.handle(valid(), at('3'), heartbeat), (e: Error) => e.name === 'FatalError' && /cannot create resource "jobs"/.test(e.message));
+    assert.equal(producer.sent.length, 0);
+  });
+
+  it("does not take a Job being deleted (409, deletionTimestamp) for the message's Job: it waits until it is gone, then creates it", async () => {
+    const { handler, jobs } = setup();
+    await handler.handle(valid(), at('7'), heartbeat);
+    const name = jobName('mcp', 'work', 0, '7');
+    jobs.stored.get(name)!.metadata!.deletionTimestamp = new Date();
+    let settled = false;
+    const p = handler.handle(valid(), at('7'), heartbeat).finally(() => (settled = true));
+    await waitFor(() => jobs.creates >= 4, { timeoutMs: 5000, description: 'creates retried while the Job is terminating' });
+    assert.equal(settled, false, 'not resolved while the Job is being deleted');
+    jobs.stored.delete(name);
+    assert.deepEqual(await p, { kind: 'job', name, existed: false });
+    assert.ok(jobs.stored.get(name)!.metadata!.deletionTimestamp === undefined);
+  });
+
+  it('dead-letters the message (job-terminating) when a Job being deleted holds its name past the bound', async () => {
+    const { handler, jobs } = setup({ terminatingWaitMs: 50 });
+    await handler.handle(valid(), at('7'), heartbeat);
+    jobs.stored.get(jobName('mcp', 'work', 0, '7'))!.metadata!.deletionTimestamp = new Date();
+    assert.deepEqual(await handler.handle(valid(), at('7'), heartbeat), { kind: 'dead-lettered', reason: 'job-terminating' });
+  });
+
+  it('gives prefix mcp + topic prod-jobs and prefix mcp-prod + topic jobs each their own Job in one namespace', async () => {
+    const jobs = new FakeJobs();
+    const a = parseConfig(ControllerConfigSchema, {
+      KAFKA_BROKERS: 'k:9092',
+      KAFKA_TOPIC: 'prod-jobs',
+      JOB_NAMESPACE: 'jobs',
+      JOB_NAME_PREFIX: 'mcp',
+      KAFKA_CONSUMER_GROUP: 'a',
+    });
+    const b = parseConfig(ControllerConfigSchema, {
+      KAFKA_BROKERS: 'k:9092',
+      KAFKA_TOPIC: 'jobs',
+      JOB_NAMESPACE: 'jobs',
+      JOB_NAME_PREFIX: 'mcp-prod',
+      KAFKA_CONSUMER_GROUP: 'b',
+    });
+    const ra = await setup({ config: a, policy: validationPolicy(a) }, jobs).handler.handle(
+      valid(),
+      { topic: 'prod-jobs', partition: 0, offset: '5' },
+      heartbeat,
+    );
+    const rb = await setup({ config: b, policy: validationPolicy(b) }, jobs).handler.handle(valid(), { topic: 'jobs', partition: 0, offset: '5' }, heartbeat);
+    assert.deepEqual([ra.kind, rb.kind], ['job', 'job']);
+    assert.equal(jobs.stored.size, 2);
+  });
+
+  it('recognises the Job a controller before the naming change made for an in-flight message, and makes no second one', async () => {
+    const { handler: before, jobs } = setup();
+    await before.handle(valid(), at('7'), heartbeat);
+    // What the previous release made: the same Job under its old name.
+    const made = jobs.stored.get(jobName('mcp', 'work', 0, '7'))!;
+    jobs.stored.clear();
+    const oldName = legacyJobName('mcp', 'work', 0, '7');
+    jobs.stored.set(oldName, { ...made, metadata: { ...made.metadata, name: oldName } });
+    const legacy = new LegacyJobs({ prefix: 'mcp', topic: 'work' });
+    legacy.reconcile([...jobs.stored.values()]);
+    const { handler } = setup({ legacyJob: (c) => legacy.find(c) }, jobs);
+    assert.deepEqual(await handler.handle(valid(), at('7'), heartbeat), { kind: 'job', name: oldName, existed: true });
+    assert.equal(jobs.stored.size, 1);
+    assert.equal(jobs.creates, 1, 'only the first controller created');
   });
 });

@@ -3,7 +3,12 @@ import { describe, it } from 'node:test';
 import type * as k8s from '@kubernetes/client-node';
 import pino from 'pino';
 import { Registry } from 'prom-client';
-import { createMetrics } from '../../../src/controller/reporting/metrics.js';
+import { ControllerConfigSchema } from '../../../src/controller/config.js';
+import { MessageHandler } from '../../../src/controller/intake/message-handler.js';
+import { ActiveJobSlots } from '../../../src/controller/intake/slots.js';
+import { createMetrics, Pauses } from '../../../src/controller/reporting/metrics.js';
+import { validationPolicy } from '../../../src/shared/contract/policy.js';
+import { parseConfig } from '../../../src/shared/settings.js';
 import { OutcomeReporter, type ReporterDeps } from '../../../src/controller/reporting/reporter.js';
 import { waitFor } from '../../../src/shared/wait.js';
 
@@ -17,6 +22,24 @@ const finished = (name: string, offset: string): k8s.V1Job => ({
   status: { conditions: [{ type: 'Complete', status: 'True' }] },
 });
 
+/** The handler that writes the controller's records, over a producer the broker refuses for authorization. */
+function refusingHandler(): MessageHandler {
+  const config = parseConfig(ControllerConfigSchema, { KAFKA_BROKERS: 'k:9092', KAFKA_TOPIC: 't', JOB_NAMESPACE: 'ns', RESULTS_TOPIC: 'results' });
+  const metrics = createMetrics(new Registry(), false);
+  const pauses = new Pauses(metrics.paused);
+  return new MessageHandler({
+    config,
+    policy: validationPolicy(config),
+    jobs: {} as never,
+    producer: { send: async () => Promise.reject(Object.assign(new Error('not authorized'), { type: 'TOPIC_AUTHORIZATION_FAILED' })) },
+    slots: new ActiveJobSlots({ cap: 0, log: pino({ level: 'silent' }), pauses }),
+    pauses,
+    log: pino({ level: 'silent' }),
+    metrics,
+    signal: new AbortController().signal,
+  });
+}
+
 function reporter(committedUpTo: { next: bigint }, o: Partial<ReporterDeps> = {}) {
   const patches: { name: string; body: any }[] = [];
   const fatals: unknown[] = [];
@@ -27,7 +50,7 @@ function reporter(committedUpTo: { next: bigint }, o: Partial<ReporterDeps> = {}
     recheckMs: 5,
     batch: { patchNamespacedJob: async (p: { name: string; body: unknown }) => void patches.push(p) } as unknown as k8s.BatchV1Api,
     core: { listNamespacedPod: async () => ({ items: [] }) } as unknown as k8s.CoreV1Api,
-    producer: { send: async () => [] } as never,
+    sendRecord: async () => undefined,
     readMessage: async () => ({ key: null, value: null, headers: {}, timestamp: '' }),
     sendDeadLetter: async () => undefined,
     onFatal: (e) => void fatals.push(e),
@@ -74,12 +97,12 @@ describe('OutcomeReporter', () => {
       { next: 100n },
       {
         config: { JOB_NAMESPACE: 'ns', DLQ_TOPIC: 't.dlq', RESULTS_TOPIC: 'results' },
-        producer: { send: async () => Promise.reject(Object.assign(new Error('not authorized'), { type: 'TOPIC_AUTHORIZATION_FAILED' })) } as never,
+        sendRecord: (topic, record, at) => refusingHandler().sendRecord(topic, record, at, async () => undefined),
       },
     );
     r.enqueue(finished('c', '1'));
     await waitFor(() => fatals.length === 1, { timeoutMs: 2000, description: 'a fatal error' });
-    assert.match((fatals[0] as Error).message, /results topic results/);
+    assert.match((fatals[0] as Error).message, /topic results/);
     r.stop();
   });
 });

@@ -36,7 +36,7 @@ describe('classifyApiError', () => {
     assert.match(e.message, /containers\[0\]\.image: Required value/);
   });
 
-  it('retries quota, RBAC denials, missing namespaces, throttling, server errors and network failures', () => {
+  it('retries quota, missing namespaces, throttling, server errors, timeouts and network failures', () => {
     const quota = apiError(
       403,
       'jobs.batch "x" is forbidden: exceeded quota: jobs, requested: count/jobs.batch=1, used: count/jobs.batch=5, limited: count/jobs.batch=5',
@@ -44,7 +44,8 @@ describe('classifyApiError', () => {
     assert.ok(isQuotaExceeded(quota));
     for (const err of [
       quota,
-      apiError(403, 'forbidden: User cannot create'),
+      apiError(504, 'the server was unable to return a response in the time allotted'),
+      apiError(500, 'Internal error occurred: etcdserver: leader changed'),
       apiError(404, 'namespaces "x" not found'),
       apiError(429, 'slow down'),
       apiError(500, 'etcd'),
@@ -56,7 +57,60 @@ describe('classifyApiError', () => {
     }
     assert.match(classifyApiError(quota, 'create Job x').message, /quota exceeded/);
   });
+
+  it("dead-letters a Job a validating admission webhook denied, with the API server's message (job-rejected)", () => {
+    const e = classifyApiError(
+      apiError(403, 'admission webhook "validation.gatekeeper.sh" denied the request: [no-privileged] privileged containers are not allowed'),
+      'create Job x',
+    );
+    assert.ok(e instanceof TerminalError);
+    assert.equal(e.reason, 'job-rejected');
+    assert.match(e.message, /validation\.gatekeeper\.sh" denied the request: \[no-privileged\]/);
+  });
+
+  it('dead-letters a Job a ValidatingAdmissionPolicy denied with its default reason (422 Invalid) as job-rejected, not invalid-job', () => {
+    const e = classifyApiError(
+      apiError(422, "jobs.batch \"x\" is forbidden: ValidatingAdmissionPolicy 'p' with binding 'b' denied request: no such jobs"),
+      'create Job x',
+    );
+    assert.ok(e instanceof TerminalError);
+    assert.equal(e.reason, 'job-rejected');
+  });
+
+  it('dead-letters a Job a ValidatingAdmissionPolicy denied (job-rejected)', () => {
+    const e = classifyApiError(
+      apiError(
+        403,
+        "jobs.batch \"x\" is forbidden: ValidatingAdmissionPolicy 'deny-labelled' with binding 'deny-labelled-binding' denied request: no such jobs",
+      ),
+      'create Job x',
+    );
+    assert.ok(e instanceof TerminalError);
+    assert.equal(e.reason, 'job-rejected');
+  });
+
+  it('dead-letters a Job too large to store: 413, or etcd\'s "request is too large" (job-rejected)', () => {
+    for (const err of [apiError(413, 'Request entity too large: limit is 3145728'), apiError(500, 'etcdserver: request is too large')]) {
+      const e = classifyApiError(err, 'create Job x');
+      assert.ok(e instanceof TerminalError, statusMessageOf(err));
+      assert.equal(e.reason, 'job-rejected');
+    }
+  });
+
+  it("fails loudly (FatalError) on an RBAC denial: the controller's own Role is wrong, no message fixes it", () => {
+    const e = classifyApiError(
+      apiError(
+        403,
+        'jobs.batch is forbidden: User "system:serviceaccount:mcp:controller" cannot create resource "jobs" in API group "batch" in the namespace "work"',
+      ),
+      'create Job x',
+    );
+    assert.ok(e instanceof FatalError);
+    assert.match(e.message, /Role/);
+  });
 });
+
+const statusMessageOf = (e: Error) => e.message;
 
 describe('isRetriable', () => {
   it('never retries bugs, always retries RetriableError, never TerminalError', () => {

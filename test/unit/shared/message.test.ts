@@ -288,3 +288,41 @@ describe('container servers (the docker provider)', () => {
     assert.equal(isImageAllowed('mcp/x', []), false);
   });
 });
+
+describe('what a message may put into its Job', () => {
+  const big: ValidationPolicy = { ...policy, maxMessageBytes: 8 * 1024 * 1024 };
+  const docker = (port: number, environment: Record<string, string>, command?: string[]) => ({ type: 'docker', image: 'mcp/x:1', port, environment, command });
+  const refusal = (mcpServers: Record<string, unknown>): TerminalError => {
+    try {
+      parseMessage(buf({ jobID: 'j', jobType: 'server-init', payload: { mcpServers } }), big);
+    } catch (err) {
+      assert.ok(err instanceof TerminalError);
+      return err;
+    }
+    assert.fail('expected a refusal');
+  };
+  const env = (n: number, size = 1) => Object.fromEntries(Array.from({ length: n }, (_, i) => [`K${i}`, 'v'.repeat(size)]));
+
+  it('refuses a container server with tens of thousands of environment keys, naming the bound (invalid-payload)', () => {
+    const e = refusal({ s: docker(8080, env(20_000)) });
+    assert.equal(e.reason, 'invalid-payload');
+    assert.match(e.message, /at most 256 environment values/);
+  });
+
+  it('refuses an argument or env value over 16 KiB, and more than 256 arguments', () => {
+    assert.match(refusal({ s: { command: 'node', args: ['x'.repeat(16 * 1024 + 1)] } }).message, /argument is at most 16384 bytes/);
+    assert.match(refusal({ s: { command: 'node', args: Array.from({ length: 257 }, () => 'a') } }).message, /at most 256 arguments/);
+    assert.match(refusal({ s: { command: 'node', env: { A: 'x'.repeat(16 * 1024 + 1) } } }).message, /env value is at most 16384 bytes/);
+  });
+
+  it('refuses container servers whose environment and args together pass 256 KiB: the Job would be too large to store', () => {
+    const e = refusal({ a: docker(8080, env(200, 1000)), b: docker(8081, env(200, 1000)) });
+    assert.equal(e.reason, 'invalid-payload');
+    assert.match(e.message, /too large to store/);
+  });
+
+  it('accepts a container server at the bounds', () => {
+    const m = parseMessage(buf({ jobID: 'j', jobType: 'server-init', payload: { mcpServers: { s: docker(8080, env(256, 100), ['a']) } } }), big);
+    assert.equal(Object.keys((m.config.mcpServers.s as { environment: object }).environment).length, 256);
+  });
+});

@@ -1,10 +1,21 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { isDns1123Label, jobName, labelValue, sanitize } from '../../../src/shared/contract/naming.js';
+import { isDns1123Label, jobName, labelValue, legacyJobName, sanitize } from '../../../src/shared/contract/naming.js';
 
 describe('jobName', () => {
-  it('names a Job <prefix>-<topic>-<partition>-<offset> when the topic is already a clean name', () => {
-    assert.equal(jobName('mcp', 'jobs', 3, '42'), 'mcp-jobs-3-42');
+  it('names a Job <prefix>-<topic>-<hash of prefix and topic>-<partition>-<offset>', () => {
+    assert.match(jobName('mcp', 'jobs', 3, '42'), /^mcp-jobs-[0-9a-f]{8}-3-42$/);
+  });
+
+  it('never gives two prefix and topic pairs that read alike the same name (mcp + prod-jobs, mcp-prod + jobs)', () => {
+    assert.notEqual(jobName('mcp', 'prod-jobs', 0, '5'), jobName('mcp-prod', 'jobs', 0, '5'));
+    assert.notEqual(jobName('a-b', 'c-d', 0, '5'), jobName('a', 'b-c-d', 0, '5'));
+  });
+
+  it('still computes the name releases before this one gave (for Jobs made before an upgrade)', () => {
+    assert.equal(legacyJobName('mcp', 'jobs', 3, '42'), 'mcp-jobs-3-42');
+    assert.equal(legacyJobName('mcp', 'prod-jobs', 0, '5'), legacyJobName('mcp-prod', 'jobs', 0, '5'), 'the old scheme was not injective');
+    assert.notEqual(legacyJobName('mcp', 'jobs', 3, '42'), jobName('mcp', 'jobs', 3, '42'));
   });
 
   it('gives a redelivered message the same name every time', () => {
