@@ -10,7 +10,7 @@ import { retryForever } from '../shared/retry.js';
 import { waitFor } from '../shared/wait.js';
 import { processBatch, type BatchDeps } from './intake/batch-processor.js';
 import { controllerPolicy, type ControllerConfig } from './config.js';
-import { uncommittedDeadLetters } from './reporting/dlq-dedup.js';
+import { DeadLetterRescan, uncommittedDeadLetters } from './reporting/dlq-dedup.js';
 import type { EventRecorder } from './reporting/events.js';
 import { GroupAdmin } from './intake/group-admin.js';
 import { LagRefresher } from './intake/lag-refresher.js';
@@ -157,12 +157,33 @@ export async function runController(deps: ControllerDeps): Promise<ControllerHan
   });
 
   const gaps = new RetentionGapGuard({ groupAdmin, handler, log, metrics, now });
+  const scanDeadLetters = () =>
+    retryForever(
+      async () => {
+        try {
+          return await uncommittedDeadLetters({ kafka, reader, group: cfg.KAFKA_CONSUMER_GROUP, topic: cfg.KAFKA_TOPIC, dlqTopic: cfg.DLQ_TOPIC, log });
+        } catch (err) {
+          // Not allowed to read the dead-letter topic: no wait fixes that; say so and exit.
+          const e = classifyProduceError(err, `scanning the dead-letter topic ${cfg.DLQ_TOPIC}`);
+          throw e instanceof TerminalError ? new FatalError(e.message, { cause: err }) : new RetriableError(e.message, { cause: err });
+        }
+      },
+      { signal: stopping.signal, onRetry: (err) => void log.warn({ err: describeError(err) }, 'retrying the dead-letter scan') },
+    );
+  const rescan = new DeadLetterRescan({
+    scan: scanDeadLetters,
+    remember: (found) => handler.seedDeadLettered(found),
+    heartbeatMs: Math.max(500, Math.floor(cfg.KAFKA_SESSION_TIMEOUT_MS / 10)),
+  });
   const activeBatches = new Set<Promise<void>>();
   const batchDeps: BatchDeps = {
     handler,
     limit: cfg.MAX_ACTIVE_JOBS > 0 ? Math.min(cfg.MAX_IN_FLIGHT, cfg.MAX_ACTIVE_JOBS) : cfg.MAX_IN_FLIGHT,
     stopping: stopping.signal,
-    beforeBatch: (topic, partition, first, heartbeat) => gaps.beforeBatch(topic, partition, first, heartbeat),
+    beforeBatch: async (topic, partition, first, heartbeat) => {
+      await rescan.ready(heartbeat);
+      await gaps.beforeBatch(topic, partition, first, heartbeat);
+    },
     onCommitted: (partition, next) => groupAdmin.noteCommitted(partition, next),
     onFatal: fatal,
     log,
@@ -192,6 +213,7 @@ export async function runController(deps: ControllerDeps): Promise<ControllerHan
   consumer.on(events.GROUP_JOIN, (e) => {
     joined = true;
     gaps.joined();
+    rescan.joined();
     lagRefresher.assigned(e.payload.memberAssignment[cfg.KAFKA_TOPIC] ?? []);
     void lagRefresher.refresh();
     log.info({ group: cfg.KAFKA_CONSUMER_GROUP, memberId: e.payload.memberId, assigned: e.payload.memberAssignment }, 'joined consumer group');
@@ -217,20 +239,8 @@ export async function runController(deps: ControllerDeps): Promise<ControllerHan
   await admin.connect();
   await groupAdmin.ensureDeadLetterTopic();
   await producer.connect();
-  handler.seedDeadLettered(
-    await retryForever(
-      async () => {
-        try {
-          return await uncommittedDeadLetters({ kafka, reader, group: cfg.KAFKA_CONSUMER_GROUP, topic: cfg.KAFKA_TOPIC, dlqTopic: cfg.DLQ_TOPIC, log });
-        } catch (err) {
-          // Not allowed to read the dead-letter topic: no wait fixes that; say so and exit.
-          const e = classifyProduceError(err, `scanning the dead-letter topic ${cfg.DLQ_TOPIC}`);
-          throw e instanceof TerminalError ? new FatalError(e.message, { cause: err }) : new RetriableError(e.message, { cause: err });
-        }
-      },
-      { signal: stopping.signal, onRetry: (err) => void log.warn({ err: describeError(err) }, 'retrying the dead-letter scan') },
-    ),
-  );
+  // Once before joining, so a dead-letter topic the controller may not read stops it at start.
+  handler.seedDeadLettered(await scanDeadLetters());
   // What the group had committed before kafkajs can reset anything (see GroupAdmin.retentionGapBefore).
   await groupAdmin.committedOffsets();
   await consumer.connect();
