@@ -14,7 +14,7 @@ import { kafkaConnection } from '../src/shared/kafka/kafka.js';
 import { createLogger } from '../src/shared/logger.js';
 import { PartitionReader } from '../src/shared/kafka/read-message.js';
 import { yargsOptions } from '../src/shared/settings.js';
-import { initializeServer } from '../src/job/mcp/mcp-init.js';
+import { initializeServer } from '../src/job/mcp/initialize.js';
 import { loadJobTemplate } from '../src/shared/contract/job-policy.js';
 import { parseTokenFile } from '../src/serve/auth.js';
 import { SERVE_SETTINGS, serveConfig, serveInitOptions, servePolicy } from '../src/serve/config.js';

@@ -6,8 +6,9 @@
  */
 import { join } from 'node:path';
 import { repoRoot } from './testbed/cache.js';
-import { initializeServer, type InitOptions } from '../src/job/mcp/mcp-init.js';
-import type { ServerConfig } from '../src/shared/contract/message.js';
+import { initializeServer } from '../src/job/mcp/initialize.js';
+import type { InitOptions } from '../src/job/mcp/result.js';
+import type { ServerConfig } from '../src/shared/contract/servers.js';
 import type { McpProtocol } from '../src/shared/settings.js';
 import { startHttpFixture } from './fixtures/server-2026.js';
 

@@ -2,10 +2,12 @@ import { describeError, isBug, TerminalError } from '../shared/errors.js';
 import { ExitCode, exitCodeFor, type ExitCodeValue } from '../shared/contract/exit-codes.js';
 import type { Coordinates } from '../shared/contract/identity.js';
 import type { Logger } from '../shared/logger.js';
-import { checksumOf, parseMessage, validationPolicy, INIT_CONCURRENCY } from '../shared/contract/message.js';
+import { INIT_CONCURRENCY } from '../shared/contract/budget.js';
+import { checksumOf, parseMessage, validationPolicy } from '../shared/contract/message.js';
 import type { OneMessage } from '../shared/kafka/read-message.js';
 import type { JobConfig } from './config.js';
-import { createInitService, initOptionsFrom, type InitOptions, type ServerResult } from './mcp/mcp-init.js';
+import { initOptionsFrom, type InitOptions, type ServerResult } from './mcp/result.js';
+import { createInitService } from './mcp/service.js';
 import { buildSummary } from './summary.js';
 
 export interface JobDeps {

@@ -1,6 +1,6 @@
 import { ExitCode } from '../shared/contract/exit-codes.js';
 import { TERMINATION_MESSAGE_LIMIT, type JobSummary, type ServerSummary } from '../shared/contract/summary.js';
-import type { ServerResult } from './mcp/mcp-init.js';
+import type { ServerResult } from './mcp/result.js';
 
 type Base = Omit<JobSummary, 'servers' | 'status' | 'shortened'>;
 

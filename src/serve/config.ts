@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import type * as k8s from '@kubernetes/client-node';
-import { initOptionsFrom, type InitOptions } from '../job/mcp/mcp-init.js';
+import { initOptionsFrom, type InitOptions } from '../job/mcp/result.js';
 import { JOB_KAFKA_SECRET_NAME_SETTING, JOB_SECRET_NAME_SETTING, JOB_TEMPLATE_SETTING, jobValidationPolicy } from '../shared/contract/job-policy.js';
 import type { ValidationPolicy } from '../shared/contract/message.js';
 import {

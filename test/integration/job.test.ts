@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
 import { repoRoot } from '../testbed/cache.js';
 import { freshTopic, waitFor, useKafka } from '../helpers.js';
-import { alive as isAlive } from '../../src/job/mcp/mcp-init.js';
+import { alive as isAlive } from '../../src/job/mcp/processes.js';
 import { checksumOf } from '../../src/shared/contract/message.js';
 import { runJob } from '../support.js';
 

@@ -1,6 +1,6 @@
 import { secretRefIn } from '../../shared/contract/policy.js';
 import type * as k8s from '@kubernetes/client-node';
-import { dockerSizeBytes, type DockerServer, type ServerConfig } from '../../shared/contract/message.js';
+import { dockerSizeBytes, type DockerServer, type ServerConfig } from '../../shared/contract/servers.js';
 
 /**
  * Container servers (seed 003's `docker` provider) as native sidecars: init containers with

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { scrubSecrets } from '../../../src/job/mcp/mcp-init.js';
+import { scrubSecrets } from '../../../src/job/mcp/secrets.js';
 
 describe("a failure's text and the secret values of its server", () => {
   it('replaces every resolved value with [secret], as written, trimmed or JSON-escaped, longest first', () => {

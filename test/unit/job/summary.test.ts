@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { buildSummary } from '../../../src/job/summary.js';
 import { JobSummarySchema, TERMINATION_MESSAGE_LIMIT } from '../../../src/shared/contract/summary.js';
-import type { ServerResult } from '../../../src/job/mcp/mcp-init.js';
+import type { ServerResult } from '../../../src/job/mcp/result.js';
 
 const base = { jobID: 'j', topic: 't', partition: 0, offset: '1' };
 

@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { TerminalError } from '../../../src/shared/errors.js';
-import { checksumOf, isImageAllowed, parseMessage, resolveEnvFile, serversWorstCaseMs, type ValidationPolicy } from '../../../src/shared/contract/message.js';
+import { serversWorstCaseMs } from '../../../src/shared/contract/budget.js';
+import { isImageAllowed, resolveEnvFile } from '../../../src/shared/contract/checks.js';
+import { checksumOf, parseMessage, type ValidationPolicy } from '../../../src/shared/contract/message.js';
 
 const policy: ValidationPolicy = { allowedCommands: ['node', 'npx', 'uv'], secretsDir: '/var/run/mcp-secrets', maxMessageBytes: 4096 };
 const servers = { mcpServers: { MariaDB_Server: { command: 'uv', args: ['--directory', 'path/to/server', 'run', 'server.py'], envFile: 'path/to/.env' } } };

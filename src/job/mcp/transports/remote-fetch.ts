@@ -1,5 +1,5 @@
 import { lookup } from 'node:dns/promises';
-import { remoteChecker, type RemotePolicy } from '../../shared/contract/policy.js';
+import { remoteChecker, type RemotePolicy } from '../../../shared/contract/policy.js';
 
 /** A connection the remote-URL policy refused; nothing was sent. */
 export class UrlRefusedError extends Error {

@@ -1,0 +1,76 @@
+import { readFileSync } from 'node:fs';
+import { parseEnv } from 'node:util';
+import { getDefaultEnvironment, StdioClientTransport, type StdioServerParameters } from '@modelcontextprotocol/client/stdio';
+import { isCommandAllowed, resolveEnvFile } from '../../../shared/contract/checks.js';
+import type { ServerConfig } from '../../../shared/contract/servers.js';
+import { envKeyRefusal, PolicyReason } from '../../../shared/contract/policy.js';
+import { InitFailure } from '../failures.js';
+import type { InitOptions } from '../result.js';
+import { resolveSecretRefs } from '../secrets.js';
+
+/**
+ * The SDK's own stdio transport probes `server/discover` on a disposable sibling process (one
+ * extra spawn per connect), because some servers exit on an unknown pre-`initialize` request. A
+ * subclass probes in place (the SDK recognises only its exact class for the sibling). Measured
+ * here (test/bench-mcp.ts and the commit that chose this), the sibling roughly doubles a stdio
+ * connect (≈ +400 ms) while the v1 fixture, server-everything and a serveStdio server all answer
+ * the probe in place and keep serving. So the job probes in place and, only if the server closes
+ * the connection during the probe, starts it again with the 2025 handshake.
+ */
+class InPlaceStdioClientTransport extends StdioClientTransport {}
+
+export function stdioTransport(name: string, cfg: Extract<ServerConfig, { command: string }>, opts: InitOptions, secrets: string[]): StdioClientTransport {
+  if (!isCommandAllowed(cfg.command, opts.allowedCommands)) {
+    throw new InitFailure('failed-permanent', 'command-not-allowed', `command ${JSON.stringify(cfg.command)} is not in the allow-list`);
+  }
+  let fileEnv: Record<string, string> = {};
+  if (cfg.envFile) {
+    let path: string;
+    try {
+      path = resolveEnvFile(cfg.envFile, opts.secretsDir);
+    } catch (err) {
+      throw new InitFailure('failed-permanent', 'env-file-outside-secrets', (err as Error).message);
+    }
+    try {
+      fileEnv = parseEnv(readFileSync(path, 'utf8')) as Record<string, string>;
+    } catch (err) {
+      throw new InitFailure(
+        'failed-permanent',
+        'env-file-unreadable',
+        `envFile ${cfg.envFile}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+      );
+    }
+    // The file is read here, at run time: its keys meet the same policy as the message's `env`.
+    for (const key of Object.keys(fileEnv)) {
+      const why = envKeyRefusal(`envFile ${cfg.envFile}:`, key, opts.policy?.allowedEnvKeys);
+      if (why) throw new InitFailure('failed-permanent', PolicyReason.envKeyNotAllowed, why);
+    }
+  }
+  const params: StdioServerParameters = {
+    command: cfg.command,
+    args: cfg.args,
+    env: {
+      ...getDefaultEnvironment(),
+      ...(process.env.TMPDIR ? { TMPDIR: process.env.TMPDIR } : {}),
+      ...fileEnv,
+      ...resolveSecretRefs(cfg.env, false, opts, secrets),
+    },
+    ...(cfg.cwd ? { cwd: cfg.cwd } : {}),
+    stderr: 'pipe',
+  };
+  const t = new InPlaceStdioClientTransport(params);
+  const stderr = t.stderr;
+  if (stderr && opts.onStderr) {
+    let buf = '';
+    stderr.on('data', (chunk: Buffer) => {
+      buf += chunk.toString('utf8');
+      let i: number;
+      while ((i = buf.indexOf('\n')) >= 0) {
+        opts.onStderr!(name, buf.slice(0, i));
+        buf = buf.slice(i + 1);
+      }
+      if (buf.length > 8192) buf = buf.slice(-8192);
+    });
+  }
+  return t;
+}

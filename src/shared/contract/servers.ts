@@ -1,0 +1,110 @@
+import { z } from 'zod';
+import { McpProtocolSchema } from '../settings.js';
+
+// Values Node refuses at spawn or in a header would come back in an error that echoes them —
+// a secret, perhaps — so they are refused here, naming the key and never the value.
+export const noNul = (what: string) => z.string().refine((v) => !v.includes('\0'), `${what} must not contain a NUL byte`);
+const stringMap = z.record(z.string(), noNul('an env value'));
+export const headerMap = z.record(
+  z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'a header name is an HTTP token'),
+  z.string().refine((v) => /^[\t\x20-\x7e\x80-\xff]*$/.test(v), 'a header value must be printable Latin-1, without CR, LF or NUL'),
+);
+
+/** A per-server deadline from a client config file: milliseconds, as MCP_INIT_TIMEOUT_MS. */
+export const timeoutMs = z
+  .number({ error: 'timeout is a number of milliseconds' })
+  .int()
+  .min(100, 'timeout is in milliseconds (at least 100)')
+  .max(10 * 60_000, 'timeout is at most 600000 ms');
+export const httpUrl = z.url({ protocol: /^https?$/, error: 'url must be an http(s) URL' });
+
+/**
+ * The job's internal shape of one server, what every dialect (dialects.ts) maps onto and what the
+ * in-process `server_initialize` tool takes.
+ */
+export const StdioServerSchema = z.strictObject({
+  type: z.literal('stdio').optional(),
+  command: z.string().min(1, 'command must not be empty'),
+  args: z.array(noNul('an argument')).default([]),
+  env: stringMap.optional(),
+  envFile: z.string().min(1).optional(),
+  cwd: z.string().min(1).optional(),
+  protocol: McpProtocolSchema.optional(),
+  timeoutMs: timeoutMs.optional(),
+});
+
+export const RemoteServerSchema = z.strictObject({
+  type: z.enum(['http', 'sse']),
+  url: httpUrl,
+  headers: headerMap.optional(),
+  protocol: McpProtocolSchema.optional(),
+  timeoutMs: timeoutMs.optional(),
+  /** Fall back to SSE when Streamable HTTP answers 4xx, as clients do for a `url` without `type`. */
+  sseFallback: z.boolean().optional(),
+});
+
+/** A Docker-style size: a number and an optional unit b, k, m or g (binary, as Docker reads them). */
+const DOCKER_SIZE = /^(\d+(?:\.\d+)?)([bkmg]?)$/i;
+const MIN_MEMORY_BYTES = 6 * 1024 * 1024;
+
+/** Bytes of a Docker-style size ("256m", "1g"), or undefined when it is not one. */
+export function dockerSizeBytes(size: string): number | undefined {
+  const m = DOCKER_SIZE.exec(size.trim());
+  if (!m) return undefined;
+  const power = { '': 0, b: 0, k: 1, m: 2, g: 3 }[m[2]!.toLowerCase() as '' | 'b' | 'k' | 'm' | 'g'];
+  return Math.ceil(Number(m[1]) * 1024 ** power);
+}
+
+/** An image reference as a container runtime takes it: `[registry[:port]/]path[:tag][@digest]`. */
+const imageRef = z
+  .string()
+  .max(255, 'image is at most 255 characters')
+  .regex(/^[a-z0-9][a-z0-9._\-/:@]*$/i, 'image is a container image reference such as registry.example.com/mcp/server:1.0');
+
+/**
+ * A container server (seed 003's `docker` provider) as the job and the controller share it: the
+ * controller runs `image` as a native sidecar of the Job's pod, the job connects to
+ * `http://127.0.0.1:<port><path>`. The seed's `command` (Docker's CMD) is kept as `args`, what
+ * Kubernetes calls it, so `'command' in server` still means stdio.
+ */
+export const DockerServerSchema = z.strictObject({
+  type: z.literal('docker'),
+  image: imageRef,
+  port: z.number({ error: 'port is a number' }).int().min(1, 'port is 1-65535').max(65535, 'port is 1-65535'),
+  /** The MCP endpoint's path on the sidecar (default `/mcp`, the SDKs' and most servers' choice). */
+  path: z
+    .string()
+    .regex(/^\/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*$/, 'path is an absolute URL path such as /mcp')
+    .default('/mcp'),
+  environment: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'an environment variable name'), noNul('an environment value')).optional(),
+  args: z.array(noNul('a command argument')).optional(),
+  resources: z
+    .strictObject({
+      memory_limit: z
+        .string()
+        .refine((v) => (dockerSizeBytes(v) ?? 0) >= MIN_MEMORY_BYTES, 'memory_limit is a Docker size of at least 6m, such as "256m" or "1g"')
+        .optional(),
+      cpu_limit: z
+        .union([z.string().regex(/^\d+(\.\d+)?$/, 'cpu_limit is a number of CPUs such as "0.5"'), z.number()])
+        .refine((v) => Number(v) >= 0.001 && Number(v) <= 64, 'cpu_limit is between 0.001 and 64 CPUs')
+        .optional(),
+    })
+    .optional(),
+  /** Seconds, as in the seed; without `path` the probe is a TCP connect to `port`. */
+  health_check: z
+    .strictObject({
+      path: z.string().startsWith('/', 'health_check.path is an absolute path such as /health').optional(),
+      interval: z.number().int('health_check.interval is whole seconds').min(1).max(3600).optional(),
+      timeout: z.number().int('health_check.timeout is whole seconds').min(1).max(3600).optional(),
+    })
+    .optional(),
+  protocol: McpProtocolSchema.optional(),
+  timeoutMs: timeoutMs.optional(),
+});
+
+export const ServerConfigSchema = z.union([RemoteServerSchema, DockerServerSchema, StdioServerSchema]);
+
+export type StdioServer = z.infer<typeof StdioServerSchema>;
+export type RemoteServer = z.infer<typeof RemoteServerSchema>;
+export type DockerServer = z.infer<typeof DockerServerSchema>;
+export type ServerConfig = z.infer<typeof ServerConfigSchema>;
