@@ -968,25 +968,25 @@ async function random(seed: number, minutes: number): Promise<number> {
   let f = zeroFigures();
   try {
     const end = Date.now() + minutes * 60_000;
-    let nextFaultAt = d.int(15, 40); // in messages sent, so the seed fixes where faults fall in the stream
+    // Faults fall at seeded times (which fault, how long) into a stream of seeded shapes.
+    let nextFaultAt = Date.now() + d.int(8, 20) * 1000;
     let fault: Promise<void> | undefined;
-    let sent = 0;
     while (Date.now() < end) {
-      if (sent >= nextFaultAt && !fault) {
+      if (Date.now() >= nextFaultAt && !fault) {
         const which = d.pick(FAULTS);
         const pause = d.int(1000, 12_000);
         faults.set(which, (faults.get(which) ?? 0) + 1);
         fault = applyFault(which, pause, chaos, sup, env, (down) => (brokerDown = down))
           .catch((err: unknown) => void problems.push(`${which}: ${(err as Error).message}`))
           .finally(() => (fault = undefined));
-        nextFaultAt = sent + d.int(15, 50);
+        nextFaultAt = Date.now() + d.int(15, 40) * 1000;
       }
       let shape = d.weighted(SHAPE_WEIGHTS);
       // The Java producer gives up within 20 s: its records would land unrecorded. Not while the broker is away.
       if (brokerDown && shape.startsWith('java')) shape = 'valid';
       await sendShape(chaos, shape, d, seed);
       shapes.set(shape, (shapes.get(shape) ?? 0) + 1);
-      sent++;
+
       await sleep(d.int(200, 900));
     }
     await fault;

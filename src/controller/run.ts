@@ -22,6 +22,7 @@ import { Pauses, type Metrics } from './reporting/metrics.js';
 import { quarantineUndecodable, RetentionGapGuard } from './intake/loss-records.js';
 import { OutcomeReporter } from './reporting/reporter.js';
 import { ActiveJobSlots } from './intake/slots.js';
+import { SkippedRecords } from './intake/skipped-records.js';
 
 /** How often consumer_lag is read from the topic's end offsets: a Prometheus scrape or two (30 s ServiceMonitor). */
 const LAG_REFRESH_MS = 30_000;
@@ -210,6 +211,19 @@ export async function runController(deps: ControllerDeps): Promise<ControllerHan
   let joined = false;
   let stopRequested = false;
   const events = consumer.events;
+  const skipped = new SkippedRecords({
+    topic: cfg.KAFKA_TOPIC,
+    commit: async (partition, next) => {
+      await consumer.commitOffsets([{ topic: cfg.KAFKA_TOPIC, partition, offset: next }]);
+      groupAdmin.noteCommitted(partition, next);
+      handler.committed(partition, next);
+    },
+    knownCommitted: (p) => groupAdmin.knownCommitted(p),
+    log,
+  });
+  consumer.on(events.END_BATCH_PROCESS, (e) => {
+    if (!stopRequested) skipped.batchEnded(e.payload);
+  });
   consumer.on(events.GROUP_JOIN, (e) => {
     joined = true;
     gaps.joined();
@@ -272,6 +286,7 @@ export async function runController(deps: ControllerDeps): Promise<ControllerHan
       slots.wake();
       // Drain and commit while the consumer still runs: after consumer.stop() kafkajs drops commits.
       await Promise.allSettled([...activeBatches]);
+      await skipped.settled();
       await consumer.stop();
       await consumer.disconnect();
       reporter.stop();
