@@ -571,12 +571,12 @@ const scenarios: Scenario[] = [
     run: async ({ c, kc, sup }) => {
       // The controller stays in its group (no rejoin) but is held back by a full quota; retention
       // passes its position meanwhile, so the next batch it fetches starts past the committed offset.
+      // A hard limit of 0, not the count of Jobs there: TTL deletions would make room.
       const core = kc.makeApiClient(k8s.CoreV1Api);
-      const existing = (await kc.makeApiClient(k8s.BatchV1Api).listNamespacedJob({ namespace: NS })).items.length;
       let deleted = 0;
       await core.createNamespacedResourceQuota({
         namespace: NS,
-        body: { metadata: { name: 'chaos-gap' }, spec: { hard: { 'count/jobs.batch': String(existing) } } },
+        body: { metadata: { name: 'chaos-gap' }, spec: { hard: { 'count/jobs.batch': '0' } } },
       });
       await waitFor(
         async () => {
