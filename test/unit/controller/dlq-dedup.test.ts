@@ -67,6 +67,7 @@ function member(dlq: DeadLetterTopic) {
         batch: {
           topic: 'work',
           partition: 0,
+          lastOffset: () => offsets.at(-1)!,
           highWatermark: String(Number(offsets.at(-1)) + 1),
           messages: offsets.map((offset) => ({ offset, key: null, value: Buffer.from('not json'), headers: {} }) as unknown as KafkaMessage),
         },
