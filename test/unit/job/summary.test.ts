@@ -105,11 +105,38 @@ describe('buildSummary', () => {
     for (const r of results) assert.equal(s.servers![r.name]!.status, 'failed-retriable');
   });
 
+  it('says where each server came from and whether the shared package cache was used, dropping the source only at the details step', () => {
+    const pkg = { ...ok('memory', ['a']), package: { from: 'cache' as const, ms: 840, requests: 0, tarballs: 0 } };
+    const s = whole(buildSummary({ ...base, exitCode: 0, packageCache: 'shared' }, [pkg]));
+    assert.equal(s.packageCache, 'shared');
+    assert.deepEqual(s.servers!.memory!.package, { from: 'cache', ms: 840, requests: 0, tarballs: 0 });
+    const many = Array.from({ length: 32 }, (_, i) => ({
+      ...failed(`server-${String(i).padStart(2, '0')}`, 'é'.repeat(400)),
+      package: { from: 'registry' as const, ms: 9000, requests: 120, tarballs: 99 },
+    }));
+    const short = whole(buildSummary({ ...base, exitCode: 75, packageCache: 'unavailable: full: 3 MiB free at /var/cache/mcp-packages' }, many));
+    assert.equal(short.packageCache, 'unavailable: full: 3 MiB free at /var/cache/mcp-packages');
+    assert.equal(short.shortened, 'details');
+    assert.equal(short.servers!['server-00']!.package, undefined);
+  });
+
   it('shortens the same way every time', () => {
     const results = Array.from({ length: 32 }, (_, i) => failed(`s${i}`, 'ü'.repeat(900)));
     const a = buildSummary({ ...base, exitCode: 75 }, results);
     const b = buildSummary({ ...base, exitCode: 75 }, results);
     assert.equal(a, b);
     whole(a);
+  });
+});
+
+describe('a list the job cut short', () => {
+  it('says in the summary which lists stopped early and why, while the list still fits shortened', () => {
+    const names = Array.from({ length: 10_000 }, (_, i) => `tool-${i}`);
+    const r: ServerResult = { ...ok('big', names), capped: ['tools', 'resources'], cut: { tools: 'names', resources: 'response-bytes' }, resources: [] };
+    const s = whole(buildSummary({ ...base, exitCode: 0 }, [r]));
+    const line = s.servers!.big!;
+    assert.deepEqual(line.capped, ['tools', 'resources']);
+    assert.deepEqual(line.cut, { tools: 'names', resources: 'response-bytes' });
+    assert.equal(line.tools!.at(-1), `…+${10_000 - (line.tools!.length - 1)}`);
   });
 });
