@@ -12,7 +12,8 @@ import { processBatch, type BatchDeps } from './intake/batch-processor.js';
 import { Lifecycle } from './lifecycle.js';
 import type { ControllerConfig } from './config.js';
 import type { ValidationPolicy } from '../shared/contract/message.js';
-import { uncommittedDeadLetters } from './reporting/dlq-dedup.js';
+import { DeadLetterRescan, uncommittedDeadLetters } from './reporting/dlq-dedup.js';
+import { SkippedRecords } from './intake/skipped-records.js';
 import type { EventRecorder } from './reporting/events.js';
 import { GroupAdmin } from './intake/group-admin.js';
 import { LagRefresher } from './intake/lag-refresher.js';
@@ -28,6 +29,9 @@ import { ActiveJobSlots } from './intake/slots.js';
 
 /** How often consumer_lag is read from the topic's end offsets: a Prometheus scrape or two (30 s ServiceMonitor). */
 const LAG_REFRESH_MS = 30_000;
+
+/** What the consumer fetches per partition: 8× Kafka's default max.message.bytes, so any record such a topic accepts is fetched whole. */
+const CONSUMER_MAX_BYTES_PER_PARTITION = 8 * 1024 * 1024;
 
 /** Everything the controller talks to, passed in so nothing connects at import time. */
 export interface ControllerDeps {
@@ -72,6 +76,8 @@ export class Controller {
   private readonly handler: MessageHandler;
   private readonly consumer: Consumer;
   private readonly gaps: RetentionGapGuard;
+  private readonly rescan: DeadLetterRescan;
+  private readonly skipped: SkippedRecords;
   private readonly lagRefresher: LagRefresher;
   private readonly batchDeps: BatchDeps;
   private started: (() => void) | undefined;
@@ -175,13 +181,40 @@ export class Controller {
       heartbeatInterval: Math.max(500, Math.floor(cfg.KAFKA_SESSION_TIMEOUT_MS / 10)),
       // A consumer that crashed on something we judged fatal must not be restarted by kafkajs.
       retry: { retries: 10, restartOnFailure: async () => this.life.mayRestartConsumer() },
+      // kafkajs asks for 1 MiB a partition by default, less than a topic at Kafka's default
+      // max.message.bytes (1048588) accepts: a record between the two could stall its partition.
+      maxBytesPerPartition: CONSUMER_MAX_BYTES_PER_PARTITION,
+      maxBytes: 2 * CONSUMER_MAX_BYTES_PER_PARTITION,
     });
     const gaps = (this.gaps = new RetentionGapGuard({ groupAdmin, handler, log, metrics, now }));
+    // After every join, not only at start: a partition that moved here may hold messages the last
+    // owner dead-lettered but could not commit (its commit stopped at a message still waiting).
+    const rescan = (this.rescan = new DeadLetterRescan({
+      scan: () => this.scanDeadLetters(),
+      remember: (found) => handler.seedDeadLettered(found),
+      heartbeatMs: Math.max(500, Math.floor(cfg.KAFKA_SESSION_TIMEOUT_MS / 10)),
+    }));
+    const consumer = this.consumer;
+    // kafkajs hands no transaction marker or aborted record to eachBatch: commit past batches of
+    // nothing else, so a partition's committed offset reaches its end.
+    this.skipped = new SkippedRecords({
+      topic: cfg.KAFKA_TOPIC,
+      commit: async (partition, next) => {
+        await consumer.commitOffsets([{ topic: cfg.KAFKA_TOPIC, partition, offset: next }]);
+        groupAdmin.noteCommitted(partition, next);
+        handler.committed(partition, next);
+      },
+      knownCommitted: (p) => groupAdmin.knownCommitted(p),
+      log,
+    });
     this.batchDeps = {
       handler,
       limit: cfg.MAX_ACTIVE_JOBS > 0 ? Math.min(cfg.MAX_IN_FLIGHT, cfg.MAX_ACTIVE_JOBS) : cfg.MAX_IN_FLIGHT,
       stopping: signal,
-      beforeBatch: (topic, partition, first, heartbeat) => gaps.beforeBatch(topic, partition, first, heartbeat),
+      beforeBatch: async (topic, partition, first, heartbeat) => {
+        await rescan.ready(heartbeat);
+        await gaps.beforeBatch(topic, partition, first, heartbeat);
+      },
       onCommitted: (partition, next) => groupAdmin.noteCommitted(partition, next),
       onFatal: crash,
       log,
@@ -244,6 +277,7 @@ export class Controller {
   stop(): Promise<void> {
     return this.life.shutdown(
       [
+        ['commits past skipped records', () => this.skipped.settled()],
         ['consumer stop', () => this.consumer.stop()],
         ['consumer disconnect', () => this.consumer.disconnect()],
         ['reporter', () => this.reporter.stop()],
@@ -289,11 +323,15 @@ export class Controller {
     consumer.on(events.GROUP_JOIN, (e) => {
       this.life.joinedGroup();
       this.gaps.joined();
+      this.rescan.joined();
       this.lagRefresher.assigned(e.payload.memberAssignment[cfg.KAFKA_TOPIC] ?? []);
       void this.lagRefresher.refresh();
       log.info({ group: cfg.KAFKA_CONSUMER_GROUP, memberId: e.payload.memberId, assigned: e.payload.memberAssignment }, 'joined consumer group');
     });
     consumer.on(events.STOP, () => this.life.leftGroup());
+    consumer.on(events.END_BATCH_PROCESS, (e) => {
+      if (!this.life.stopping.signal.aborted) this.skipped.batchEnded(e.payload);
+    });
     consumer.on(events.CRASH, (e) => this.consumerCrashed(e.payload.error, e.payload.restart));
   }
 

@@ -36,6 +36,14 @@ export interface JavaProduceOptions {
   /** `linger.ms` (default 100): long enough that all values share one compressed batch. */
   lingerMs?: number;
   security?: JavaSecurity;
+  /**
+   * Whole records instead of `values` (which must then be empty): null key or value (a
+   * tombstone), bytes of any kind, headers.
+   */
+  records?: { key: Buffer | null; value: Buffer | null; headers?: Record<string, Buffer> }[];
+  /** Send everything in one transaction with this id; committed unless `abort`. */
+  transactionalId?: string;
+  abort?: boolean;
   /** Kill the JVM after this long (default 60 s). */
   timeoutMs?: number;
 }
@@ -115,6 +123,20 @@ export async function javaProduce(o: JavaProduceOptions): Promise<ProducedRecord
     String(o.lingerMs ?? 100),
   ];
   if (o.partition !== undefined) args.push('--partition', String(o.partition));
+  if (o.transactionalId !== undefined) args.push('--transactional-id', o.transactionalId, ...(o.abort ? ['--abort'] : []));
+  const b64 = (b: Buffer | null) => (b === null ? '-' : b.toString('base64'));
+  const lines = o.records
+    ? (args.push('--encoded'),
+      o.records.map((r) =>
+        [
+          b64(r.key),
+          b64(r.value),
+          Object.entries(r.headers ?? {})
+            .map(([k, v]) => `${k}:${v.toString('base64')}`)
+            .join(','),
+        ].join('\t'),
+      ))
+    : o.values;
   if (o.key !== undefined) args.push('--key', o.key);
   const env: NodeJS.ProcessEnv = { ...process.env };
   delete env.KAFKA_SASL_PASSWORD;
@@ -147,13 +169,13 @@ export async function javaProduce(o: JavaProduceOptions): Promise<ProducedRecord
         .split('\n')
         .filter((l) => l.startsWith('{'))
         .map((l) => JSON.parse(l) as ProducedRecord);
-      if (records.length !== o.values.length) {
-        reject(new Error(`javaProduce: ${o.values.length} values sent but ${records.length} results printed`));
+      if (records.length !== lines.length) {
+        reject(new Error(`javaProduce: ${lines.length} records sent but ${records.length} results printed`));
         return;
       }
       resolve(records);
     });
     // Stdin stays empty (and is closed) when there is nothing to send; the program then sends nothing.
-    child.stdin.end(o.values.length ? o.values.join('\n') + '\n' : '');
+    child.stdin.end(lines.length ? lines.join('\n') + '\n' : '');
   });
 }

@@ -107,6 +107,21 @@ export async function processBatch(d: BatchDeps, p: EachBatchPayload): Promise<v
   }
   await Promise.all(inFlight);
   await commitFinished(true);
+  if (window.finishedCount === msgs.length && failure === undefined && heartbeatError === undefined && lastCommitOk) {
+    // Every message is handled: commit past what follows the last one in this batch too — the
+    // marker that ends a transaction, records of an aborted one. kafkajs fetches on from past
+    // them and never hands them over, so nothing else would ever commit them.
+    const end = (BigInt(b.lastOffset()) + 1n).toString();
+    if (BigInt(end) > BigInt(msgs.at(-1)!.offset) + 1n) {
+      try {
+        await commitOffsetsIfNecessary({ topics: [{ topic, partitions: [{ partition, offset: end }] }] });
+        d.onCommitted?.(partition, end);
+        d.handler.committed(partition, end);
+      } catch (err) {
+        d.log.warn({ topic, partition, offset: end, err: describeError(err) }, 'commit past the batch end failed; its last records are fetched again');
+      }
+    }
+  }
   if (failure !== undefined && !(failure instanceof AbortedError)) {
     // Nothing is skipped: the message is redelivered to the restarted process.
     d.onFatal(failure);

@@ -86,9 +86,13 @@ export class MessageHandler {
 
   constructor(private readonly d: HandlerDeps) {}
 
-  /** Dead-letter records a previous run wrote for messages it had not committed (found at start). */
+  /**
+   * Dead-letter records written for messages not yet committed — by a previous run (found at
+   * start) or by another member that owned the partition before a rebalance (found on a join).
+   * Added to what is known, never replacing it: a record once written stays written.
+   */
   seedDeadLettered(found: Set<string>): void {
-    this.deadLettered = new Set(found);
+    for (const k of found) this.deadLettered.add(k);
   }
 
   /** The offset `next` of `partition` is committed: records below it will not be redelivered. */

@@ -1,5 +1,6 @@
 import type { Kafka } from 'kafkajs';
 import { isUndecodable } from '../../shared/errors.js';
+import { sleep } from '../../shared/wait.js';
 import { DlqHeader } from './dead-letter.js';
 import type { Logger } from '../../shared/logger.js';
 import type { PartitionReader } from '../../shared/kafka/read-message.js';
@@ -70,5 +71,55 @@ export async function uncommittedDeadLetters(o: {
     return found;
   } finally {
     await admin.disconnect().catch(() => undefined);
+  }
+}
+
+/**
+ * The dead-letter records of uncommitted messages, read again on every join of the consumer
+ * group. A partition gained on a rebalance may hold messages its previous owner dead-lettered
+ * but could not commit (it stops at the first message still waiting, say for the cap, and a
+ * member that leaves commits nothing after that): the scan made at start-up predates those
+ * records, so without a fresh one the new owner would write each of them a second time.
+ * Batches wait for the scan of the current generation; the previous owner has drained before
+ * it rejoins, so every record it wrote is on the topic by then.
+ */
+export class DeadLetterRescan {
+  /** The latest join's scan: resolves to its error, or undefined once its findings are remembered. */
+  private current: Promise<unknown> = Promise.resolve(undefined);
+
+  constructor(
+    private readonly o: {
+      /** Reads the dead-letter records of uncommitted messages (retrying what a retry fixes). */
+      scan: () => Promise<Set<string>>;
+      /** Adds what the scan found to what the handler knows (never forgets: a record stays written). */
+      remember: (found: Set<string>) => void;
+      /** How often a waiting batch heartbeats, so a slow scan does not cost the member its session. */
+      heartbeatMs: number;
+    },
+  ) {}
+
+  /** The member joined (or rejoined) the group: its partitions may have moved. */
+  joined(): void {
+    this.current = this.o.scan().then(
+      (found) => void this.o.remember(found),
+      (err: unknown) => err ?? new Error('the dead-letter scan failed'),
+    );
+  }
+
+  /** Resolves once the scan of the latest join is done; throws its error if it failed (no batch runs without it). */
+  async ready(heartbeat: () => Promise<void>): Promise<void> {
+    let done = false;
+    let failure: unknown;
+    const current = this.current.then((err) => {
+      done = true;
+      failure = err;
+    });
+    while (!done) {
+      const stop = new AbortController();
+      await Promise.race([current, sleep(this.o.heartbeatMs, stop.signal)]);
+      stop.abort();
+      if (!done) await heartbeat();
+    }
+    if (failure !== undefined) throw failure;
   }
 }

@@ -5,7 +5,12 @@
 //   java -cp '<kafka home>/libs/*' Producer.java --bootstrap 127.0.0.1:9092 --topic t \
 //     [--partition 0] [--compression none|gzip|snappy|lz4|zstd] [--linger-ms 100] [--key k] \
 //     [--security-protocol SASL_SSL --sasl-mechanism SCRAM-SHA-512 --username u --ca-file ca.crt] \
-//     [--] [value ...]
+//     [--encoded] [--transactional-id id [--abort]] [--] [value ...]
+//
+// --encoded: each value is a whole record, `KEY<TAB>VALUE<TAB>HEADERS`, KEY and VALUE in base64
+// or `-` for null (a tombstone has a null value), HEADERS `name:base64,...` (or empty).
+// --transactional-id: all records go in one transaction, committed, or aborted with --abort (the
+// records still take offsets, which read_committed consumers never see).
 //
 // Values are the arguments after the options, or else one per line of standard input. The
 // SASL password comes from the environment (KAFKA_SASL_PASSWORD), not the command line, which
@@ -26,12 +31,16 @@ import java.util.concurrent.Future;
 import org.apache.kafka.clients.producer.KafkaProducer;
 import org.apache.kafka.clients.producer.ProducerRecord;
 import org.apache.kafka.clients.producer.RecordMetadata;
+import org.apache.kafka.common.header.internals.RecordHeader;
+import org.apache.kafka.common.serialization.ByteArraySerializer;
 import org.apache.kafka.common.serialization.StringSerializer;
+import java.util.Base64;
 
 public class Producer {
   public static void main(String[] argv) throws Exception {
     String bootstrap = null, topic = null, key = null, compression = "none", lingerMs = "100";
-    String protocol = null, mechanism = null, username = null, caFile = null;
+    String protocol = null, mechanism = null, username = null, caFile = null, transactionalId = null;
+    boolean encoded = false, abort = false;
     Integer partition = null;
     List<String> values = new ArrayList<>();
     for (int i = 0; i < argv.length; i++) {
@@ -39,6 +48,14 @@ public class Producer {
       if (a.equals("--")) {
         for (i++; i < argv.length; i++) values.add(argv[i]);
         break;
+      }
+      if (a.equals("--encoded")) {
+        encoded = true;
+        continue;
+      }
+      if (a.equals("--abort")) {
+        abort = true;
+        continue;
       }
       if (!a.startsWith("--")) {
         values.add(a);
@@ -57,6 +74,7 @@ public class Producer {
         case "--sasl-mechanism": mechanism = v; break;
         case "--username": username = v; break;
         case "--ca-file": caFile = v; break;
+        case "--transactional-id": transactionalId = v; break;
         default: usage("unknown option " + a);
       }
     }
@@ -69,8 +87,9 @@ public class Producer {
     Properties p = new Properties();
     p.put("bootstrap.servers", bootstrap);
     p.put("client.id", "testbed-java-producer");
-    p.put("key.serializer", StringSerializer.class.getName());
-    p.put("value.serializer", StringSerializer.class.getName());
+    p.put("key.serializer", ByteArraySerializer.class.getName());
+    p.put("value.serializer", ByteArraySerializer.class.getName());
+    if (transactionalId != null) p.put("transactional.id", transactionalId);
     p.put("acks", "all");
     p.put("compression.type", compression);
     p.put("linger.ms", lingerMs);
@@ -98,9 +117,34 @@ public class Producer {
     }
 
     List<Future<RecordMetadata>> sent = new ArrayList<>();
-    try (KafkaProducer<String, String> producer = new KafkaProducer<>(p)) {
-      for (String value : values) sent.add(producer.send(new ProducerRecord<>(topic, partition, key, value)));
+    try (KafkaProducer<byte[], byte[]> producer = new KafkaProducer<>(p)) {
+      if (transactionalId != null) {
+        producer.initTransactions();
+        producer.beginTransaction();
+      }
+      byte[] keyBytes = key == null ? null : key.getBytes(StandardCharsets.UTF_8);
+      for (String value : values) {
+        ProducerRecord<byte[], byte[]> r;
+        if (encoded) {
+          String[] f = value.split("\t", -1);
+          if (f.length != 3) usage("an encoded record is KEY<TAB>VALUE<TAB>HEADERS");
+          r = new ProducerRecord<>(topic, partition, decode(f[0]), decode(f[1]));
+          if (!f[2].isEmpty()) {
+            for (String h : f[2].split(",")) {
+              int c = h.indexOf(':');
+              r.headers().add(new RecordHeader(h.substring(0, c), Base64.getDecoder().decode(h.substring(c + 1))));
+            }
+          }
+        } else {
+          r = new ProducerRecord<>(topic, partition, keyBytes, value.getBytes(StandardCharsets.UTF_8));
+        }
+        sent.add(producer.send(r));
+      }
       producer.flush();
+      if (transactionalId != null) {
+        if (abort) producer.abortTransaction();
+        else producer.commitTransaction();
+      }
       StringBuilder out = new StringBuilder();
       for (Future<RecordMetadata> f : sent) {
         RecordMetadata m = f.get();
@@ -116,6 +160,10 @@ public class Producer {
       System.err.println("producer: " + c.getClass().getName() + ": " + c.getMessage());
       System.exit(1);
     }
+  }
+
+  private static byte[] decode(String field) {
+    return field.equals("-") ? null : Base64.getDecoder().decode(field);
   }
 
   private static String jaasQuote(String s) {

@@ -11,13 +11,14 @@ import { waitFor } from '../../../src/shared/wait.js';
 const log = pino({ level: 'silent' });
 
 /** A batch as kafkajs hands it over, recording what was resolved and committed. */
-function payload(offsets: string[], heartbeat: () => Promise<void> = async () => undefined) {
+function payload(offsets: string[], heartbeat: () => Promise<void> = async () => undefined, lastOffset = offsets.at(-1)!) {
   const commits: string[] = [];
   const p = {
     batch: {
       topic: 't',
       partition: 0,
-      highWatermark: String(Number(offsets.at(-1)) + 1),
+      lastOffset: () => lastOffset,
+      highWatermark: String(Number(lastOffset) + 1),
       messages: offsets.map((offset) => ({ offset, value: Buffer.from('x') }) as unknown as KafkaMessage),
     },
     resolveOffset: () => undefined,
@@ -73,6 +74,18 @@ describe('processBatch', () => {
     }
     await run;
     assert.equal(commits.at(-1), '13');
+  });
+
+  it('commits past a transaction marker or aborted records that end the batch once every message is handled', async () => {
+    const g = gatedHandler();
+    const { p, commits } = payload(['10', '11'], undefined, '13');
+    const run = processBatch(deps(g.handler), p);
+    for (const o of ['10', '11']) {
+      while (!g.started.includes(o)) await tick();
+      g.finish(o);
+    }
+    await run;
+    assert.deepEqual(commits.slice(-2), ['12', '14']);
   });
 
   it('on a failed heartbeat (a rebalance) stops dispatching, drains what runs, commits what finished, then rethrows', async () => {
