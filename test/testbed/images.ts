@@ -7,7 +7,7 @@
  */
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { sleep } from '../../src/shared/wait.js';
 import { cacheRoot, repoRoot, scriptsDir, versions } from './cache.js';
@@ -179,7 +179,7 @@ async function imageConfig(ref: string): Promise<{ id: string; config: ImageConf
 function duBytes(dir: string): number {
   let total = 0;
   const walk = (p: string) => {
-    const st = statSync(p, { throwIfNoEntry: false });
+    const st = lstatSync(p, { throwIfNoEntry: false });
     if (!st) return;
     if (st.isDirectory()) for (const e of readdirSync(p)) walk(join(p, e));
     else if (st.isFile()) total += st.size;
