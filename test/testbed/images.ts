@@ -260,3 +260,50 @@ export async function ensureProductImages(log: (l: string) => void = () => undef
   );
   return { job, controller };
 }
+
+/**
+ * Runs argv inside an image's filesystem as `uid:gid`, the way the node agent starts a
+ * container (scripts/enter-rootfs.sh), with a throwaway writable layer; resolves its exit code and output.
+ */
+export async function runInImage(
+  image: BuiltImage,
+  argv: string[],
+  opts: { uid: number; gid: number; env?: Record<string, string> },
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const dir = join(imagesDir, 'scratch', `${process.pid}-${Date.now()}`);
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, 'mounts'), '');
+  const env: Record<string, string> = {};
+  for (const kv of image.config.env) env[kv.slice(0, kv.indexOf('='))] = kv.slice(kv.indexOf('=') + 1);
+  Object.assign(env, opts.env);
+  const script = join(scriptsDir, 'enter-rootfs.sh');
+  const args = [
+    '--mount',
+    '--propagation',
+    'private',
+    '/bin/sh',
+    script,
+    image.rootfs,
+    dir,
+    '1',
+    String(opts.uid),
+    String(opts.gid),
+    image.config.workingDir,
+    join(dir, 'mounts'),
+    '--',
+    ...argv,
+  ];
+  try {
+    return await new Promise((resolve, reject) => {
+      const child = spawn('unshare', args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+      let stdout = '';
+      let stderr = '';
+      child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+      child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+      child.once('error', reject);
+      child.once('exit', (code) => resolve({ code, stdout, stderr }));
+    });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}

@@ -22,6 +22,8 @@ import type { Pki } from './pki.js';
 export type ImageTable = Record<string, string[] | BuiltImageRoot>;
 
 export interface BuiltImageRoot {
+  /** The image's id: reported as the container's imageID, so a test can tell which image a pod ran. */
+  id: string;
   rootfs: string;
   config: ImageConfig;
 }
@@ -56,6 +58,8 @@ interface ContainerRun {
   /** The node is stopping this sidecar: its exit is not restarted. */
   stopping?: boolean;
   restartCount: number;
+  /** Set when the container runs inside a built image. */
+  imageID?: string;
 }
 
 /** How to start one container: what to spawn, where, with which environment. */
@@ -396,7 +400,9 @@ export class NodeAgent {
       }
       return out;
     }
-    return Object.fromEntries((src.downwardAPI?.items ?? []).filter((i) => i.fieldRef).map((i) => [i.path, Buffer.from(fieldValue(pod, i.fieldRef!.fieldPath))]));
+    return Object.fromEntries(
+      (src.downwardAPI?.items ?? []).filter((i) => i.fieldRef).map((i) => [i.path, Buffer.from(fieldValue(pod, i.fieldRef!.fieldPath))]),
+    );
   }
 
   private async resolveEnv(pod: k8s.V1Pod, ns: string, container: k8s.V1Container): Promise<Record<string, string>> {
@@ -521,6 +527,7 @@ export class NodeAgent {
     mounts.push([termPath, c.termFile]);
     const env = await this.resolveEnv(pod, run.namespace, spec);
     const launch = Array.isArray(entry) ? this.hostLaunch(run, spec, entry, mounts, env) : this.containerLaunch(pod, run, c, spec, entry, mounts, env);
+    if (!Array.isArray(entry)) c.imageID = `buildah://sha256:${entry.id}`;
     const log = createWriteStream(c.logFile, { flags: 'a' });
     c.log = log;
     c.startedAt = new Date().toISOString();
@@ -570,7 +577,8 @@ export class NodeAgent {
   private hostLaunch(run: PodRun, spec: k8s.V1Container, entry: string[], mounts: [string, string][], env: Record<string, string>): Launch {
     if ((spec.command ?? entry).length === 0) throw new Error(`a container of ${run.name} needs a command`);
     const rewrite = (s: string) => {
-      for (const [from, to] of [...mounts].sort((a, b) => b[0].length - a[0].length)) if (s === from || s.startsWith(`${from}/`)) return to + s.slice(from.length);
+      for (const [from, to] of [...mounts].sort((a, b) => b[0].length - a[0].length))
+        if (s === from || s.startsWith(`${from}/`)) return to + s.slice(from.length);
       return s;
     };
     const procEnv: Record<string, string> = {
@@ -613,7 +621,11 @@ export class NodeAgent {
     if (sc.runAsNonRoot && uid === 0) throw new Error(`container ${c.name} must run as non-root, but its image's user is root`);
     const dir = join(run.dir, 'containers', `${c.name}-${c.restartCount}`);
     mkdirSync(dir, { recursive: true });
-    const plan: [string, string][] = [...mounts, ...(this.opts.hostPaths ?? []).map((p): [string, string] => [p, p])];
+    // mounts are container path → host path; the plan lists host path, then container path.
+    const plan: [string, string][] = [
+      ...mounts.map(([to, from]): [string, string] => [from, to]),
+      ...(this.opts.hostPaths ?? []).map((p): [string, string] => [p, p]),
+    ];
     // A kubelet writes the pod's /etc/hosts and /etc/resolv.conf; the host's serve with the host's network.
     for (const f of ['/etc/hosts', '/etc/resolv.conf']) if (existsSync(f)) plan.push([f, f]);
     plan.sort((a, b) => a[1].length - b[1].length);
@@ -694,7 +706,7 @@ export class NodeAgent {
     const base = (c: ContainerRun) => ({
       name: c.name,
       image: c.image,
-      imageID: `testbed://${imageName(c.image)}`,
+      imageID: c.imageID ?? `testbed://${imageName(c.image)}`,
       containerID: `testbed://${run.uid}/${c.name}`,
       restartCount: c.restartCount,
       state: state(c),
