@@ -27,10 +27,8 @@ function files(dir: string, base = dir, out: string[] = []): string[] {
 
 const SHELLS = ['sh', 'bash', 'dash', 'ash', 'zsh', 'busybox'];
 const PATH_DIRS = ['usr/local/sbin', 'usr/local/bin', 'usr/sbin', 'usr/bin', 'sbin', 'bin'];
-const pkg = JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8')) as {
-  dependencies: Record<string, string>;
-  devDependencies: Record<string, string>;
-};
+const pkg = JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8')) as { devDependencies: Record<string, string> };
+const lock = JSON.parse(readFileSync(join(repoRoot, 'package-lock.json'), 'utf8')) as { packages: Record<string, { dev?: boolean; optional?: boolean }> };
 
 // The job image also carries `serve`, whose server_initialize needs the job's runtimes (node, npx).
 const programs: Record<Program, { dirs: string[]; entry: string; mains: string[] }> = {
@@ -90,8 +88,16 @@ describe(
         assert.ok(!dist.some((f) => f.endsWith('.ts') && !f.endsWith('.d.ts')), 'no TypeScript sources');
         assert.ok(!existsSync(join(app, 'src')) && !existsSync(join(app, 'test')), 'no sources or tests');
         const modules = readdirSync(join(app, 'node_modules'));
-        for (const dep of Object.keys(pkg.dependencies)) assert.ok(existsSync(join(app, 'node_modules', dep, 'package.json')), `${dep} is installed`);
-        for (const dev of Object.keys(pkg.devDependencies)) assert.ok(!existsSync(join(app, 'node_modules', dev)), `dev dependency ${dev} is not in the image`);
+        // The lock file marks what only development needs (`dev: true`): none of it, and all the rest, is in the image.
+        for (const [path, entry] of Object.entries(lock.packages)) {
+          if (!path.startsWith('node_modules/')) continue;
+          if (entry.dev) assert.ok(!existsSync(join(app, path)), `${path} (development only) is not in the image`);
+          else if (!entry.optional) assert.ok(existsSync(join(app, path, 'package.json')), `${path} is installed`);
+        }
+        assert.ok(
+          Object.keys(pkg.devDependencies).every((d) => lock.packages[`node_modules/${d}`]?.dev),
+          'the lock marks the dev dependencies',
+        );
         assert.ok(modules.length > 0);
       });
 
@@ -131,7 +137,7 @@ describe(
 
     it('job: has node, npm and npx on PATH for MCP servers written for Node, and a shell for npx', async () => {
       const img = images.job;
-      const res = await runInImage(img, ['/bin/sh', '-c', 'command -v node npm npx && npx --version'], { uid: 1000, gid: 1000 });
+      const res = await runInImage(img, ['/bin/sh', '-c', 'for c in node npm npx; do command -v $c; done && npx --version'], { uid: 1000, gid: 1000 });
       assert.equal(res.code, 0, res.stderr);
       assert.match(res.stdout, /\/node\n.*\/npm\n.*\/npx\n\d+\.\d+\.\d+/s);
     });
