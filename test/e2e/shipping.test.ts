@@ -254,8 +254,10 @@ ${[env('KAFKA_BROKERS', brokers().join(',')), env('KAFKA_TOPIC', topic), env('KA
             messages: [{ value: JSON.stringify({ jobID, jobType: 'server-init', payload: JSON.stringify({ mcpServers: { s: server } }) }) }],
           });
         await send('fixture', { command: 'node', args: [FIXTURE] });
-        // What users run: a server fetched by npx from the registry, inside the job image.
-        await send('npx', { command: 'npx', args: ['-y', `@modelcontextprotocol/server-everything@${everything}`] });
+        // What users run: a server fetched by npx from the registry, inside the job image. A cold
+        // download takes longer than the default 30 s per-server deadline on a busy machine: the
+        // message gives it more, as a user's would.
+        await send('npx', { command: 'npx', args: ['-y', `@modelcontextprotocol/server-everything@${everything}`], timeout: 240_000 });
         const jobs = await waitFor(
           async () => {
             const l = await batch.listNamespacedJob({ namespace: ns, labelSelector: jobSelector(group) });
