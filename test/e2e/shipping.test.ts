@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { promisify } from 'node:util';
@@ -197,6 +197,95 @@ describe('shipping: manifests, render, metrics, produce and npm run dev', () => 
       await core.deleteNamespace({ name: ns }).catch(() => undefined);
     }
   });
+
+  it(
+    "runs the k8s/ base's Deployment from the controller image (its env, its ServiceAccount token): it turns messages into Jobs whose pods run the job image, npx included",
+    {
+      skip: process.env.TESTBED_PODS !== 'image' && 'pods run as host processes here (TESTBED_PODS=process)',
+    },
+    async () => {
+      const ns = uniqueName('image');
+      const topic = await freshTopic(admin, 1, 'image');
+      const group = uniqueName('g');
+      // Pods share the host's network here: the metrics port is a free one, not the manifest's 8080.
+      const port = await freePort();
+      const env = (name: string, value: string) => `                - { name: ${name}, value: "${value}" }`;
+      const dir = overlay(
+        'k8s',
+        // kustomize's namespace leaves the RoleBinding's subject in the base's namespace: an overlay
+        // that moves the controller must move the subject too.
+        `namespace: ${ns}\npatches:
+  - target: { kind: RoleBinding, name: mcp-job-controller }
+    patch: '[{"op": "replace", "path": "/subjects/0/namespace", "value": "${ns}"}]'
+  - patch: |-
+      apiVersion: apps/v1
+      kind: Deployment
+      metadata: { name: mcp-job-controller }
+      spec:
+        template:
+          spec:
+            containers:
+              - name: controller
+                env:
+${[env('KAFKA_BROKERS', brokers().join(',')), env('KAFKA_TOPIC', topic), env('KAFKA_CONSUMER_GROUP', group), env('METRICS_PORT', String(port))].join('\n')}
+`,
+      );
+      const everything = (JSON.parse(readFileSync(join(repoRoot, 'package-lock.json'), 'utf8')) as { packages: Record<string, { version: string }> }).packages[
+        'node_modules/@modelcontextprotocol/server-everything'
+      ]!.version;
+      try {
+        kubectl(['apply', '-k', dir]);
+        const pod = await waitFor(
+          async () => {
+            const pods = await core.listNamespacedPod({ namespace: ns, labelSelector: 'app.kubernetes.io/name=mcp-job-controller' });
+            return pods.items.find((p) => p.status?.phase === 'Running');
+          },
+          { timeoutMs: 120_000, description: 'the controller pod Running' },
+        );
+        const images = (pod.status?.containerStatuses ?? []).map((c) => c.imageID);
+        assert.match(images[0] ?? '', /^buildah:\/\/sha256:[0-9a-f]{64}$/, 'the controller runs from its built image');
+        await waitFor(async () => (await fetch(`http://127.0.0.1:${port}/readyz`).catch(() => undefined))?.status === 200, {
+          timeoutMs: 60_000,
+          description: "the in-image controller's /readyz",
+        });
+        const send = (jobID: string, server: unknown) =>
+          producer.send({
+            topic,
+            messages: [{ value: JSON.stringify({ jobID, jobType: 'server-init', payload: JSON.stringify({ mcpServers: { s: server } }) }) }],
+          });
+        await send('fixture', { command: 'node', args: [FIXTURE] });
+        // What users run: a server fetched by npx from the registry, inside the job image. A cold
+        // download takes longer than the default 30 s per-server deadline on a busy machine, and
+        // behind a TLS-inspecting proxy npm needs the proxy's CA: the job passes servers only a
+        // default environment (not the image's NODE_EXTRA_CA_CERTS), so the message names it.
+        await send('npx', {
+          command: 'npx',
+          args: ['-y', `@modelcontextprotocol/server-everything@${everything}`],
+          env: { NODE_EXTRA_CA_CERTS: '/etc/ssl/certs/ca-certificates.crt' },
+          timeout: 240_000,
+        });
+        const jobs = await waitFor(
+          async () => {
+            const l = await batch.listNamespacedJob({ namespace: ns, labelSelector: jobSelector(group) });
+            return l.items.length === 2 && l.items.every((j) => jobOutcome(j)) ? l.items : undefined;
+          },
+          { timeoutMs: 300_000, description: 'both Jobs finished' },
+        );
+        for (const job of jobs) {
+          const logs = kubectl(['logs', '-n', ns, `job/${job.metadata!.name}`]);
+          process.stdout.write(`# kubectl logs job/${job.metadata!.name}\n${logs.replace(/^/gm, '# ')}\n`);
+          assert.equal(jobOutcome(job), 'Complete', logs);
+          assert.match(logs, /"msg":"job done: 1\/1 servers initialized"/);
+          const jobPods = await core.listNamespacedPod({ namespace: ns, labelSelector: `job-name=${job.metadata!.name}` });
+          assert.match(jobPods.items[0]?.status?.containerStatuses?.[0]?.imageID ?? '', /^buildah:\/\/sha256:/, 'the Job ran from the job image');
+        }
+        const ctlLogs = kubectl(['logs', '-n', ns, pod.metadata!.name!]);
+        assert.match(ctlLogs, /"msg":"controller started"/);
+      } finally {
+        await core.deleteNamespace({ name: ns }).catch(() => undefined);
+      }
+    },
+  );
 
   it('renders exactly the Job the controller creates, and its metrics move as messages flow', async () => {
     const ns = await freshNamespace(kc, { 'pod-security.kubernetes.io/enforce': 'restricted' }, 'ship');

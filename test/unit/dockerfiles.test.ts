@@ -4,7 +4,13 @@ import { dirname, join, relative, resolve } from 'node:path';
 import { describe, it } from 'node:test';
 import { repoRoot } from '../testbed/cache.js';
 
-/** The few Dockerfile facts we check, parsed from the file (no Docker engine here to build it). */
+/**
+ * The Dockerfile facts a build cannot show, parsed from the file: the order that keeps
+ * `npm ci` cached, the stages' roles, the names of the base images. What ends up in the
+ * images (user, files, no shell, entrypoints) is checked on the built images themselves in
+ * test/integration/images.test.ts; the reading checks of it stay here for machines that
+ * cannot build (TESTBED_PODS=process).
+ */
 interface Stage {
   name?: string;
   from: string;
@@ -96,7 +102,7 @@ for (const [file, program, extra] of [
       assert.ok(!final.copies.some((c) => c.from === 'build' && c.src.some((s) => s.includes('node_modules'))), 'no dev dependencies in the image');
     });
 
-    it('runs as a non-root user', () => {
+    it('declares a non-root USER', () => {
       assert.ok(final.user, 'USER is set');
       assert.doesNotMatch(final.user!, /^(root|0)(:|$)/);
     });
