@@ -89,6 +89,9 @@ export function stdioTransport(
     env: {
       ...getDefaultEnvironment(),
       ...(process.env.TMPDIR ? { TMPDIR: process.env.TMPDIR } : {}),
+      // The image's (or operator's) extra CA bundle: behind a TLS-inspecting proxy npx cannot
+      // reach the registry without it, and the SDK's default environment leaves it out.
+      ...(process.env.NODE_EXTRA_CA_CERTS ? { NODE_EXTRA_CA_CERTS: process.env.NODE_EXTRA_CA_CERTS } : {}),
       ...packageEnv(tool, opts.packageCache),
       ...fileEnv,
       ...resolveSecretRefs(cfg.env, false, opts, secrets),
