@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { McpProtocolSchema } from '../settings.js';
+import { RegistryEntrySchema, RegistryRefusal, registryToInternal } from './registry.js';
 import { DockerServerSchema, headerMap, httpUrl, noNul, StdioServerSchema, timeoutMs, type DockerServer, type ServerConfig } from './servers.js';
 
 /**
@@ -43,11 +44,12 @@ const DockerEntrySchema = DockerServerSchema.omit({ timeoutMs: true, args: true 
 function entrySchema(v: unknown): z.ZodType | string {
   if (typeof v !== 'object' || v === null || Array.isArray(v)) return 'a server entry must be an object';
   const e = v as Record<string, unknown>;
+  if (e.type === 'registry' || (e.type === undefined && 'server' in e)) return RegistryEntrySchema;
   if (e.type === 'url') return UrlProviderSchema;
   if (e.type === 'stdio') return StdioEntrySchema;
   if (e.type === 'http' || e.type === 'streamable-http' || e.type === 'sse') return RemoteEntrySchema;
   if (e.type === 'docker') return DockerEntrySchema;
-  if (e.type !== undefined) return `unknown type ${JSON.stringify(e.type)}; known: stdio, http, streamable-http, sse, url, docker`;
+  if (e.type !== undefined) return `unknown type ${JSON.stringify(e.type)}; known: stdio, http, streamable-http, sse, url, docker, registry`;
   if ('command' in e) return StdioEntrySchema;
   if ('url' in e) return RemoteEntrySchema;
   return 'a server needs "command" (stdio), "url" (Streamable HTTP or SSE) or "type": "url" with "endpoint"';
@@ -55,6 +57,14 @@ function entrySchema(v: unknown): z.ZodType | string {
 
 /** Maps one parsed dialect entry onto the internal shape. */
 function toInternal(e: Record<string, unknown>): ServerConfig | string {
+  if ('server' in e) {
+    try {
+      return registryToInternal(e as z.infer<typeof RegistryEntrySchema>);
+    } catch (err) {
+      if (err instanceof RegistryRefusal) return err.message;
+      throw err;
+    }
+  }
   if (e.type === 'docker') return dockerToInternal(e as z.infer<typeof DockerEntrySchema>);
   if (e.type === 'url') {
     const u = e as z.infer<typeof UrlProviderSchema>;
@@ -88,7 +98,8 @@ function dockerToInternal(d: z.infer<typeof DockerEntrySchema>): DockerServer {
 
 /**
  * One server entry in any dialect users already have: Claude Desktop / Claude Code `mcpServers`,
- * VS Code `servers`, and the seed's URL provider; unknown fields are refused by name.
+ * VS Code `servers`, the seed's URL provider, and the MCP Registry's `server.json` with its input
+ * values (registry.ts); unknown fields are refused by name.
  */
 export const ServerEntrySchema = z.unknown().transform((v, ctx): ServerConfig => {
   const schema = entrySchema(v);
