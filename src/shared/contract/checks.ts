@@ -12,7 +12,7 @@ import {
   type RemotePolicy,
   type SecretRef,
 } from './policy.js';
-import type { ServerConfig } from './servers.js';
+import type { ClientCredentials, ServerConfig } from './servers.js';
 
 const NO_REMOTE_EXCEPTIONS: RemotePolicy = { allow: [], serviceCidrs: [], podCidrs: [], apiServerHosts: [] };
 
@@ -79,7 +79,21 @@ export function checkServer(name: string, server: ServerConfig, policy: Validati
       );
     }
   }
-  return secretRefsOf(`${where}: headers`, server.headers, true, policy);
+  if (server.oauth && Object.keys(server.headers ?? {}).some((h) => h.toLowerCase() === 'authorization')) {
+    throw new TerminalError('invalid-payload', `${where}: an Authorization header and OAuth authentication exclude each other`);
+  }
+  return [
+    ...secretRefsOf(`${where}: headers`, server.headers, true, policy),
+    ...secretRefsOf(`${where}: authentication`, oauthSecrets(server.oauth), false, policy),
+  ];
+}
+
+/** The Secret references of an OAuth entry, by field name. */
+export function oauthSecrets(oauth: ClientCredentials | undefined): Record<string, string> {
+  const out: Record<string, string> = {};
+  if (oauth?.clientSecret) out.clientSecret = oauth.clientSecret;
+  if (oauth?.privateKey) out.privateKey = oauth.privateKey;
+  return out;
 }
 
 function checkEnvKeys(where: string, env: Record<string, string> | undefined, policy: ValidationPolicy): void {

@@ -1,7 +1,18 @@
 import { z } from 'zod';
 import { McpProtocolSchema } from '../settings.js';
 import { RegistryEntrySchema, RegistryRefusal, registryToInternal } from './registry.js';
-import { DockerServerSchema, headerMap, httpUrl, noNul, StdioServerSchema, timeoutMs, type DockerServer, type ServerConfig } from './servers.js';
+import {
+  checkClientCredentials,
+  clientCredentialsShape,
+  DockerServerSchema,
+  headerMap,
+  httpUrl,
+  noNul,
+  StdioServerSchema,
+  timeoutMs,
+  type DockerServer,
+  type ServerConfig,
+} from './servers.js';
 
 /**
  * Claude Desktop / Claude Code `mcpServers` and VS Code `servers` entry, stdio form: the internal
@@ -9,11 +20,22 @@ import { DockerServerSchema, headerMap, httpUrl, noNul, StdioServerSchema, timeo
  */
 const StdioEntrySchema = StdioServerSchema.omit({ timeoutMs: true }).extend({ timeout: timeoutMs.optional() });
 
+/** An entry's OAuth client-credentials `authentication` (mapped to the internal `oauth`). */
+const oauthAuthentication = z
+  .strictObject({
+    type: z.literal('oauth2'),
+    grant: z.literal('client_credentials', { error: 'grant is client_credentials (the job has no user to send through a browser)' }),
+    ...clientCredentialsShape,
+  })
+  .superRefine(checkClientCredentials)
+  .transform(({ type: _type, grant: _grant, ...rest }) => rest);
+
 /** The same files' remote form; `streamable-http` is another name for `http`. */
 const RemoteEntrySchema = z.strictObject({
   type: z.enum(['http', 'streamable-http', 'sse']).optional(),
   url: httpUrl,
   headers: headerMap.optional(),
+  authentication: oauthAuthentication.optional(),
   timeout: timeoutMs.optional(),
   protocol: McpProtocolSchema.optional(),
 });
@@ -30,7 +52,7 @@ const UrlProviderSchema = z.strictObject({
     .strictObject({ path: z.string().optional(), interval: z.number().positive().optional(), timeout: z.number().positive().optional() })
     .optional(),
   timeout: z.number().min(0.1, 'timeout is in seconds (at least 0.1)').max(600, 'timeout is at most 600 seconds').optional(),
-  authentication: z.strictObject({ type: z.literal('bearer'), token: z.string().min(1) }).optional(),
+  authentication: z.union([z.strictObject({ type: z.literal('bearer'), token: z.string().min(1) }), oauthAuthentication]).optional(),
   protocol: McpProtocolSchema.optional(),
 });
 
@@ -72,7 +94,8 @@ function toInternal(e: Record<string, unknown>): ServerConfig | string {
       type: 'http',
       url: u.endpoint,
       sseFallback: true,
-      ...(u.authentication ? { headers: { Authorization: `Bearer ${u.authentication.token}` } } : {}),
+      ...(u.authentication && 'token' in u.authentication ? { headers: { Authorization: `Bearer ${u.authentication.token}` } } : {}),
+      ...(u.authentication && !('token' in u.authentication) ? { oauth: u.authentication } : {}),
       ...(u.timeout ? { timeoutMs: Math.round(u.timeout * 1000) } : {}),
       ...(u.protocol ? { protocol: u.protocol } : {}),
     };
@@ -81,9 +104,10 @@ function toInternal(e: Record<string, unknown>): ServerConfig | string {
     const { timeout, ...rest } = e as z.infer<typeof StdioEntrySchema>;
     return { ...rest, ...(timeout ? { timeoutMs: timeout } : {}) };
   }
-  const { type, timeout, ...rest } = e as z.infer<typeof RemoteEntrySchema>;
+  const { type, timeout, authentication, ...rest } = e as z.infer<typeof RemoteEntrySchema>;
   return {
     ...rest,
+    ...(authentication ? { oauth: authentication } : {}),
     type: type === 'sse' ? 'sse' : 'http',
     ...(type === undefined ? { sseFallback: true } : {}),
     ...(timeout ? { timeoutMs: timeout } : {}),
