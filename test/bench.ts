@@ -11,7 +11,7 @@
  *   3. produce-to-Job-created latency in that dedicated topology at 80 % of the loop's rate
  *      there, beside the bare loop's own create latency at the same rate;
  *   4. controller RSS after 10 %, 50 % and 100 % of BENCH_MEMORY_MESSAGES (100,000).
- * BENCH_ONLY=cost,throughput,latency,memory picks parts; BENCH_TOPOLOGIES=shared,dedicated picks
+ * BENCH_ONLY=cost,throughput,latency,memory picks parts (packages: npx from an empty cache, a shared warm one, an installed path; BENCH_PKG_JOBS, default 20); BENCH_TOPOLOGIES=shared,dedicated picks
  * the throughput topologies; BENCH_CPU_PROF=<dir> profiles each controller, and
  * BENCH_APISERVER_PPROF=<dir> the API server during each throughput side (`go tool pprof`). The
  * broker runs with Kafka's default group.initial.rebalance.delay.ms (3000), so group joins are
@@ -34,6 +34,7 @@ import { sleep, waitFor } from '../src/shared/wait.js';
 import { repoRoot } from './testbed/cache.js';
 import { applyControllerRbac, ControllerProcess, FIXTURE, JOB_ARGS, serviceAccountKubeconfig } from './support.js';
 import { Testbed } from './testbed/testbed.js';
+import { packages } from './bench-packages.js';
 
 const say = (s: string) => process.stdout.write(`${s}\n`);
 const PARTITIONS = 4;
@@ -837,6 +838,7 @@ async function main(): Promise<void> {
           .map(([k, v]) => `${k}=${v}`)
           .join(' ')}`,
       );
+    // `packages` (issue 24: npx from an empty cache, a shared warm one, an installed path) runs only when named.
     const only = new Set((process.env.BENCH_ONLY ?? 'cost,throughput,latency,memory').split(','));
     const cost = only.has('cost') ? await jobCost(bed, b) : undefined;
     if (cost) line('job cost:', cost);
@@ -872,6 +874,8 @@ async function main(): Promise<void> {
     if (lat) line('latency:', lat);
     const mem = only.has('memory') ? await memory(b) : undefined;
     if (mem) line('memory:', mem);
+    const pkg = only.has('packages') ? await packages(b) : undefined;
+    if (pkg) line('packages:', pkg);
     await Promise.all([admin.disconnect(), producer.disconnect()]);
     say('');
     say('| measure | value | target |');
@@ -906,6 +910,13 @@ async function main(): Promise<void> {
     if (mem) {
       const g = Object.entries(mem).find(([k]) => k.startsWith('growth_') && !k.startsWith(`growth_${MEMORY_MESSAGES / 2000}k`));
       say(`| controller RSS ${g?.[0].replace(/^growth_|_pct$/g, '').replace('_to_', ' → ')} messages | ${g?.[1]}% | < 10% |`);
+    }
+    if (pkg) {
+      say(
+        `| Job created → summary, npx ${pkg.server}: empty cache / shared cache warmed / installed path (p50 of ${pkg.jobs_per_way}) | ${pkg.pkg_cold_p50_ms} / ${pkg.pkg_warm_p50_ms} / ${pkg.pkg_installed_p50_ms} ms | |`,
+      );
+      say(`| pkg_warm_over_installed | ${pkg.pkg_warm_over_installed} | ≤ 1.3 |`);
+      say(`| registry_fetches (tarballs npm fetched during the warm run, by its own log) | ${pkg.registry_fetches} | ≤ 1 per package |`);
     }
     if (tp) say(`throughput_ratio=${tp.fields.throughput_ratio} min=${tp.fields.ratio_min} max=${tp.fields.ratio_max}`);
     if (tpd) say(`throughput_ratio_dedicated=${tpd.fields.throughput_ratio} min=${tpd.fields.ratio_min} max=${tpd.fields.ratio_max}`);

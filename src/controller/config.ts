@@ -43,6 +43,17 @@ export const CONTROLLER_SETTINGS = {
     .describe("The job's own Kafka principal (read-only on the topic); its password is the Secret's key password"),
   ALLOWED_IMAGES: ALLOWED_IMAGES_SETTING,
   JOB_SECRET_NAME: JOB_SECRET_NAME_SETTING,
+  PACKAGE_CACHE_CLAIM: z
+    .preprocess(
+      (v) => (v === '' ? undefined : v),
+      z
+        .string()
+        .regex(/^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/, 'a PersistentVolumeClaim name')
+        .optional(),
+    )
+    .describe(
+      'PersistentVolumeClaim (ReadWriteMany, in JOB_NAMESPACE) every Job mounts as its npm and uv package cache; the registry is asked only for what it lacks (unset: each pod downloads its servers)',
+    ),
   MAX_IN_FLIGHT: int(1, 1000).default(32).describe('Job creates in flight at once per partition'),
   MAX_ACTIVE_JOBS: int(0).default(100).describe('Cap on unfinished Jobs; consumption pauses at it (0: no cap)'),
   KUEUE_QUEUE_NAME: z

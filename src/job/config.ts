@@ -2,6 +2,7 @@ import { z } from 'zod';
 import {
   int,
   KUBERNETES_SERVICE_HOST_SETTING,
+  PACKAGE_CACHE_DIR_SETTING,
   parseConfig,
   SECRET_REFS_DIR_SETTING,
   SHARED_SETTINGS,
@@ -34,6 +35,7 @@ export const JOB_SETTINGS = {
   TERMINATION_MESSAGE_PATH: z.string().default(TERMINATION_MESSAGE_PATH).describe('Where the summary goes'),
   SECRET_REFS_DIR: SECRET_REFS_DIR_SETTING,
   KUBERNETES_SERVICE_HOST: KUBERNETES_SERVICE_HOST_SETTING,
+  PACKAGE_CACHE_DIR: PACKAGE_CACHE_DIR_SETTING,
 } satisfies SettingsShape;
 
 export const JobConfigSchema = z.object(JOB_SETTINGS);

@@ -8,6 +8,7 @@ import type { OneMessage } from '../shared/kafka/read-message.js';
 import type { JobConfig } from './config.js';
 import { initOptionsFrom, type InitOptions, type ServerResult } from './mcp/result.js';
 import { createInitService } from './mcp/service.js';
+import { openPackageCache } from './mcp/package-source.js';
 import { buildSummary } from './summary.js';
 
 export interface JobDeps {
@@ -65,8 +66,13 @@ export async function runJob(deps: JobDeps): Promise<ExitCodeValue> {
 
   const names = Object.keys(msg.config.mcpServers);
   log.info({ ...at, jobID: msg.jobID, jobType: msg.jobType, servers: names }, 'message read');
+  const packageCache = cfg.PACKAGE_CACHE_DIR ? openPackageCache(cfg.PACKAGE_CACHE_DIR) : undefined;
+  if (packageCache && 'unavailable' in packageCache) {
+    log.warn({ dir: cfg.PACKAGE_CACHE_DIR, why: packageCache.unavailable }, 'package cache unavailable; servers are fetched from the registry into /tmp');
+  }
   const opts: InitOptions = {
     ...initOptionsFrom(cfg, policy),
+    ...(packageCache ? { packageCache } : {}),
     ...(cfg.TRACEPARENT ? { trace: { traceparent: cfg.TRACEPARENT, ...(cfg.TRACESTATE ? { tracestate: cfg.TRACESTATE } : {}) } } : {}),
     onStderr: (server, line) => log.debug({ server, line }, 'server stderr'),
   };
@@ -83,6 +89,7 @@ export async function runJob(deps: JobDeps): Promise<ExitCodeValue> {
             protocol: r.protocolVersion,
             generation: r.generation,
             phases: r.phases,
+            package: r.package,
             instructions: r.instructions !== undefined,
             tools: r.tools?.length ?? 0,
             prompts: r.prompts?.length ?? 0,
@@ -103,7 +110,8 @@ export async function runJob(deps: JobDeps): Promise<ExitCodeValue> {
     await service.close();
   }
   const exitCode = exitCodeFor(results.map((r) => r.status));
-  deps.writeTerminationMessage(buildSummary({ jobID: msg.jobID, ...at, exitCode }, results));
+  const cacheState = packageCache ? { packageCache: 'dir' in packageCache ? 'shared' : `unavailable: ${packageCache.unavailable}` } : {};
+  deps.writeTerminationMessage(buildSummary({ jobID: msg.jobID, ...at, exitCode, ...cacheState }, results));
   const ok = results.filter((r) => r.status === 'initialized').length;
   log.info({ ...at, jobID: msg.jobID, initialized: ok, failed: results.length - ok, exitCode }, `job done: ${ok}/${results.length} servers initialized`);
   return exitCode;

@@ -112,6 +112,18 @@ export const SECRET_REFS_DIR_SETTING = z
   .default(SECRET_REFS_DIR)
   .describe("Where the Job mounted the message's referenced Secret keys, <dir>/<secret>/<key>");
 
+/**
+ * Where a Job's pod has the shared package cache mounted (npm's cache under `npm/`, uv's under
+ * `uv/`): the controller sets it when PACKAGE_CACHE_CLAIM is set or the Job template mounts a
+ * volume there. Unset: each pod fetches into its own /tmp, as before.
+ */
+export const PACKAGE_CACHE_MOUNT_PATH = '/var/cache/mcp-packages';
+export const PACKAGE_CACHE_DIR_SETTING = z
+  .string()
+  .startsWith('/', 'an absolute path')
+  .optional()
+  .describe('Folder of the package cache every Job shares (npm/ and uv/ inside); unset: a per-pod cache');
+
 /** Set by the kubelet in every pod: the API server, which a remote url must not reach. */
 export const KUBERNETES_SERVICE_HOST_SETTING = z.string().optional().describe('The API server address the kubelet gives every pod (refused as a remote url)');
 

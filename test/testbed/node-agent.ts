@@ -289,13 +289,13 @@ export class NodeAgent {
     };
   }
 
-  /** Secret, projected Secret, ConfigMap and emptyDir volumes become folders; returns mountPath → folder. */
+  /** Secret, projected Secret, ConfigMap and emptyDir volumes become folders of the pod; hostPath and claims, folders of the node (persistentDir); returns mountPath → folder. */
   private async mountVolumes(pod: k8s.V1Pod, run: PodRun, container: k8s.V1Container): Promise<[string, string][]> {
     const ns = run.namespace;
     const mounts: [string, string][] = [];
     for (const vm of container.volumeMounts ?? []) {
       const vol = pod.spec?.volumes?.find((v) => v.name === vm.name);
-      const local = join(run.dir, 'volumes', vm.name);
+      const local = (await this.persistentDir(ns, vol)) ?? join(run.dir, 'volumes', vm.name);
       mkdirSync(local, { recursive: true });
       const write = (data: Record<string, Buffer>, items?: k8s.V1KeyToPath[]) => {
         for (const [key, value] of Object.entries(data)) {
@@ -330,6 +330,25 @@ export class NodeAgent {
       mounts.push([vm.mountPath, vm.subPath ? join(local, vm.subPath) : local]);
     }
     return mounts.sort((a, b) => b[0].length - a[0].length);
+  }
+
+  /**
+   * Volumes that outlive a pod, as one folder of this node every pod shares: a hostPath is that
+   * path under the node's folder (the node's own filesystem, as on a kind node), and a claim is
+   * its bound PersistentVolume's hostPath/local path, or a folder per claim when the volume has
+   * neither. An unbound or missing claim fails the start (a kubelet would keep the pod waiting).
+   */
+  private async persistentDir(ns: string, vol: k8s.V1Volume | undefined): Promise<string | undefined> {
+    const onNode = (path: string) => join(this.dir, 'host', path);
+    if (vol?.hostPath) return onNode(vol.hostPath.path);
+    const claim = vol?.persistentVolumeClaim?.claimName;
+    if (!claim) return undefined;
+    const pvc = await this.core.readNamespacedPersistentVolumeClaim({ name: claim, namespace: ns });
+    const pvName = pvc.spec?.volumeName;
+    if (!pvName || pvc.status?.phase !== 'Bound') throw new Error(`persistentvolumeclaim ${claim} is not bound`);
+    const pv = await this.core.readPersistentVolume({ name: pvName });
+    const path = pv.spec?.hostPath?.path ?? pv.spec?.local?.path;
+    return path ? onNode(path) : join(this.dir, 'claims', ns, claim);
   }
 
   private async resolveEnv(pod: k8s.V1Pod, ns: string, container: k8s.V1Container): Promise<Record<string, string>> {

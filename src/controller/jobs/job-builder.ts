@@ -5,6 +5,7 @@ import { Annotation, JOB_CONTAINER, Label, MANAGED_BY, TERMINATION_MESSAGE_PATH,
 import type { ValidMessage } from '../../shared/contract/message.js';
 import { SECRET_REFS_DIR, type SecretRef } from '../../shared/contract/policy.js';
 import { jobName, labelValue } from '../../shared/contract/naming.js';
+import { PACKAGE_CACHE_MOUNT_PATH } from '../../shared/settings.js';
 import type { ControllerConfig } from '../config.js';
 import { KUEUE_QUEUE_LABEL } from './kueue.js';
 import { buildSidecars } from './sidecars.js';
@@ -46,6 +47,7 @@ export type JobBuildConfig = Pick<
   | 'MCP_PROTOCOL'
   | 'LOG_LEVEL'
   | 'KUEUE_QUEUE_NAME'
+  | 'PACKAGE_CACHE_CLAIM'
 >;
 
 export const DEFAULT_RESOURCES: k8s.V1ResourceRequirements = {
@@ -130,6 +132,8 @@ export function buildJob(
     ...(trace.traceparent ? [{ name: 'TRACEPARENT', value: trace.traceparent }] : []),
     ...(trace.tracestate ? [{ name: 'TRACESTATE', value: trace.tracestate }] : []),
   ];
+  const cache = packageCache(cfg, tJob?.volumeMounts ?? []);
+  if (cache.env) ours.push(cache.env);
   const ourNames = new Set(ours.map((e) => e.name));
   const env = [...(tJob?.env ?? []).filter((e) => !ourNames.has(e.name)), ...ours];
   if (!env.some((e) => e.name === 'LOG_LEVEL')) env.push({ name: 'LOG_LEVEL', value: cfg.LOG_LEVEL === 'silent' ? 'info' : cfg.LOG_LEVEL });
@@ -147,6 +151,10 @@ export function buildJob(
   if (cfg.JOB_SECRET_NAME && !mounts.some((m) => m.mountPath === cfg.SECRETS_DIR)) {
     volumes.push({ name: 'mcp-secrets', secret: { secretName: cfg.JOB_SECRET_NAME, defaultMode: 0o440 } });
     mounts.push({ name: 'mcp-secrets', mountPath: cfg.SECRETS_DIR, readOnly: true });
+  }
+  if (cache.volume) {
+    volumes.push(cache.volume);
+    mounts.push(cache.mount);
   }
   if (msg.secretRefs?.length) {
     volumes.push(secretRefsVolume(msg.secretRefs));
@@ -235,6 +243,28 @@ function policyEnv(cfg: JobBuildConfig): k8s.V1EnvVar[] {
     ['CLUSTER_POD_CIDR', cfg.CLUSTER_POD_CIDR.join(',')],
   ];
   return env.filter(([, v]) => v !== '').map(([name, value]) => ({ name, value }));
+}
+
+export const PACKAGE_CACHE_VOLUME = 'mcp-package-cache';
+
+/**
+ * The shared package cache: PACKAGE_CACHE_CLAIM mounted read-write at PACKAGE_CACHE_MOUNT_PATH,
+ * and PACKAGE_CACHE_DIR telling the job to point npm and uv at it. A template that mounts its
+ * own volume there (a hostPath where Pod Security allows it, an inline NFS volume…) gets the
+ * env without our volume; neither: nothing changes.
+ */
+function packageCache(
+  cfg: JobBuildConfig,
+  templateMounts: readonly k8s.V1VolumeMount[],
+): { env?: k8s.V1EnvVar } & ({ volume: k8s.V1Volume; mount: k8s.V1VolumeMount } | { volume?: undefined; mount?: undefined }) {
+  const env = { name: 'PACKAGE_CACHE_DIR', value: PACKAGE_CACHE_MOUNT_PATH };
+  if (templateMounts.some((m) => m.mountPath === PACKAGE_CACHE_MOUNT_PATH)) return { env };
+  if (!cfg.PACKAGE_CACHE_CLAIM) return {};
+  return {
+    env,
+    volume: { name: PACKAGE_CACHE_VOLUME, persistentVolumeClaim: { claimName: cfg.PACKAGE_CACHE_CLAIM } },
+    mount: { name: PACKAGE_CACHE_VOLUME, mountPath: PACKAGE_CACHE_MOUNT_PATH },
+  };
 }
 
 export const SECRET_REFS_VOLUME = 'mcp-secret-refs';

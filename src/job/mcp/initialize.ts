@@ -12,7 +12,7 @@ import { firstTransport, transportKind } from './transports/index.js';
 import { remoteTransport } from './transports/remote.js';
 import { policyFetch } from './transports/remote-fetch.js';
 import { sidecarTransport } from './transports/sidecar.js';
-import { stdioTransport } from './transports/stdio.js';
+import { packageSourceOf, stdioTransport } from './transports/stdio.js';
 
 function negotiation(protocol: McpProtocol, timeoutMs: number): ConstructorParameters<typeof Client>[1] {
   if (protocol === '2025') return { versionNegotiation: { mode: 'legacy' } };
@@ -20,6 +20,16 @@ function negotiation(protocol: McpProtocol, timeoutMs: number): ConstructorParam
   // the fallback (the SDK takes a probe timeout on stdio as "legacy").
   if (protocol === 'auto') return { versionNegotiation: { mode: 'auto', probe: { timeoutMs: Math.max(100, Math.min(5000, Math.floor(timeoutMs / 3))) } } };
   return { versionNegotiation: { mode: { pin: protocol } } };
+}
+
+/**
+ * Read once the handshake (and the lists) are done: npm prints its fetch lines before it
+ * starts the server, but its stderr and the server's stdout are separate pipes, read in no
+ * fixed order, so the source is taken at the end rather than right after the spawn.
+ */
+function packageOf(t: Transport | undefined, cfg: ServerConfig): { package?: NonNullable<ServerResult['package']> } {
+  const p = packageSourceOf(t, cfg);
+  return p ? { package: p } : {};
 }
 
 /**
@@ -43,6 +53,7 @@ export async function initializeServer(name: string, cfg: ServerConfig, opts: In
   const phases: NonNullable<ServerResult['phases']> = {};
   let stage = kind === 'stdio' ? 'spawn' : 'connect';
   let remote: Awaited<ReturnType<typeof policyFetch>> | undefined;
+  let fetching: Transport | undefined;
   /** Every secret value resolved for this server, scrubbed out of its failure's text. */
   const secrets: string[] = [];
   /** Starts the transport and runs the handshake, timing the two apart. */
@@ -76,6 +87,8 @@ export async function initializeServer(name: string, cfg: ServerConfig, opts: In
     if (!('command' in cfg) && cfg.type !== 'docker')
       remote = await policyFetch(opts.policy?.remote ?? { allow: [], serviceCidrs: [], podCidrs: [], apiServerHosts: [] });
     transport = firstTransport(name, cfg, opts, remote?.fetch, secrets);
+    // The first start is the one that fetches; a 2025 restart after the probe finds it cached.
+    fetching = transport;
     try {
       await connect(transport);
     } catch (err) {
@@ -127,6 +140,7 @@ export async function initializeServer(name: string, cfg: ServerConfig, opts: In
       instructions: client.getInstructions(),
       ...lists,
       ...(capped.length ? { capped } : {}),
+      ...packageOf(fetching, cfg),
       phases,
       durationMs: Math.round(performance.now() - started),
     };
@@ -138,6 +152,7 @@ export async function initializeServer(name: string, cfg: ServerConfig, opts: In
       reason: f.reason,
       error: scrubSecrets(f.message, secrets).slice(0, 1000),
       transport: kind,
+      ...packageOf(fetching, cfg),
       ...(Object.keys(phases).length ? { phases } : {}),
       durationMs: Math.round(performance.now() - started),
     };

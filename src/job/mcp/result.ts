@@ -1,6 +1,8 @@
 import { z } from 'zod';
 import type { ValidationPolicy } from '../../shared/contract/message.js';
 import type { McpProtocol } from '../../shared/settings.js';
+import { PackageSourceSchema } from '../../shared/contract/summary.js';
+import type { PackageCache } from './package-source.js';
 
 export const CLIENT_INFO = { name: 'mcp-job-controller', version: '0.1.0' };
 
@@ -25,6 +27,8 @@ export const ServerResultSchema = z.object({
   phases: z.object({ spawn: z.number().optional(), connect: z.number().optional(), handshake: z.number().optional(), lists: z.number().optional() }).optional(),
   /** Lists that stopped at the page cap: the server offers more than reported. */
   capped: z.array(z.enum(['tools', 'prompts', 'resources'])).optional(),
+  /** Where a stdio server's code came from (cache, registry, installed path) and how long fetching it took. */
+  package: PackageSourceSchema.optional(),
 });
 export type ServerResult = z.infer<typeof ServerResultSchema>;
 
@@ -65,6 +69,8 @@ export interface InitOptions {
   policy?: Pick<ValidationPolicy, 'allowedSecrets' | 'allowedEnvKeys' | 'commandPatterns' | 'remote'>;
   /** Where the Job mounted the referenced Secret keys (`<dir>/<secret>/<key>`). */
   secretRefsDir?: string;
+  /** The shared package cache npx and uvx use (openPackageCache), when the Job has one. */
+  packageCache?: PackageCache;
 }
 
 /** Pages read per list before giving up: a server whose cursor never ends must not hold the job. */

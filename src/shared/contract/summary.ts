@@ -9,6 +9,23 @@ export const ServerStatusSchema = z.enum(['initialized', 'failed-retriable', 'fa
 export const SHORTENING_STEPS = ['lists', 'errors', 'details', 'reasons'] as const;
 
 /**
+ * Where a stdio server's code came from, by the package manager's own account (see
+ * src/job/mcp/package-source.ts): `cache` — npx/uvx found everything in the cache (no package
+ * request reached the registry); `registry` — it fetched `requests` from the registry,
+ * `tarballs` of them packages; `installed` — the command runs code already on disk (`path`);
+ * `unknown` — npx/uvx printed nothing to go by. `ms`: from the spawn to the package manager's
+ * last fetch or cache line (the fetch, not the server's own start).
+ */
+export const PackageSourceSchema = z.object({
+  from: z.enum(['cache', 'registry', 'installed', 'unknown']),
+  ms: z.number().optional(),
+  requests: z.number().optional(),
+  tarballs: z.number().optional(),
+  path: z.string().optional(),
+});
+export type PackageSource = z.infer<typeof PackageSourceSchema>;
+
+/**
  * One server's line in the summary: what the job found, shortened to fit. Fields after `ms` came
  * with the MCP 2026-07-28 support and are optional, so a summary from an older job still parses.
  */
@@ -38,6 +55,8 @@ export const ServerSummarySchema = z.object({
   phases: z.object({ spawn: z.number().optional(), connect: z.number().optional(), handshake: z.number().optional(), lists: z.number().optional() }).optional(),
   /** Lists whose paging stopped at the job's page cap (more items exist than reported). */
   capped: z.array(z.string()).optional(),
+  /** Where the server's code came from and how long fetching it took (stdio servers). */
+  package: PackageSourceSchema.optional(),
 });
 
 /**
@@ -56,6 +75,12 @@ export const JobSummarySchema = z.object({
   reason: z.string().optional(),
   error: z.string().optional(),
   servers: z.record(z.string(), ServerSummarySchema).optional(),
+  /**
+   * With a shared package cache configured: `shared` when the job used it, else
+   * `unavailable: <why>` (missing, not writable, full) — the servers were then fetched into the
+   * pod's own /tmp from the registry.
+   */
+  packageCache: z.string().optional(),
   /** Set when the summary was shortened to fit 4096 bytes: the last step applied. */
   shortened: z.enum(SHORTENING_STEPS).optional(),
 });

@@ -152,6 +152,55 @@ describe('buildJob', () => {
   });
 });
 
+describe('buildJob with a shared package cache', () => {
+  const env = (job: k8s.V1Job) => job.spec!.template.spec!.containers[0]!.env!;
+  it('mounts PACKAGE_CACHE_CLAIM read-write at the cache folder and tells the job where it is', () => {
+    const job = buildJob(at, msg, { ...cfg, PACKAGE_CACHE_CLAIM: 'mcp-package-cache' });
+    const pod = job.spec!.template.spec!;
+    assert.deepEqual(
+      pod.volumes!.find((v) => v.name === 'mcp-package-cache'),
+      { name: 'mcp-package-cache', persistentVolumeClaim: { claimName: 'mcp-package-cache' } },
+    );
+    assert.deepEqual(
+      pod.containers[0]!.volumeMounts!.find((m) => m.name === 'mcp-package-cache'),
+      { name: 'mcp-package-cache', mountPath: '/var/cache/mcp-packages' },
+    );
+    assert.equal(env(job).find((e) => e.name === 'PACKAGE_CACHE_DIR')!.value, '/var/cache/mcp-packages');
+  });
+
+  it("uses a volume the template mounts at the cache folder (a hostPath, say) instead of adding the claim's", () => {
+    const template: k8s.V1Job = {
+      spec: {
+        template: {
+          spec: {
+            volumes: [{ name: 'node-cache', hostPath: { path: '/var/cache/mcp', type: 'DirectoryOrCreate' } }],
+            containers: [{ name: 'job', volumeMounts: [{ name: 'node-cache', mountPath: '/var/cache/mcp-packages' }] }],
+          },
+        },
+      },
+    };
+    const job = buildJob(at, msg, { ...cfg, PACKAGE_CACHE_CLAIM: 'mcp-package-cache' }, template);
+    const pod = job.spec!.template.spec!;
+    assert.deepEqual(
+      pod.volumes!.map((v) => v.name),
+      ['node-cache', 'tmp'],
+    );
+    assert.equal(env(job).find((e) => e.name === 'PACKAGE_CACHE_DIR')!.value, '/var/cache/mcp-packages');
+  });
+
+  it('changes nothing without the setting', () => {
+    const job = buildJob(at, msg, cfg);
+    assert.equal(
+      job.spec!.template.spec!.volumes!.some((v) => v.persistentVolumeClaim),
+      false,
+    );
+    assert.equal(
+      env(job).some((e) => e.name === 'PACKAGE_CACHE_DIR'),
+      false,
+    );
+  });
+});
+
 describe('isSameMessage', () => {
   it('recognises the Job made for the same coordinates and bytes, and only that one', () => {
     const job = buildJob(at, msg, cfg);

@@ -105,6 +105,21 @@ describe('buildSummary', () => {
     for (const r of results) assert.equal(s.servers![r.name]!.status, 'failed-retriable');
   });
 
+  it('says where each server came from and whether the shared package cache was used, dropping the source only at the details step', () => {
+    const pkg = { ...ok('memory', ['a']), package: { from: 'cache' as const, ms: 840, requests: 0, tarballs: 0 } };
+    const s = whole(buildSummary({ ...base, exitCode: 0, packageCache: 'shared' }, [pkg]));
+    assert.equal(s.packageCache, 'shared');
+    assert.deepEqual(s.servers!.memory!.package, { from: 'cache', ms: 840, requests: 0, tarballs: 0 });
+    const many = Array.from({ length: 32 }, (_, i) => ({
+      ...failed(`server-${String(i).padStart(2, '0')}`, 'é'.repeat(400)),
+      package: { from: 'registry' as const, ms: 9000, requests: 120, tarballs: 99 },
+    }));
+    const short = whole(buildSummary({ ...base, exitCode: 75, packageCache: 'unavailable: full: 3 MiB free at /var/cache/mcp-packages' }, many));
+    assert.equal(short.packageCache, 'unavailable: full: 3 MiB free at /var/cache/mcp-packages');
+    assert.equal(short.shortened, 'details');
+    assert.equal(short.servers!['server-00']!.package, undefined);
+  });
+
   it('shortens the same way every time', () => {
     const results = Array.from({ length: 32 }, (_, i) => failed(`s${i}`, 'ü'.repeat(900)));
     const a = buildSummary({ ...base, exitCode: 75 }, results);

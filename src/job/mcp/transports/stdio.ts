@@ -4,7 +4,10 @@ import { getDefaultEnvironment, StdioClientTransport, type StdioServerParameters
 import { isCommandAllowed, resolveEnvFile } from '../../../shared/contract/checks.js';
 import type { ServerConfig } from '../../../shared/contract/servers.js';
 import { envKeyRefusal, PolicyReason } from '../../../shared/contract/policy.js';
+import type { Transport } from '@modelcontextprotocol/client';
+import type { PackageSource } from '../../../shared/contract/summary.js';
 import { InitFailure } from '../failures.js';
+import { FetchLog, installedSource, packageEnv, packageTool } from '../package-source.js';
 import type { InitOptions } from '../result.js';
 import { resolveSecretRefs } from '../secrets.js';
 
@@ -17,7 +20,27 @@ import { resolveSecretRefs } from '../secrets.js';
  * the probe in place and keep serving. So the job probes in place and, only if the server closes
  * the connection during the probe, starts it again with the 2025 handshake.
  */
-class InPlaceStdioClientTransport extends StdioClientTransport {}
+class InPlaceStdioClientTransport extends StdioClientTransport {
+  constructor(
+    params: StdioServerParameters,
+    /** npx/uvx's account of what it fetched, read from the child's stderr. */
+    readonly fetches?: FetchLog,
+  ) {
+    super(params);
+  }
+
+  override async start(): Promise<void> {
+    this.fetches?.started(performance.now());
+    return super.start();
+  }
+}
+
+/** Where a stdio server's code came from: npx/uvx's own account, or the path of what it runs. */
+export function packageSourceOf(t: Transport | undefined, cfg: ServerConfig): PackageSource | undefined {
+  if (!('command' in cfg)) return undefined;
+  if (t instanceof InPlaceStdioClientTransport && t.fetches) return t.fetches.source();
+  return installedSource(cfg);
+}
 
 export function stdioTransport(name: string, cfg: Extract<ServerConfig, { command: string }>, opts: InitOptions, secrets: string[]): StdioClientTransport {
   if (!isCommandAllowed(cfg.command, opts.allowedCommands)) {
@@ -46,27 +69,32 @@ export function stdioTransport(name: string, cfg: Extract<ServerConfig, { comman
       if (why) throw new InitFailure('failed-permanent', PolicyReason.envKeyNotAllowed, why);
     }
   }
+  const tool = packageTool(cfg);
   const params: StdioServerParameters = {
     command: cfg.command,
     args: cfg.args,
     env: {
       ...getDefaultEnvironment(),
       ...(process.env.TMPDIR ? { TMPDIR: process.env.TMPDIR } : {}),
+      ...packageEnv(tool, opts.packageCache),
       ...fileEnv,
       ...resolveSecretRefs(cfg.env, false, opts, secrets),
     },
     ...(cfg.cwd ? { cwd: cfg.cwd } : {}),
     stderr: 'pipe',
   };
-  const t = new InPlaceStdioClientTransport(params);
+  const fetches = tool ? new FetchLog(tool) : undefined;
+  const t = new InPlaceStdioClientTransport(params, fetches);
   const stderr = t.stderr;
-  if (stderr && opts.onStderr) {
+  if (stderr && (opts.onStderr || fetches)) {
     let buf = '';
     stderr.on('data', (chunk: Buffer) => {
       buf += chunk.toString('utf8');
       let i: number;
       while ((i = buf.indexOf('\n')) >= 0) {
-        opts.onStderr!(name, buf.slice(0, i));
+        const line = buf.slice(0, i);
+        fetches?.line(line, performance.now());
+        opts.onStderr?.(name, line);
         buf = buf.slice(i + 1);
       }
       if (buf.length > 8192) buf = buf.slice(-8192);
