@@ -12,7 +12,6 @@ import { after, before, describe, it } from 'node:test';
 import { initializeServer } from '../../src/job/mcp/initialize.js';
 import type { InitOptions } from '../../src/job/mcp/result.js';
 import { buildSummary } from '../../src/job/summary.js';
-import { parseMessage } from '../../src/shared/contract/message.js';
 import type { RemoteServer, ServerConfig } from '../../src/shared/contract/servers.js';
 import { startOAuthBed, type OAuthBed } from '../fixtures/oauth-bed.js';
 
@@ -104,33 +103,6 @@ describe('OAuth client credentials for a remote server', () => {
     ];
     const text = JSON.stringify(results) + buildSummary({ jobID: 'j', topic: 't', partition: 0, offset: '0', exitCode: 75, reason: 'retriable' }, results);
     for (const c of credentials()) assert.ok(!text.includes(c), `a credential appeared: ${c.slice(0, 6)}…`);
-  });
-
-  it('is checked by the message policy: the Secret must be allowed and the value a reference', () => {
-    const msg = (authentication: unknown) =>
-      Buffer.from(
-        JSON.stringify({ jobID: 'j', jobType: 'server-init', payload: { mcpServers: { a: { type: 'http', url: 'https://m.example/mcp', authentication } } } }),
-      );
-    const policy = { allowedCommands: [], secretsDir: '/s', maxMessageBytes: 65536, allowedSecrets: [SECRET] };
-    const auth = {
-      type: 'oauth2',
-      grant: 'client_credentials',
-      method: 'client_secret_basic',
-      clientId: 'c',
-      clientSecret: `secret_ref:${SECRET}:k`,
-      scopes: ['a', 'b'],
-    };
-    const m = parseMessage(msg(auth), policy);
-    assert.deepEqual(m.config.mcpServers.a, {
-      type: 'http',
-      url: 'https://m.example/mcp',
-      oauth: { method: 'client_secret_basic', clientId: 'c', clientSecret: `secret_ref:${SECRET}:k`, scopes: ['a', 'b'] },
-    });
-    assert.deepEqual(m.secretRefs, [{ secret: SECRET, key: 'k' }]);
-    assert.throws(() => parseMessage(msg({ ...auth, clientSecret: 'plain' }), policy), /clientSecret is a secret_ref/);
-    assert.throws(() => parseMessage(msg({ ...auth, clientSecret: 'secret_ref:other:k' }), policy), /Secret "other" is not one the operator allowed/);
-    assert.throws(() => parseMessage(msg({ ...auth, method: 'private_key_jwt' }), policy), /private_key_jwt takes privateKey/);
-    assert.throws(() => parseMessage(msg({ ...auth, grant: 'authorization_code' }), policy), /grant is client_credentials/);
   });
 });
 
