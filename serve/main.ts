@@ -58,7 +58,7 @@ try {
   await Promise.all([producer.connect(), admin.connect()]);
 
   const policy = servePolicy(cfg, loadJobTemplate(cfg.JOB_TEMPLATE));
-  const initOptions = serveInitOptions(cfg, policy);
+  const initOptions = serveInitOptions(cfg, policy, (server, line) => log.debug({ server, line }, 'server stderr'));
   const factory = serveServerFactory({
     cfg,
     policy,
@@ -86,6 +86,8 @@ try {
       ),
     initialize: (name, server) => initializeServer(name, server, initOptions),
     submitLimit: new TokenBucket(cfg.SUBMIT_RATE_PER_SECOND, cfg.SUBMIT_BURST),
+    scanLimit: new TokenBucket(cfg.DLQ_SCAN_RATE_PER_SECOND, cfg.DLQ_SCAN_BURST),
+    initLimit: new TokenBucket(cfg.INIT_RATE_PER_SECOND, cfg.INIT_BURST),
   });
   const http = await startServeHttp({ port: cfg.SERVE_PORT, host: cfg.SERVE_HOST, token, factory, log });
   log.info({ url: http.url, topic: cfg.KAFKA_TOPIC, namespace: cfg.JOB_NAMESPACE }, 'serving MCP');

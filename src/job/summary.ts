@@ -35,6 +35,7 @@ function serverLine(r: ServerResult, keep: number, errorChars: number): ServerSu
     ...(caps ? { caps } : {}),
     ...(r.phases ? { phases: r.phases } : {}),
     ...(r.capped?.length ? { capped: r.capped } : {}),
+    ...(r.cut && Object.keys(r.cut).length ? { cut: r.cut } : {}),
     ...(r.package ? { package: r.package } : {}),
   };
 }

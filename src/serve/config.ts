@@ -43,6 +43,14 @@ export const SERVE_SETTINGS = {
   SERVE_TOKEN_FILE: z.string().min(1).describe('File holding the bearer token clients must send (mount it from a Secret)'),
   SUBMIT_RATE_PER_SECOND: z.coerce.number().positive().default(2).describe('Messages `submit` may produce per second, on average'),
   SUBMIT_BURST: int(1).default(20).describe('Messages `submit` may produce at once before the rate applies'),
+  DLQ_SCAN_RATE_PER_SECOND: z.coerce
+    .number()
+    .positive()
+    .default(1)
+    .describe('Dead-letter scans get_job may start per second, on average (each reads up to DLQ_SCAN_RECORDS per partition)'),
+  DLQ_SCAN_BURST: int(1).default(5).describe('Dead-letter scans get_job may start at once before the rate applies'),
+  INIT_RATE_PER_SECOND: z.coerce.number().positive().default(0.5).describe('Servers server_initialize may start or connect to per second, on average'),
+  INIT_BURST: int(1).default(4).describe('Servers server_initialize may start or connect to at once before the rate applies'),
   SECRET_REFS_DIR: SECRET_REFS_DIR_SETTING.describe(
     'Where server_initialize reads referenced Secret keys, <dir>/<secret>/<key> (mount them here, or references fail secret-missing)',
   ),
@@ -70,10 +78,11 @@ export function servePolicy(cfg: ServeConfig, template?: k8s.V1Job): ValidationP
 }
 
 /**
- * How `server_initialize` runs one server: as the job does, with the whole policy applied again
+ * How `server_initialize` runs one server: as the job does (a stdio server's stderr to `onStderr`,
+ * as the job's goes to its log), with the whole policy applied again
  * at start or connect time — the remote-URL check after DNS included, which without `policy`
  * would fall back to the defaults and ignore the operator's allow-list and cluster ranges.
  */
-export function serveInitOptions(cfg: ServeConfig, policy: ValidationPolicy): InitOptions {
-  return initOptionsFrom(cfg, policy);
+export function serveInitOptions(cfg: ServeConfig, policy: ValidationPolicy, onStderr?: InitOptions['onStderr']): InitOptions {
+  return { ...initOptionsFrom(cfg, policy), ...(onStderr ? { onStderr } : {}) };
 }

@@ -30,9 +30,14 @@ export interface ServeDeps {
   findDeadLetter: (at: Coordinates) => Promise<{ found?: DeadLetter; scanned: number }>;
   initialize: (name: string, cfg: ServerConfig) => Promise<ServerResult>;
   submitLimit: TokenBucket;
+  /** get_job's dead-letter scans: each reads up to DLQ_SCAN_RECORDS records per partition. */
+  scanLimit: TokenBucket;
+  /** server_initialize's starts and connections: each spawns a process or opens connections from this pod. */
+  initLimit: TokenBucket;
 }
 
 const toolError = (text: string) => ({ content: [{ type: 'text' as const, text }], isError: true });
+const rateLimited = (retryAfterMs: number) => toolError(`rate limited: try again in ${Math.ceil(retryAfterMs / 1000)} s`);
 const ok = <T extends Record<string, unknown>>(data: T) => ({ content: [{ type: 'text' as const, text: JSON.stringify(data) }], structuredContent: data });
 
 const serverName = z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, 'server names are 1-64 letters, digits, _ . -');
@@ -129,6 +134,8 @@ export function serveServerFactory(deps: ServeDeps): () => McpServer {
             'refused (command-args-not-allowed): serve starts stdio servers only when ALLOWED_COMMAND_PATTERNS names the command lines that may run in its pod; set it, or submit a message (a Job is the stronger sandbox)',
           );
         }
+        const slot = deps.initLimit.take();
+        if (!slot.ok) return rateLimited(slot.retryAfterMs);
         if (!inits.enter()) return toolError(`busy: ${INIT_CONCURRENCY} servers are being initialized; try again shortly`);
         try {
           const result = await deps.initialize(name, server);
@@ -165,7 +172,7 @@ export function serveServerFactory(deps: ServeDeps): () => McpServer {
           throw err;
         }
         const slot = deps.submitLimit.take();
-        if (!slot.ok) return toolError(`rate limited: try again in ${Math.ceil(slot.retryAfterMs / 1000)} s`);
+        if (!slot.ok) return rateLimited(slot.retryAfterMs);
         const at = await deps.produce(value, key ?? null);
         const name = nameOf(at.partition, at.offset);
         log.info({ tool: 'submit', jobID, partition: at.partition, offset: at.offset, job: name }, 'message submitted');
@@ -194,7 +201,13 @@ export function serveServerFactory(deps: ServeDeps): () => McpServer {
         const found = await deps.getJob(name);
         const job = found && isOurs(found) ? found : undefined;
         // A failed Job's message may also be dead-lettered (`job-failed`); a missing Job's may have been refused.
-        const dlq = at && (!job || jobStatus(job) === 'failed') ? await deps.findDeadLetter(at) : undefined;
+        const scan = at && (!job || jobStatus(job) === 'failed');
+        if (scan) {
+          // A scan reads up to DLQ_SCAN_RECORDS per dead-letter partition: throttled like submit.
+          const slot = deps.scanLimit.take();
+          if (!slot.ok) return rateLimited(slot.retryAfterMs);
+        }
+        const dlq = scan ? await deps.findDeadLetter(at) : undefined;
         const dead = dlq ? { deadLettersScanned: dlq.scanned, ...(dlq.found ? { deadLetter: dlq.found } : {}) } : {};
         if (!job) return ok({ ...base, status: dlq?.found ? ('dead-lettered' as const) : ('not-found' as const), ...dead });
         const pod = newestPod(await deps.listPods(name));

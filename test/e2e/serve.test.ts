@@ -128,6 +128,7 @@ describe('serve: the MCP front door over Streamable HTTP', () => {
       [53, 53, 443, 6443, 9092, 9093],
       'DNS, the brokers and the API server only',
     );
+    for (const rule of created.spec!.egress!) assert.ok(rule.to?.length, `the rule for ${JSON.stringify(rule.ports)} names its peers`);
   });
 
   it('refuses a missing or wrong token with 401, and answers /healthz without one', async () => {

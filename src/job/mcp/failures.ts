@@ -13,7 +13,7 @@ import {
 import { describeError, TerminalError } from '../../shared/errors.js';
 import type { ServerOutcome } from '../../shared/contract/exit-codes.js';
 import { PolicyReason } from '../../shared/contract/policy.js';
-import { urlRefusalIn } from './transports/remote-fetch.js';
+import { ResponseTooLargeError, urlRefusalIn } from './transports/remote-fetch.js';
 
 export class InitFailure extends Error {
   constructor(
@@ -79,6 +79,7 @@ function isPermanentHttp(status: number | undefined): boolean {
 export function classify(err: unknown, stage: string): InitFailure {
   if (err instanceof InitFailure) return err;
   if (err instanceof TerminalError) return new InitFailure('failed-permanent', err.reason, err.message);
+  if (err instanceof ResponseTooLargeError) return new InitFailure('failed-permanent', 'response-too-large', `${stage}: ${err.message}`);
   const refused = urlRefusalIn(err);
   if (refused) return new InitFailure('failed-permanent', PolicyReason.urlNotAllowed, `${stage}: ${refused.message}`);
   const msg = failureText(err, stage);

@@ -6,11 +6,11 @@ import { Deadline } from './deadline.js';
 import { classify, closedDuringProbe, httpStatus } from './failures.js';
 import { listAll, type ListKind } from './lists.js';
 import { reap } from './processes.js';
-import { CLIENT_INFO, type InitOptions, type ServerResult } from './result.js';
+import { CLIENT_INFO, responseGuard, type InitOptions, type ListCut, type ServerResult } from './result.js';
 import { resolveSecretRefs, scrubSecrets } from './secrets.js';
 import { firstTransport, transportKind } from './transports/index.js';
 import { remoteTransport } from './transports/remote.js';
-import { policyFetch } from './transports/remote-fetch.js';
+import { guardedFetch, policyFetch, ResponseTooLargeError, type FetchLike } from './transports/remote-fetch.js';
 import { sidecarTransport } from './transports/sidecar.js';
 import { packageSourceOf, stdioTransport } from './transports/stdio.js';
 
@@ -56,6 +56,8 @@ export async function initializeServer(name: string, cfg: ServerConfig, opts: In
   let fetching: Transport | undefined;
   /** Every secret value resolved for this server, scrubbed out of its failure's text. */
   const secrets: string[] = [];
+  /** Set when a reply over MAX_RESPONSE_BYTES was dropped (every transport of this server counts). */
+  const guard = responseGuard(opts.maxResponseBytes);
   /** Starts the transport and runs the handshake, timing the two apart. */
   const connect = async (t: Transport): Promise<void> => {
     // The transport's start is the spawn (stdio) or the connection (an SSE GET waits for the
@@ -86,7 +88,8 @@ export async function initializeServer(name: string, cfg: ServerConfig, opts: In
     // A sidecar's loopback address is the controller's choice, not the message's: no remote-URL policy.
     if (!('command' in cfg) && cfg.type !== 'docker')
       remote = await policyFetch(opts.policy?.remote ?? { allow: [], serviceCidrs: [], podCidrs: [], apiServerHosts: [] });
-    transport = firstTransport(name, cfg, opts, remote?.fetch, secrets);
+    const fetch = guardedFetch(remote?.fetch ?? (globalThis.fetch as FetchLike), guard);
+    transport = firstTransport(name, cfg, opts, fetch, secrets, guard);
     // The first start is the one that fetches; a 2025 restart after the probe finds it cached.
     fetching = transport;
     try {
@@ -103,10 +106,10 @@ export async function initializeServer(name: string, cfg: ServerConfig, opts: In
       if (pid) await reap(pid);
       if ('command' in cfg) {
         protocol = '2025';
-        transport = stdioTransport(name, cfg, opts, secrets);
+        transport = stdioTransport(name, cfg, opts, secrets, guard);
       } else {
         kind = 'sse';
-        transport = cfg.type === 'docker' ? sidecarTransport(cfg, 'sse') : remoteTransport({ ...cfg, type: 'sse' }, opts, remote!.fetch, secrets);
+        transport = cfg.type === 'docker' ? sidecarTransport(cfg, 'sse', fetch) : remoteTransport({ ...cfg, type: 'sse' }, opts, fetch, secrets);
       }
       client = newClient();
       await connect(transport);
@@ -121,11 +124,23 @@ export async function initializeServer(name: string, cfg: ServerConfig, opts: In
     const t2 = performance.now();
     const lists: Partial<Record<ListKind, string[]>> = {};
     const capped: ListKind[] = [];
+    const cut: Partial<Record<ListKind, ListCut>> = {};
     for (const k of ['tools', 'prompts', 'resources'] as const) {
       if (!caps[k]) continue;
-      const r = await listAll(client, k, meta, deadline);
+      // A dropped reply closed the stdio connection (the SDK ends it on an oversized line): the
+      // lists after it are not read, and say so.
+      if (kind === 'stdio' && guard.tripped) {
+        lists[k] = [];
+        capped.push(k);
+        cut[k] = 'response-bytes';
+        continue;
+      }
+      const r = await listAll(client, k, meta, deadline, guard);
       lists[k] = r.names;
-      if (r.capped) capped.push(k);
+      if (r.cut) {
+        capped.push(k);
+        cut[k] = r.cut;
+      }
     }
     phases.lists = Math.round(performance.now() - t2);
     const info = client.getServerVersion();
@@ -139,13 +154,14 @@ export async function initializeServer(name: string, cfg: ServerConfig, opts: In
       capabilities: caps as Record<string, unknown>,
       instructions: client.getInstructions(),
       ...lists,
-      ...(capped.length ? { capped } : {}),
+      ...(capped.length ? { capped, cut } : {}),
       ...packageOf(fetching, cfg),
       phases,
       durationMs: Math.round(performance.now() - started),
     };
   } catch (err) {
-    const f = classify(err, stage);
+    // A handshake reply over the cap: the server's answer, not the network, is at fault.
+    const f = guard.tripped ? classify(new ResponseTooLargeError(guard.maxBytes), stage) : classify(err, stage);
     return {
       name,
       status: f.outcome,

@@ -6,6 +6,14 @@ import type { PackageCache } from './package-source.js';
 
 export const CLIENT_INFO = { name: 'mcp-job-controller', version: '0.1.0' };
 
+/**
+ * Why a list stopped before its end: `pages` (LIST_LIMITS.pages read, the cursor went on),
+ * `names` (LIST_LIMITS.names kept), `bytes` (LIST_LIMITS.bytes of names kept), `response-bytes`
+ * (one reply was larger than MAX_RESPONSE_BYTES and was dropped unread).
+ */
+export const ListCutSchema = z.enum(['pages', 'names', 'bytes', 'response-bytes']);
+export type ListCut = z.infer<typeof ListCutSchema>;
+
 /** What one server's initialization found; the design documents' `serverDetails`, plus timing. */
 export const ServerResultSchema = z.object({
   name: z.string(),
@@ -25,8 +33,10 @@ export const ServerResultSchema = z.object({
   generation: z.enum(['2025', '2026-07-28']).optional(),
   /** Milliseconds per phase; spawn for stdio, connect for http/sse. */
   phases: z.object({ spawn: z.number().optional(), connect: z.number().optional(), handshake: z.number().optional(), lists: z.number().optional() }).optional(),
-  /** Lists that stopped at the page cap: the server offers more than reported. */
+  /** Lists that stopped early (at a cap of LIST_LIMITS or the response cap): the server offers more than reported. */
   capped: z.array(z.enum(['tools', 'prompts', 'resources'])).optional(),
+  /** Why each list in `capped` stopped. */
+  cut: z.object({ tools: ListCutSchema.optional(), prompts: ListCutSchema.optional(), resources: ListCutSchema.optional() }).optional(),
   /** Where a stdio server's code came from (cache, registry, installed path) and how long fetching it took. */
   package: PackageSourceSchema.optional(),
 });
@@ -69,9 +79,34 @@ export interface InitOptions {
   policy?: Pick<ValidationPolicy, 'allowedSecrets' | 'allowedEnvKeys' | 'commandPatterns' | 'remote'>;
   /** Where the Job mounted the referenced Secret keys (`<dir>/<secret>/<key>`). */
   secretRefsDir?: string;
+  /** The response cap (MAX_RESPONSE_BYTES unless a test sets a smaller one). */
+  maxResponseBytes?: number;
   /** The shared package cache npx and uvx use (openPackageCache), when the Job has one. */
   packageCache?: PackageCache;
 }
 
-/** Pages read per list before giving up: a server whose cursor never ends must not hold the job. */
-export const MAX_LIST_PAGES = 100;
+/**
+ * What one list keeps, across all its pages, whatever the server sends: a server must not be able
+ * to grow the job's memory (a Job's limit is 256 Mi) or its result past these. `pages`: a cursor
+ * that never ends must not hold the job. `names` and `bytes` bound what is kept (UTF-8 bytes of
+ * the names), `nameChars` one name (longer ones end in `…`).
+ */
+export const LIST_LIMITS = { pages: 100, names: 10_000, bytes: 512 * 1024, nameChars: 512 } as const;
+export const MAX_LIST_PAGES = LIST_LIMITS.pages;
+
+/**
+ * Largest reply read from a server: one JSON-RPC message on stdio, one HTTP response body (one
+ * SSE event on an event stream). The SDK parses a reply whole, so this is what bounds the memory a
+ * single page can take; a larger reply is dropped and the list ends there (`response-bytes`).
+ */
+export const MAX_RESPONSE_BYTES = 4 * 1024 * 1024;
+
+/** Set by a transport when it dropped a reply over MAX_RESPONSE_BYTES (one per server). */
+export interface ResponseGuard {
+  readonly maxBytes: number;
+  tripped: boolean;
+}
+
+export function responseGuard(maxBytes = MAX_RESPONSE_BYTES): ResponseGuard {
+  return { maxBytes, tripped: false };
+}

@@ -66,6 +66,14 @@ export function checkServer(name: string, server: ServerConfig, policy: Validati
         `${where}: the command line matches none of ALLOWED_COMMAND_PATTERNS (${policy.commandPatterns.join('; ')})`,
       );
     }
+    // A pattern admits words, not where they lead: npx and uvx resolve a relative spec or file
+    // against the working directory, so a message may not choose it while patterns are set.
+    if (policy.commandPatterns?.length && server.cwd !== undefined) {
+      throw new TerminalError(
+        PolicyReason.commandArgsNotAllowed,
+        `${where}: cwd is not accepted while ALLOWED_COMMAND_PATTERNS is set (package specs resolve against it); leave cwd out`,
+      );
+    }
     checkEnvKeys(where, server.env, policy);
     if (server.envFile !== undefined) resolveEnvFile(server.envFile, policy.secretsDir);
     return secretRefsOf(`${where}: env`, server.env, false, policy);

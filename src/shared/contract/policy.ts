@@ -20,14 +20,16 @@ export const PolicyReason = {
 
 /**
  * A glob: `*` is any run of characters, `?` one; nothing else is special. Case-sensitive unless
- * told otherwise. `wildcardSkips` lists characters neither `*` nor `?` may stand for.
+ * told otherwise. `wildcardSkips` lists characters neither `*` nor `?` may stand for, and
+ * `wildcardNeverLeads` those the text a wildcard stands for may not begin with.
  */
-export function globMatch(glob: string, text: string, ignoreCase = false, wildcardSkips = ''): boolean {
-  const any = wildcardSkips ? `[^${wildcardSkips.replace(/[\]\\^-]/g, '\\$&')}]` : '.';
-  const re = glob
-    .replace(/[.+^${}()|[\]\\]/g, '\\$&')
-    .replace(/\*/g, `${any}*`)
-    .replace(/\?/g, any);
+export function globMatch(glob: string, text: string, ignoreCase = false, wildcardSkips = '', wildcardNeverLeads = ''): boolean {
+  const esc = (chars: string) => chars.replace(/[\]\\^-]/g, '\\$&');
+  const any = wildcardSkips ? `[^${esc(wildcardSkips)}]` : '.';
+  const lead = wildcardNeverLeads ? `(?![${esc(wildcardNeverLeads)}])` : '';
+  // `*` standing for nothing is always allowed: the lead rule is about the text it stands for.
+  const star = lead ? `(?:${lead}${any}+)?` : `${any}*`;
+  const re = glob.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/[*?]/g, (c) => (c === '*' ? star : `${lead}${any}`));
   return new RegExp(`^${re}$`, ignoreCase ? 'is' : 's').test(text);
 }
 
@@ -183,12 +185,26 @@ export function parseCommandPatterns(text: string): string[] {
 const ARG_WILDCARD_SKIPS = '@:/';
 
 /**
+ * Characters the text a wildcard stands for never begins with: npm reads a spec (or the part
+ * after a name's `@`) that begins with `.` or `~` as a local path, resolved against the working
+ * directory (`x@.`, `x@..`, `.`, `..`), and `~` begins a home path.
+ */
+const ARG_WILDCARD_NEVER_LEADS = '.~';
+
+/**
+ * Archive names: npm installs `x.tgz`, `x.tar`, `x.tar.gz` (and `name@x.tgz`) from the file, pip
+ * and uv a wheel, a zip or an sdist from theirs. A wildcard word never admits one.
+ */
+const ARCHIVE_NAME = /\.(tgz|tar|tar\.gz|tar\.bz2|tar\.xz|tar\.zst|tbz2?|txz|zip|whl|egg)$/i;
+
+/**
  * Whether a command line matches a pattern, word by word: the first word matches the command (or,
  * when the word has no `/`, the command's basename), each next word one argument as a glob (`*`
- * within the argument, never matching `@`, `:` or `/`), and a last word `**` any number of
- * further arguments. So `npx -y @modelcontextprotocol/*` admits exactly
- * `npx -y @modelcontextprotocol/server-memory`, nothing after it and no alias or URL spec;
- * `uvx mcp-server-* **` admits any arguments after the package.
+ * within the argument, never matching `@`, `:` or `/`, never standing for text that begins with
+ * `.` or `~`, and a word with a wildcard never matching an archive name), and a last word `**`
+ * any number of further arguments. So `npx -y @modelcontextprotocol/*` admits exactly
+ * `npx -y @modelcontextprotocol/server-memory`, nothing after it and no alias, URL, local path
+ * or archive spec; `uvx mcp-server-* **` admits any arguments after the package.
  */
 export function commandMatches(command: string, args: readonly string[], pattern: string): boolean {
   const words = pattern.split(' ');
@@ -198,7 +214,11 @@ export function commandMatches(command: string, args: readonly string[], pattern
   const tailAny = rest.at(-1) === '**';
   const fixed = tailAny ? rest.slice(0, -1) : rest;
   if (tailAny ? args.length < fixed.length : args.length !== fixed.length) return false;
-  return fixed.every((w, i) => globMatch(w, args[i]!, false, ARG_WILDCARD_SKIPS));
+  return fixed.every((w, i) => {
+    const arg = args[i]!;
+    if (/[*?]/.test(w) && ARCHIVE_NAME.test(arg)) return false;
+    return globMatch(w, arg, false, ARG_WILDCARD_SKIPS, ARG_WILDCARD_NEVER_LEADS);
+  });
 }
 
 // ---------------------------------------------------------------------------------------------

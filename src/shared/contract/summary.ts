@@ -53,8 +53,13 @@ export const ServerSummarySchema = z.object({
   caps: z.array(z.string()).optional(),
   /** Milliseconds per phase: spawn (stdio) or connect (http/sse), handshake, lists. */
   phases: z.object({ spawn: z.number().optional(), connect: z.number().optional(), handshake: z.number().optional(), lists: z.number().optional() }).optional(),
-  /** Lists whose paging stopped at the job's page cap (more items exist than reported). */
+  /** Lists the job stopped reading before their end (more items exist than reported). */
   capped: z.array(z.string()).optional(),
+  /**
+   * Why each list in `capped` stopped: `pages` (the page cap), `names` or `bytes` (the cap on
+   * names kept per list), `response-bytes` (a reply over the response cap was dropped).
+   */
+  cut: z.record(z.string(), z.string()).optional(),
   /** Where the server's code came from and how long fetching it took (stdio servers). */
   package: PackageSourceSchema.optional(),
 });

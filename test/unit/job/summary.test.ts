@@ -128,3 +128,15 @@ describe('buildSummary', () => {
     whole(a);
   });
 });
+
+describe('a list the job cut short', () => {
+  it('says in the summary which lists stopped early and why, while the list still fits shortened', () => {
+    const names = Array.from({ length: 10_000 }, (_, i) => `tool-${i}`);
+    const r: ServerResult = { ...ok('big', names), capped: ['tools', 'resources'], cut: { tools: 'names', resources: 'response-bytes' }, resources: [] };
+    const s = whole(buildSummary({ ...base, exitCode: 0 }, [r]));
+    const line = s.servers!.big!;
+    assert.deepEqual(line.capped, ['tools', 'resources']);
+    assert.deepEqual(line.cut, { tools: 'names', resources: 'response-bytes' });
+    assert.equal(line.tools!.at(-1), `…+${10_000 - (line.tools!.length - 1)}`);
+  });
+});

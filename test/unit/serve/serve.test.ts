@@ -1,6 +1,10 @@
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { BlockList, isIPv4 } from 'node:net';
+import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import type * as k8s from '@kubernetes/client-node';
+import * as k8s from '@kubernetes/client-node';
+import { repoRoot } from '../../testbed/cache.js';
 import { DlqHeader } from '../../../src/controller/reporting/dead-letter.js';
 import { bearerMatches, parseTokenFile } from '../../../src/serve/auth.js';
 import { serveConfig, serveInitOptions, servePolicy } from '../../../src/serve/config.js';
@@ -190,5 +194,39 @@ describe('serve: finding a message’s dead-letter record', () => {
     assert.deepEqual(hit.found, { reason: 'command-not-allowed', at: '2026-11-23T10:00:02Z', record: { topic: 't.dlq', partition: 0, offset: '2' } });
     const miss = await findDeadLetter(src, 't.dlq', { topic: 't', partition: 0, offset: '1' }, 2);
     assert.equal(miss.found, undefined, 'older than the window: not found');
+  });
+});
+
+describe("serve: the pod's egress policy", () => {
+  const [np] = k8s.loadAllYaml(readFileSync(join(repoRoot, 'k8s', 'components', 'serve', 'networkpolicy.yaml'), 'utf8')) as k8s.V1NetworkPolicy[];
+  /** Whether a rule lets the pod open TCP to `ip`:`port`. */
+  const allows = (ip: string, port: number): boolean =>
+    np!.spec!.egress!.some((rule) => {
+      if (!(rule.ports ?? []).some((p) => p.protocol === 'TCP' && p.port === port)) return false;
+      if (!rule.to) return true;
+      return rule.to.some((peer) => {
+        if (!peer.ipBlock) return false;
+        const family = isIPv4(ip) ? 'ipv4' : 'ipv6';
+        const [net, bits] = peer.ipBlock.cidr.split('/');
+        const inside = new BlockList();
+        inside.addSubnet(net!, Number(bits), isIPv4(net!) ? 'ipv4' : 'ipv6');
+        const out = new BlockList();
+        for (const e of peer.ipBlock.except ?? []) {
+          const [n, b] = e.split('/');
+          out.addSubnet(n!, Number(b), isIPv4(n!) ? 'ipv4' : 'ipv6');
+        }
+        return inside.check(ip, family) && !out.check(ip, family);
+      });
+    });
+
+  it('opens no rule to every address: each names its peers, as the README says (DNS, the brokers, the API server)', () => {
+    for (const rule of np!.spec!.egress!) assert.ok(rule.to?.length, `rule for ports ${JSON.stringify(rule.ports)} names its peers`);
+  });
+
+  it("lets the pod reach an API server endpoint on a private address, and no public address or metadata service on the API server's ports", () => {
+    for (const ip of ['10.0.0.1', '172.18.0.2', '192.168.1.10', '100.64.0.1', 'fd00::1']) assert.ok(allows(ip, 443) || allows(ip, 6443), ip);
+    for (const ip of ['1.1.1.1', '8.8.8.8', '2606:4700::1111', '169.254.169.254', '100.100.100.200']) {
+      assert.ok(!allows(ip, 443) && !allows(ip, 6443), ip);
+    }
   });
 });

@@ -13,7 +13,7 @@ const ENV = { KAFKA_BROKERS: 'k:9092', KAFKA_TOPIC: 't', SERVE_TOKEN_FILE: '/x',
 /** The tools of `serve` over an in-memory pair, with `deps` overriding recording fakes. */
 async function tools(env: Record<string, string> = {}, deps: Partial<ServeDeps> = {}) {
   const cfg = serveConfig({}, { ...ENV, ...env });
-  const calls = { initialize: [] as string[], getJob: [] as string[], listJobs: [] as [string, number][] };
+  const calls = { initialize: [] as string[], getJob: [] as string[], listJobs: [] as [string, number][], scans: 0 };
   const factory = serveServerFactory({
     cfg,
     policy: servePolicy(cfg),
@@ -22,12 +22,14 @@ async function tools(env: Record<string, string> = {}, deps: Partial<ServeDeps> 
     getJob: (name) => (calls.getJob.push(name), Promise.resolve(undefined)),
     listJobs: (selector, limit) => (calls.listJobs.push([selector, limit]), Promise.resolve({ items: [], more: false })),
     listPods: () => Promise.resolve([]),
-    findDeadLetter: () => Promise.resolve({ scanned: 0 }),
+    findDeadLetter: () => (calls.scans++, Promise.resolve({ scanned: 0 })),
     initialize: (name) => {
       calls.initialize.push(name);
       return Promise.resolve({ name, status: 'initialized', transport: 'stdio', durationMs: 1 });
     },
     submitLimit: new TokenBucket(1, 1),
+    scanLimit: new TokenBucket(1, 100),
+    initLimit: new TokenBucket(1, 100),
     ...deps,
   });
   const [a, b] = InMemoryTransport.createLinkedPair();
@@ -126,6 +128,55 @@ describe('serve: get_job and list_jobs see only the Jobs of the topic', () => {
       assert.deepEqual(u.calls.listJobs, [[`${Label.managedBy}=${MANAGED_BY},${Label.topic}=t,${Label.jobID}=j`, LIST_JOBS_SCAN]]);
     } finally {
       await u.close();
+    }
+  });
+});
+
+describe('serve: the costly tools are throttled like submit', () => {
+  /** A bucket of `burst` tokens whose clock never moves: nothing refills during the test. */
+  const frozen = (burst: number) => new TokenBucket(1, burst, () => 0);
+
+  it("refuses get_job's dead-letter scan past its burst with a retry time, and scans nothing more", async () => {
+    const t = await tools({}, { scanLimit: frozen(2) });
+    try {
+      for (const offset of ['1', '2']) {
+        const r = await t.call('get_job', { partition: 0, offset });
+        assert.notEqual(r.isError, true, text(r));
+      }
+      const third = await t.call('get_job', { partition: 0, offset: '3' });
+      assert.equal(third.isError, true);
+      assert.match(text(third), /rate limited: try again in \d+ s/);
+      assert.equal(t.calls.scans, 2);
+    } finally {
+      await t.close();
+    }
+  });
+
+  it('answers get_job for a Job that needs no scan whatever the scan budget', async () => {
+    const t = await tools({}, { scanLimit: frozen(1), getJob: (name) => Promise.resolve(jobOf(name)) });
+    try {
+      for (let i = 0; i < 3; i++) {
+        const r = await t.call('get_job', { name: 'mcp-t-0-7' });
+        assert.equal((r.structuredContent as { status: string }).status, 'succeeded', text(r));
+      }
+      assert.equal(t.calls.scans, 0);
+    } finally {
+      await t.close();
+    }
+  });
+
+  it('refuses server_initialize past its burst with a retry time, and starts nothing more', async () => {
+    const t = await tools({}, { initLimit: frozen(1) });
+    try {
+      const config = { type: 'http', url: 'https://mcp.example.com/mcp' };
+      const first = await t.call('server_initialize', { serverName: 'a', config });
+      assert.notEqual(first.isError, true, text(first));
+      const second = await t.call('server_initialize', { serverName: 'b', config });
+      assert.equal(second.isError, true);
+      assert.match(text(second), /rate limited: try again in \d+ s/);
+      assert.deepEqual(t.calls.initialize, ['a']);
+    } finally {
+      await t.close();
     }
   });
 });

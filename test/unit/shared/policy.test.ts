@@ -170,6 +170,33 @@ describe('command patterns', () => {
     assert.ok(commandMatches('npx', ['-y', '@modelcontextprotocol/x@1.2.3'], 'npx -y @modelcontextprotocol/*@*'));
     assert.ok(!commandMatches('npx', ['-y', '@modelcontextprotocol/x@npm:evil'], 'npx -y @modelcontextprotocol/*@*'));
   });
+
+  it('lets no wildcard stand for a local path (text led by . or ~) or match an archive name, which npm and uv install from the working directory', () => {
+    const versioned = 'npx -y @modelcontextprotocol/*@*';
+    for (const spec of ['@modelcontextprotocol/x@.', '@modelcontextprotocol/x@..', '@modelcontextprotocol/x@~', '@modelcontextprotocol/x@evil.tgz']) {
+      assert.ok(!commandMatches('npx', ['-y', spec], versioned), spec);
+    }
+    for (const spec of [
+      '@modelcontextprotocol/.',
+      '@modelcontextprotocol/..',
+      '@modelcontextprotocol/~x',
+      '@modelcontextprotocol/x.tgz',
+      '@modelcontextprotocol/x.tar.gz',
+    ]) {
+      assert.ok(!allowed('npx', '-y', spec), spec);
+    }
+    for (const word of ['.', '..', '.hidden', '~', 'evil.tgz', 'pkg.tar', 'mcp_server-1.0-py3-none-any.whl', 'x.zip']) {
+      assert.ok(!commandMatches('npx', ['-y', word], 'npx -y *'), word);
+    }
+    assert.ok(!allowed('uvx', 'mcp-server-x.whl'));
+    assert.ok(!allowed('uvx', 'mcp-server-x.tar.gz', '--flag'));
+    // What the wildcard stands for is judged, not the literal text around it.
+    assert.ok(commandMatches('npx', ['-y', '@modelcontextprotocol/x@1.2.3'], versioned));
+    assert.ok(commandMatches('node', ['/srv/a.js'], 'node /srv/a.js'));
+    assert.ok(commandMatches('node', ['/srv/x.js'], 'node /srv/*.js'));
+    assert.ok(commandMatches('node', ['/srv/server-.js'], 'node /srv/server-*.js'));
+    assert.ok(!commandMatches('node', ['/srv/..js'], 'node /srv/*.js'));
+  });
 });
 
 describe('remote addresses', () => {
@@ -289,6 +316,16 @@ describe('the message policy, applied by parseMessage', () => {
     const patterns = { ...base, commandPatterns: ['npx -y @modelcontextprotocol/*'] };
     assert.equal(refusal({ a: { command: 'npx', args: ['-y', 'evil'] } }, patterns)[0], 'command-args-not-allowed');
     assert.equal(refusal({ a: { command: 'node', args: ['-e', '1'] } }, patterns)[0], 'command-args-not-allowed');
+  });
+
+  it('refuses a cwd while command patterns are set, since package specs resolve against it, and keeps it without patterns', () => {
+    const patterns = { ...base, commandPatterns: ['npx -y @modelcontextprotocol/*'] };
+    const server = { command: 'npx', args: ['-y', '@modelcontextprotocol/server-memory'] };
+    const [reason, text] = refusal({ a: { ...server, cwd: '/tmp/evil' } }, patterns);
+    assert.equal(reason, 'command-args-not-allowed');
+    assert.match(text, /cwd is not accepted while ALLOWED_COMMAND_PATTERNS is set/);
+    assert.doesNotThrow(() => parseMessage(msg({ a: server }), patterns));
+    assert.deepEqual(parseMessage(msg({ a: { ...server, cwd: '/srv' } }), base).config.mcpServers.a, { ...server, cwd: '/srv' });
   });
 
   it('accepts the allowed cases and lists every referenced Secret key once, sorted', () => {

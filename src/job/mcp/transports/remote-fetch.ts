@@ -1,5 +1,6 @@
 import { lookup } from 'node:dns/promises';
 import { remoteChecker, type RemotePolicy } from '../../../shared/contract/policy.js';
+import type { ResponseGuard } from '../result.js';
 
 /** A connection the remote-URL policy refused; nothing was sent. */
 export class UrlRefusedError extends Error {
@@ -16,7 +17,56 @@ export class UrlRefusedError extends Error {
 export type Resolve = (host: string) => Promise<string[]>;
 const systemResolve: Resolve = async (host) => (await lookup(host, { all: true, verbatim: true })).map((a) => a.address);
 
-type FetchLike = (url: string | URL, init?: RequestInit) => Promise<Response>;
+export type FetchLike = (url: string | URL, init?: RequestInit) => Promise<Response>;
+
+/** A reply larger than the response cap, dropped before it was parsed. */
+export class ResponseTooLargeError extends Error {
+  override readonly name = 'ResponseTooLargeError';
+  constructor(readonly maxBytes: number) {
+    super(`the server sent a reply larger than ${maxBytes} bytes; it was dropped`);
+  }
+}
+
+/**
+ * A `fetch` whose response bodies stop at `guard.maxBytes`: the SDK reads a JSON reply whole and
+ * an SSE event whole before parsing, so without this one reply of a hostile server could take
+ * any amount of memory. A JSON body counts as a whole; an event stream counts per event (it may
+ * carry every reply of a session). Past the cap the body errors with ResponseTooLargeError and
+ * `guard.tripped` says so to the list reader.
+ */
+export function guardedFetch(base: FetchLike, guard: ResponseGuard): FetchLike {
+  return async (url, init) => {
+    const res = await base(url, init);
+    if (!res.body) return res;
+    const events = (res.headers.get('content-type') ?? '').toLowerCase().startsWith('text/event-stream');
+    // Bytes of the current reply: the whole body, or the current event since the last blank line.
+    let pending = 0;
+    let prev = -1;
+    let prev2 = -1;
+    const counted = res.body.pipeThrough(
+      new TransformStream<Uint8Array, Uint8Array>({
+        transform(chunk, ctl) {
+          if (!events) pending += chunk.length;
+          else
+            for (const b of chunk) {
+              // A blank line ends an event: "\n\n" or "\n\r\n".
+              pending = b === 10 && (prev === 10 || (prev === 13 && prev2 === 10)) ? 0 : pending + 1;
+              prev2 = prev;
+              prev = b;
+              if (pending > guard.maxBytes) break;
+            }
+          if (pending > guard.maxBytes) {
+            guard.tripped = true;
+            ctl.error(new ResponseTooLargeError(guard.maxBytes));
+            return;
+          }
+          ctl.enqueue(chunk);
+        },
+      }),
+    );
+    return new Response(counted, { status: res.status, statusText: res.statusText, headers: res.headers });
+  };
+}
 
 /**
  * A `fetch` for the MCP SDK's HTTP transports that checks every connection it opens — the first,

@@ -1,5 +1,6 @@
 import { SSEClientTransport, StreamableHTTPClientTransport, type Transport } from '@modelcontextprotocol/client';
 import type { DockerServer } from '../../../shared/contract/servers.js';
+import type { FetchLike } from './remote-fetch.js';
 
 /**
  * A container server runs as a sidecar in this pod, started and made ready by Kubernetes before
@@ -10,6 +11,8 @@ export function sidecarUrl(cfg: DockerServer): URL {
   return new URL(`http://127.0.0.1:${cfg.port}${cfg.path}`);
 }
 
-export function sidecarTransport(cfg: DockerServer, kind: 'http' | 'sse'): Transport {
-  return kind === 'sse' ? new SSEClientTransport(sidecarUrl(cfg)) : new StreamableHTTPClientTransport(sidecarUrl(cfg));
+/** `fetch`, when given, is the response-capped one (guardedFetch over the global fetch). */
+export function sidecarTransport(cfg: DockerServer, kind: 'http' | 'sse', fetch?: FetchLike): Transport {
+  const o = fetch ? { fetch } : {};
+  return kind === 'sse' ? new SSEClientTransport(sidecarUrl(cfg), o) : new StreamableHTTPClientTransport(sidecarUrl(cfg), o);
 }

@@ -8,7 +8,7 @@ import type { Transport } from '@modelcontextprotocol/client';
 import type { PackageSource } from '../../../shared/contract/summary.js';
 import { InitFailure } from '../failures.js';
 import { FetchLog, installedSource, packageEnv, packageTool } from '../package-source.js';
-import type { InitOptions } from '../result.js';
+import type { InitOptions, ResponseGuard } from '../result.js';
 import { resolveSecretRefs } from '../secrets.js';
 
 /**
@@ -25,8 +25,22 @@ class InPlaceStdioClientTransport extends StdioClientTransport {
     params: StdioServerParameters,
     /** npx/uvx's account of what it fetched, read from the child's stderr. */
     readonly fetches?: FetchLog,
+    guard?: ResponseGuard,
   ) {
-    super(params);
+    super({ ...params, ...(guard ? { maxBufferSize: guard.maxBytes } : {}) });
+    if (!guard) return;
+    // The SDK's read buffer throws past maxBufferSize and closes the connection; the guard is how
+    // the list reader learns that a reply was too large rather than that the server went away.
+    const buffer = (this as unknown as { _readBuffer: { append: (chunk: Buffer) => void } })._readBuffer;
+    const append = buffer.append.bind(buffer);
+    buffer.append = (chunk) => {
+      try {
+        append(chunk);
+      } catch (err) {
+        guard.tripped = true;
+        throw err;
+      }
+    };
   }
 
   override async start(): Promise<void> {
@@ -42,7 +56,13 @@ export function packageSourceOf(t: Transport | undefined, cfg: ServerConfig): Pa
   return installedSource(cfg);
 }
 
-export function stdioTransport(name: string, cfg: Extract<ServerConfig, { command: string }>, opts: InitOptions, secrets: string[]): StdioClientTransport {
+export function stdioTransport(
+  name: string,
+  cfg: Extract<ServerConfig, { command: string }>,
+  opts: InitOptions,
+  secrets: string[],
+  guard?: ResponseGuard,
+): StdioClientTransport {
   if (!isCommandAllowed(cfg.command, opts.allowedCommands)) {
     throw new InitFailure('failed-permanent', 'command-not-allowed', `command ${JSON.stringify(cfg.command)} is not in the allow-list`);
   }
@@ -84,11 +104,15 @@ export function stdioTransport(name: string, cfg: Extract<ServerConfig, { comman
     stderr: 'pipe',
   };
   const fetches = tool ? new FetchLog(tool) : undefined;
-  const t = new InPlaceStdioClientTransport(params, fetches);
+  const t = new InPlaceStdioClientTransport(params, fetches, guard);
+  // Always read stderr, whoever calls: a pipe nobody reads fills (64 KiB on Linux) and a server
+  // that logs that much while starting then blocks before it answers. Lines go to the fetch log
+  // and onStderr when there are any, and are dropped otherwise; a line is kept to 8 KiB.
   const stderr = t.stderr;
-  if (stderr && (opts.onStderr || fetches)) {
+  if (stderr) {
     let buf = '';
     stderr.on('data', (chunk: Buffer) => {
+      if (!opts.onStderr && !fetches) return;
       buf += chunk.toString('utf8');
       let i: number;
       while ((i = buf.indexOf('\n')) >= 0) {
