@@ -1,5 +1,15 @@
 import { STATUS_CODES } from 'node:http';
-import { ProtocolError, SdkError, SdkErrorCode, SdkHttpError, SseError, UnsupportedProtocolVersionError } from '@modelcontextprotocol/client';
+import {
+  OAuthClientFlowError,
+  UnauthorizedError,
+  OAuthError,
+  ProtocolError,
+  SdkError,
+  SdkErrorCode,
+  SdkHttpError,
+  SseError,
+  UnsupportedProtocolVersionError,
+} from '@modelcontextprotocol/client';
 import { causeChain, describeError, TerminalError } from '../../shared/errors.js';
 import type { ServerOutcome } from '../../shared/contract/exit-codes.js';
 import { PolicyReason } from '../../shared/contract/rules.js';
@@ -72,6 +82,8 @@ export function classify(err: unknown, stage: string): InitFailure {
   const refused = urlRefusalIn(err);
   if (refused) return new InitFailure('failed-permanent', PolicyReason.urlNotAllowed, `${stage}: ${refused.message}`);
   const msg = failureText(err, stage);
+  const oauth = oauthFailure(err, stage);
+  if (oauth) return oauth;
   const code = (err as NodeJS.ErrnoException)?.code;
   const failure = (outcome: InitFailure['outcome'], reason: string) => new InitFailure(outcome, reason, msg, { cause: err });
   if (code === 'ENOENT' || code === 'EACCES') return failure('failed-permanent', 'spawn-failed');
@@ -105,6 +117,25 @@ export function classify(err: unknown, stage: string): InitFailure {
     return new InitFailure('failed-permanent', 'invalid-config', `${stage}: an argument, env value or header was refused as invalid`);
   }
   return failure('failed-retriable', 'connect-failed');
+}
+
+/**
+ * An OAuth failure: the authorization server refused the client (`invalid_client`,
+ * `unauthorized_client`, `invalid_scope`…), the server is protected by one the entry's `issuer`
+ * excludes, or the token endpoint is plain HTTP off loopback — none of which a retry changes.
+ * The server's own trouble (`server_error`, `temporarily_unavailable`) may pass.
+ */
+function oauthFailure(err: unknown, stage: string): InitFailure | undefined {
+  for (let e = err, depth = 0; e && depth < 8; e = (e as { cause?: unknown }).cause, depth++) {
+    if (e instanceof OAuthError) {
+      const retriable = e.code === 'server_error' || e.code === 'temporarily_unavailable';
+      return new InitFailure(retriable ? 'failed-retriable' : 'failed-permanent', 'auth-failed', `${stage}: authorization server: ${e.code}`, { cause: err });
+    }
+    if (e instanceof OAuthClientFlowError || e instanceof UnauthorizedError) {
+      return new InitFailure('failed-permanent', 'auth-failed', `${stage}: ${e.message}`, { cause: err });
+    }
+  }
+  return undefined;
 }
 
 /** JSON-RPC errors no retry fixes: parse error, invalid request, method not found, invalid params, unsupported version. */

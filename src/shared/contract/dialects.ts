@@ -2,7 +2,19 @@ import { z } from 'zod';
 import { McpProtocolSchema } from '../settings.js';
 import { SERVER_NAME, SERVER_NAME_RULE } from './rules.js';
 import { ToolPinFields } from './fingerprint.js';
-import { boundedArgs, DockerServerSchema, headerMap, httpUrl, StdioServerSchema, timeoutMs, type DockerServer, type ServerConfig } from './servers.js';
+import { RegistryEntrySchema, RegistryRefusal, registryToInternal } from './registry.js';
+import {
+  checkClientCredentials,
+  clientCredentialsShape,
+  DockerServerSchema,
+  boundedArgs,
+  headerMap,
+  httpUrl,
+  StdioServerSchema,
+  timeoutMs,
+  type DockerServer,
+  type ServerConfig,
+} from './servers.js';
 
 /**
  * Claude Desktop / Claude Code `mcpServers` and VS Code `servers` entry, stdio form: the internal
@@ -10,11 +22,22 @@ import { boundedArgs, DockerServerSchema, headerMap, httpUrl, StdioServerSchema,
  */
 const StdioEntrySchema = StdioServerSchema.omit({ timeoutMs: true }).extend({ timeout: timeoutMs.optional() });
 
+/** An entry's OAuth client-credentials `authentication` (mapped to the internal `oauth`). */
+const oauthAuthentication = z
+  .strictObject({
+    type: z.literal('oauth2'),
+    grant: z.literal('client_credentials', { error: 'grant is client_credentials (the job has no user to send through a browser)' }),
+    ...clientCredentialsShape,
+  })
+  .superRefine(checkClientCredentials)
+  .transform(({ type: _type, grant: _grant, ...rest }) => rest);
+
 /** The same files' remote form; `streamable-http` is another name for `http`. */
 const RemoteEntrySchema = z.strictObject({
   type: z.enum(['http', 'streamable-http', 'sse']).optional(),
   url: httpUrl,
   headers: headerMap.optional(),
+  authentication: oauthAuthentication.optional(),
   timeout: timeoutMs.optional(),
   protocol: McpProtocolSchema.optional(),
   ...ToolPinFields,
@@ -32,7 +55,7 @@ const UrlProviderSchema = z.strictObject({
     .strictObject({ path: z.string().optional(), interval: z.number().positive().optional(), timeout: z.number().positive().optional() })
     .optional(),
   timeout: z.number().min(0.1, 'timeout is in seconds (at least 0.1)').max(600, 'timeout is at most 600 seconds').optional(),
-  authentication: z.strictObject({ type: z.literal('bearer'), token: z.string().min(1) }).optional(),
+  authentication: z.union([z.strictObject({ type: z.literal('bearer'), token: z.string().min(1) }), oauthAuthentication]).optional(),
   protocol: McpProtocolSchema.optional(),
   ...ToolPinFields,
 });
@@ -47,11 +70,12 @@ const DockerEntrySchema = DockerServerSchema.omit({ timeoutMs: true, args: true 
 function entrySchema(v: unknown): z.ZodType | string {
   if (typeof v !== 'object' || v === null || Array.isArray(v)) return 'a server entry must be an object';
   const e = v as Record<string, unknown>;
+  if (e.type === 'registry' || (e.type === undefined && 'server' in e)) return RegistryEntrySchema;
   if (e.type === 'url') return UrlProviderSchema;
   if (e.type === 'stdio') return StdioEntrySchema;
   if (e.type === 'http' || e.type === 'streamable-http' || e.type === 'sse') return RemoteEntrySchema;
   if (e.type === 'docker') return DockerEntrySchema;
-  if (e.type !== undefined) return `unknown type ${JSON.stringify(e.type)}; known: stdio, http, streamable-http, sse, url, docker`;
+  if (e.type !== undefined) return `unknown type ${JSON.stringify(e.type)}; known: stdio, http, streamable-http, sse, url, docker, registry`;
   if ('command' in e) return StdioEntrySchema;
   if ('url' in e) return RemoteEntrySchema;
   return 'a server needs "command" (stdio), "url" (Streamable HTTP or SSE) or "type": "url" with "endpoint"';
@@ -59,6 +83,14 @@ function entrySchema(v: unknown): z.ZodType | string {
 
 /** Maps one parsed dialect entry onto the internal shape. */
 function toInternal(e: Record<string, unknown>): ServerConfig | string {
+  if ('server' in e) {
+    try {
+      return registryToInternal(e as z.infer<typeof RegistryEntrySchema>);
+    } catch (err) {
+      if (err instanceof RegistryRefusal) return err.message;
+      throw err;
+    }
+  }
   if (e.type === 'docker') return dockerToInternal(e as z.infer<typeof DockerEntrySchema>);
   if (e.type === 'url') {
     const u = e as z.infer<typeof UrlProviderSchema>;
@@ -66,7 +98,8 @@ function toInternal(e: Record<string, unknown>): ServerConfig | string {
       type: 'http',
       url: u.endpoint,
       sseFallback: true,
-      ...(u.authentication ? { headers: { Authorization: `Bearer ${u.authentication.token}` } } : {}),
+      ...(u.authentication && 'token' in u.authentication ? { headers: { Authorization: `Bearer ${u.authentication.token}` } } : {}),
+      ...(u.authentication && !('token' in u.authentication) ? { oauth: u.authentication } : {}),
       ...(u.timeout ? { timeoutMs: Math.round(u.timeout * 1000) } : {}),
       ...(u.protocol ? { protocol: u.protocol } : {}),
       ...(u.toolsDigest ? { toolsDigest: u.toolsDigest } : {}),
@@ -77,9 +110,10 @@ function toInternal(e: Record<string, unknown>): ServerConfig | string {
     const { timeout, ...rest } = e as z.infer<typeof StdioEntrySchema>;
     return { ...rest, ...(timeout ? { timeoutMs: timeout } : {}) };
   }
-  const { type, timeout, ...rest } = e as z.infer<typeof RemoteEntrySchema>;
+  const { type, timeout, authentication, ...rest } = e as z.infer<typeof RemoteEntrySchema>;
   return {
     ...rest,
+    ...(authentication ? { oauth: authentication } : {}),
     type: type === 'sse' ? 'sse' : 'http',
     ...(type === undefined ? { sseFallback: true } : {}),
     ...(timeout ? { timeoutMs: timeout } : {}),
@@ -94,7 +128,8 @@ function dockerToInternal(d: z.infer<typeof DockerEntrySchema>): DockerServer {
 
 /**
  * One server entry in any dialect users already have: Claude Desktop / Claude Code `mcpServers`,
- * VS Code `servers`, and the seed's URL provider; unknown fields are refused by name.
+ * VS Code `servers`, the seed's URL provider, and the MCP Registry's `server.json` with its input
+ * values (registry.ts); unknown fields are refused by name.
  */
 export const ServerEntrySchema = z.unknown().transform((v, ctx): ServerConfig => {
   const schema = entrySchema(v);

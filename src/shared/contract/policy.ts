@@ -17,7 +17,7 @@ import {
   type RemotePolicy,
   type SecretRef,
 } from './rules.js';
-import { MAX_CONTAINER_SPEC_BYTES, type ServerConfig } from './servers.js';
+import { MAX_CONTAINER_SPEC_BYTES, type ClientCredentials, type ServerConfig } from './servers.js';
 
 /**
  * The message policy: what a message may make a Job do beyond its shape. The one module that
@@ -221,7 +221,21 @@ export function checkServer(name: string, server: ServerConfig, policy: Validati
       );
     }
   }
-  return secretRefsOf(`${where}: headers`, server.headers, true, policy);
+  if (server.oauth && Object.keys(server.headers ?? {}).some((h) => h.toLowerCase() === 'authorization')) {
+    throw new TerminalError('invalid-payload', `${where}: an Authorization header and OAuth authentication exclude each other`);
+  }
+  return [
+    ...secretRefsOf(`${where}: headers`, server.headers, true, policy),
+    ...secretRefsOf(`${where}: authentication`, oauthSecrets(server.oauth), false, policy),
+  ];
+}
+
+/** The Secret references of an OAuth entry, by field name. */
+export function oauthSecrets(oauth: ClientCredentials | undefined): Record<string, string> {
+  const out: Record<string, string> = {};
+  if (oauth?.clientSecret) out.clientSecret = oauth.clientSecret;
+  if (oauth?.privateKey) out.privateKey = oauth.privateKey;
+  return out;
 }
 
 function checkEnvKeys(where: string, env: Record<string, string> | undefined, policy: ValidationPolicy): void {

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { ENV_KEY, HEADER_VALUE } from './rules.js';
 import { McpProtocolSchema } from '../settings.js';
 import { ToolPinFields } from './fingerprint.js';
+import { secretRefIn } from './rules.js';
 
 // Values Node refuses at spawn or in a header would come back in an error that echoes them —
 // a secret, perhaps — so they are refused here, naming the key and never the value.
@@ -54,10 +55,50 @@ export const StdioServerSchema = z.strictObject({
   ...ToolPinFields,
 });
 
+/** A credential that is never in a message: only a reference to a Secret key the Job mounts. */
+const secretRefOnly = (what: string) =>
+  z.string().refine((v) => typeof secretRefIn(v) === 'object', `${what} is a secret_ref:<secret>:<key>, never the value itself`);
+
+/**
+ * OAuth 2.0 client credentials (the MCP authorization spec's machine-to-machine grant): the job
+ * finds the authorization server from the MCP server's protected-resource metadata (RFC 9728,
+ * then RFC 8414), asks it for a token and sends it. `issuer`, when given, is the only
+ * authorization server the credentials may go to.
+ */
+export const clientCredentialsShape = {
+  method: z.enum(['client_secret_basic', 'private_key_jwt'], { error: 'method is client_secret_basic or private_key_jwt' }),
+  clientId: z
+    .string()
+    .min(1, 'clientId must not be empty')
+    .max(255)
+    .refine((v) => /^[\x20-\x7e]+$/.test(v), 'clientId is printable ASCII'),
+  clientSecret: secretRefOnly('clientSecret').optional(),
+  privateKey: secretRefOnly('privateKey').optional(),
+  /** The JWS algorithm of the client assertion (private_key_jwt); the key is PKCS#8 PEM. */
+  algorithm: z.enum(['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512']).optional(),
+  scopes: z
+    .array(z.string().regex(/^[\x21\x23-\x5b\x5d-\x7e]+$/, 'a scope is printable ASCII without spaces, quotes or backslashes'))
+    .max(64)
+    .optional(),
+  issuer: httpUrl.optional(),
+};
+/** The pairing each method needs: a secret for basic, a key for a signed assertion. */
+export function checkClientCredentials(c: { method: string; clientSecret?: string; privateKey?: string; algorithm?: string }, ctx: z.RefinementCtx): void {
+  if (c.method === 'client_secret_basic' && (!c.clientSecret || c.privateKey || c.algorithm)) {
+    ctx.addIssue({ code: 'custom', message: 'client_secret_basic takes clientSecret (and no privateKey or algorithm)' });
+  }
+  if (c.method === 'private_key_jwt' && (!c.privateKey || c.clientSecret)) {
+    ctx.addIssue({ code: 'custom', message: 'private_key_jwt takes privateKey (and no clientSecret)' });
+  }
+}
+export const ClientCredentialsSchema = z.strictObject(clientCredentialsShape).superRefine(checkClientCredentials);
+export type ClientCredentials = z.infer<typeof ClientCredentialsSchema>;
+
 export const RemoteServerSchema = z.strictObject({
   type: z.enum(['http', 'sse']),
   url: httpUrl,
   headers: headerMap.optional(),
+  oauth: ClientCredentialsSchema.optional(),
   protocol: McpProtocolSchema.optional(),
   timeoutMs: timeoutMs.optional(),
   /** The tools the user reviewed (see fingerprint.ts): a server whose tools differ fails `tools-changed`. */

@@ -103,8 +103,21 @@ export async function policyFetch(
       );
     },
   });
-  const fetch: FetchLike = (url, init) => undiciFetch(url, { ...(init as object), dispatcher: agent }) as unknown as Promise<Response>;
+  const fetch: FetchLike = async (url, init) => asGlobalResponse((await undiciFetch(url, { ...(init as object), dispatcher: agent })) as unknown as Response);
   return { fetch, close: () => agent.close() };
+}
+
+/**
+ * undici's own Response class is not Node's global one, and the SDK's OAuth error parser tests
+ * `instanceof Response`: given undici's, it reads an authorization server's `invalid_client`
+ * as the text "[object Response]" and reports a retriable `server_error`. An error reply is
+ * handed on as a global Response (the body is still a stream, read once).
+ */
+function asGlobalResponse(res: Response): Response {
+  if (res.status < 400 || (res as unknown) instanceof Response) return res;
+  const out = new Response(res.body, { status: res.status, statusText: res.statusText, headers: res.headers });
+  Object.defineProperty(out, 'url', { value: res.url });
+  return out;
 }
 
 /** The policy's refusal in an error or its causes (the SDK and fetch wrap what the connector says). */
