@@ -193,3 +193,31 @@ describe('the MCP Registry server.json dialect', () => {
     assert.equal(refusal({ server: fixture('time-mcp-pypi-1.0.6') }, { ...policy, allowedCommands: ['npx'] })[0], 'command-not-allowed');
   });
 });
+
+describe('the reference servers’ own published server.json (modelcontextprotocol/servers, schema 2025-12-11)', () => {
+  it('maps server-memory 0.6.3 to npx -y @modelcontextprotocol/server-memory@0.6.3', () => {
+    assert.deepEqual(parse({ server: fixture('published-server-memory-0.6.3') }).config.mcpServers.a, {
+      command: 'npx',
+      args: ['-y', '@modelcontextprotocol/server-memory@0.6.3'],
+    });
+  });
+
+  it('maps server-everything 2.0.0 to its stdio package with the positional transport argument, one argv word', () => {
+    assert.deepEqual(parse({ server: fixture('published-server-everything-2.0.0') }).config.mcpServers.a, {
+      command: 'npx',
+      args: ['-y', '@modelcontextprotocol/server-everything@2.0.0', 'stdio'],
+    });
+  });
+
+  it('maps server-filesystem 0.6.3 with its repeated directory input, and refuses it without one', () => {
+    assert.deepEqual(parse({ server: fixture('published-server-filesystem-0.6.3'), inputs: { allowed_directory: ['/data', '/srv'] } }).config.mcpServers.a, {
+      command: 'npx',
+      args: ['-y', '@modelcontextprotocol/server-filesystem@0.6.3', '/data', '/srv'],
+    });
+    assert.match(refusal({ server: fixture('published-server-filesystem-0.6.3') })[1], /registry-input-missing/);
+  });
+
+  it('maps server-fetch 0.6.3 (PyPI) to uvx mcp-server-fetch==0.6.3', () => {
+    assert.deepEqual(parse({ server: fixture('published-server-fetch-0.6.3') }).config.mcpServers.a, { command: 'uvx', args: ['mcp-server-fetch==0.6.3'] });
+  });
+});
