@@ -247,6 +247,9 @@ export class Controller {
     this.handler.seedDeadLettered(await this.scanDeadLetters());
     // What the group had committed before kafkajs can reset anything (see GroupAdmin.retentionGapBefore).
     await this.groupAdmin.committedOffsets();
+    // The Jobs that exist, listed once, before any message: the cap counts them, and a Job made
+    // under the earlier naming scheme is found by its coordinates (LegacyJobs) rather than made again.
+    await this.informer.ready;
     await this.consumer.connect();
     await this.consumer.subscribe({ topics: [cfg.KAFKA_TOPIC], fromBeginning: true });
     await this.consumer.run({

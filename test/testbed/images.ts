@@ -56,7 +56,11 @@ export function podsMode(): 'image' | 'process' {
   const given = process.env.TESTBED_PODS;
   if (given === 'image' || given === 'process') return given;
   if (given) throw new Error(`TESTBED_PODS must be image or process, not ${given}`);
-  return process.platform === 'linux' && process.getuid?.() === 0 ? 'image' : 'process';
+  const canBuild = process.platform === 'linux' && process.getuid?.() === 0;
+  // In CI the images must be built and run: a runner that cannot must say so, not pass without them.
+  if (!canBuild && process.env.CI === 'true')
+    throw new Error('testbed: CI needs root on Linux to build and run the images (or TESTBED_PODS=process, said on purpose)');
+  return canBuild ? 'image' : 'process';
 }
 
 function run(cmd: string, args: string[], opts: { quiet?: boolean; cwd?: string } = {}): Promise<string> {

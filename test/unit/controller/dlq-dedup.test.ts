@@ -3,6 +3,7 @@ import { describe, it } from 'node:test';
 import type { EachBatchPayload, KafkaMessage, ProducerRecord, RecordMetadata } from 'kafkajs';
 import pino from 'pino';
 import { Registry } from 'prom-client';
+import { waitFor } from '../../../src/shared/wait.js';
 import { ControllerConfigSchema } from '../../../src/controller/config.js';
 import { processBatch } from '../../../src/controller/intake/batch-processor.js';
 import { MessageHandler } from '../../../src/controller/intake/message-handler.js';
@@ -110,7 +111,7 @@ describe('DeadLetterRescan', () => {
     let beats = 0;
     let ready = false;
     const waiting = rescan.ready(async () => void beats++).then(() => (ready = true));
-    while (beats < 3) await new Promise((r) => setTimeout(r, 1));
+    await waitFor(() => beats >= 3, { timeoutMs: 10_000, intervalMs: 1, description: 'three heartbeats while the scan runs' });
     assert.equal(ready, false, 'no batch runs before the scan is done');
     release(new Set(['0/1']));
     await waiting;
