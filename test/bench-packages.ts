@@ -84,7 +84,7 @@ async function way(
                 return {};
               }
             })
-            .find((l) => l.msg === 'job done');
+            .find((l) => l.msg?.startsWith('job done'));
           return line ? { time: line.time!, summary: JobSummarySchema.parse(JSON.parse(t.message ?? '{}')) } : undefined;
         },
         { timeoutMs: 180_000, intervalMs: 200, description: `Job ${name} to finish` },
