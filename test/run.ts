@@ -7,6 +7,7 @@ import { spawn } from 'node:child_process';
 import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { repoRoot } from './testbed/cache.js';
+import { podsMode } from './testbed/images.js';
 import { Testbed } from './testbed/testbed.js';
 
 const tiers = ['unit', 'integration', 'e2e'] as const;
@@ -41,28 +42,44 @@ if (files.length === 0) {
   process.exit(1);
 }
 
-let bed: Testbed | undefined;
-const env = { ...process.env };
 const needsServers = chosen.some((t) => t !== 'unit');
 const external = Boolean(process.env.KUBECONFIG && process.env.KAFKA_BROKERS);
-if (needsServers && !external) {
-  bed = await Testbed.start();
-  Object.assign(env, bed.env);
-}
 if (needsServers && external) process.stderr.write(`tests: using the cluster in KUBECONFIG and the brokers ${process.env.KAFKA_BROKERS}\n`);
 
+/**
+ * The suites whose pods run inside the built images (the images themselves, the shipped install,
+ * the controller's core suite) get a bed of their own in image mode; the rest run their pods as
+ * host processes, which cost far less per pod on a 2-core machine. Where images cannot be built
+ * (TESTBED_PODS=process, not root) every suite shares one process-mode bed.
+ */
+const IMAGE_SUITES = ['integration/images.test', 'e2e/shipping.test', 'e2e/controller.test'];
+const imageMode = needsServers && !external && podsMode() === 'image';
+const inImage = (f: string) => imageMode && IMAGE_SUITES.some((w) => f.includes(w));
+const phases = [
+  { pods: 'process' as const, files: files.filter((f) => !inImage(f)) },
+  { pods: 'image' as const, files: files.filter(inImage) },
+].filter((ph) => ph.files.length > 0);
+
 const pattern = process.argv[3];
-const args = ['--test', '--test-concurrency=1', ...(pattern ? ['--test-name-pattern', pattern] : []), ...files];
-const child = spawn(process.execPath, args, { stdio: 'inherit', env });
-const stopBed = async () => {
+let child: ReturnType<typeof spawn> | undefined;
+process.on('SIGINT', () => child?.kill('SIGINT'));
+process.on('SIGTERM', () => child?.kill('SIGTERM'));
+let code = 0;
+for (const phase of phases) {
+  const env = { ...process.env };
+  let bed: Testbed | undefined;
+  if (needsServers && !external) {
+    bed = await Testbed.start({ pods: phase.pods });
+    Object.assign(env, bed.env);
+  }
+  const args = ['--test', '--test-concurrency=1', ...(pattern ? ['--test-name-pattern', pattern] : []), ...phase.files];
+  child = spawn(process.execPath, args, { stdio: 'inherit', env });
+  const c: number = await new Promise((resolve) => child!.on('exit', (x, sig) => resolve(x ?? (sig ? 1 : 0))));
+  code = code || c;
   try {
     await bed?.stop({ keepState: process.env.TESTBED_KEEP === '1' });
   } catch (err) {
     process.stderr.write(`testbed: stop failed: ${String(err)}\n`);
   }
-};
-process.on('SIGINT', () => child.kill('SIGINT'));
-process.on('SIGTERM', () => child.kill('SIGTERM'));
-const code: number = await new Promise((resolve) => child.on('exit', (c, s) => resolve(c ?? (s ? 1 : 0))));
-await stopBed();
+}
 process.exit(code);
