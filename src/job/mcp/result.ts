@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { ToolsChangeSchema } from '../../shared/contract/fingerprint.js';
 import type { ValidationPolicy } from '../../shared/contract/policy.js';
 import type { McpProtocol } from '../../shared/settings.js';
 import { PackageSourceSchema } from '../../shared/contract/summary.js';
@@ -45,14 +46,7 @@ export const ServerResultSchema = z.object({
   /** sha256 of each tool by name, to pin as the entry's `toolDigests`. */
   toolDigests: z.record(z.string(), z.string()).optional(),
   /** How the tools differ from the entry's pin (the server then failed `tools-changed`). */
-  toolsChanged: z
-    .object({
-      added: z.array(z.string()),
-      removed: z.array(z.string()),
-      changed: z.array(z.string()),
-      listDigest: z.object({ pinned: z.string(), found: z.string() }).optional(),
-    })
-    .optional(),
+  toolsChanged: ToolsChangeSchema.optional(),
 });
 export type ServerResult = z.infer<typeof ServerResultSchema>;
 

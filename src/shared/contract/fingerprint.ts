@@ -72,13 +72,15 @@ export interface ToolPin {
   toolDigests?: Record<string, string>;
 }
 
-export interface ToolsChange {
-  added: string[];
-  removed: string[];
-  changed: string[];
+/** How a server's tools differ from the entry's pin: declared once for the result and the summary. */
+export const ToolsChangeSchema = z.object({
+  added: z.array(z.string()),
+  removed: z.array(z.string()),
+  changed: z.array(z.string()),
   /** Set when only the list digest was pinned: which tools differ cannot be told, only that the list did. */
-  listDigest?: { pinned: string; found: string };
-}
+  listDigest: z.object({ pinned: z.string(), found: z.string() }).optional(),
+});
+export type ToolsChange = z.infer<typeof ToolsChangeSchema>;
 
 /** How the tools found differ from a pin; undefined when they match it (or nothing is pinned). */
 export function compareToolPin(pin: ToolPin, found: Record<string, string>): ToolsChange | undefined {

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { ToolsChangeSchema } from './fingerprint.js';
 
 /** The kubelet keeps at most 4096 bytes of a termination message. */
 export const TERMINATION_MESSAGE_LIMIT = 4096;
@@ -67,14 +68,7 @@ export const ServerSummarySchema = z.object({
   /** sha256 of each tool by name; cut to 16 hex characters (or left out) in a summary shortened for `lists`. */
   toolDigests: z.record(z.string(), z.string()).optional(),
   /** With reason `tools-changed`: the tools added, removed or changed since the pin (lists shortened like `tools`). */
-  toolsChanged: z
-    .object({
-      added: z.array(z.string()),
-      removed: z.array(z.string()),
-      changed: z.array(z.string()),
-      listDigest: z.object({ pinned: z.string(), found: z.string() }).optional(),
-    })
-    .optional(),
+  toolsChanged: ToolsChangeSchema.optional(),
 });
 
 /**
