@@ -97,7 +97,8 @@ const malformed = (kind: string) => MALFORMED.find((m) => m.kind === kind)!;
 
 /**
  * Every Job of the group, from the harness's own list-then-watch: each uid seen ADDED is kept
- * for good (whatever the TTL does later), and the active count (not finished) gives the peak.
+ * for good (whatever the TTL does later), and the active count (not finished) when a Job is
+ * created gives the peak.
  * A watch that ends is resumed from its last resourceVersion; one the server no longer has
  * (410) is relisted and counted, as a relist cannot show what came and went meanwhile.
  */
@@ -137,9 +138,9 @@ class JobWatch {
     return [...this.active.values()].filter(Boolean).length;
   }
 
-  /** Starts a new peak from what is active now. */
+  /** Starts new peaks: the next scenario is judged by the Jobs created in it. */
   resetPeaks(): void {
-    this.peak = this.peakTwo = this.activeNow();
+    this.peak = this.peakTwo = 0;
   }
 
   /** Adds every Job a fresh list shows (one the watch has not delivered yet). */
@@ -157,8 +158,13 @@ class JobWatch {
   private note(j: k8s.V1Job): void {
     const a = j.metadata?.annotations ?? {};
     const uid = j.metadata!.uid!;
-    if (!this.seen.has(uid)) this.seen.set(uid, { uid, coords: `${a[Annotation.partition]}/${a[Annotation.offset]}`, jobID: a[Annotation.jobID] ?? '' });
+    const created = !this.seen.has(uid);
+    if (created) this.seen.set(uid, { uid, coords: `${a[Annotation.partition]}/${a[Annotation.offset]}`, jobID: a[Annotation.jobID] ?? '' });
     this.active.set(uid, !isFinished(j));
+    // The cap governs creates: the peak is the active count a new Job brings. Judged on every
+    // update instead, the Jobs two controllers made would count against one controller's cap
+    // after the second left, while they drain; a Job created then (over the cap) still counts.
+    if (!created) return;
     const n = this.activeNow();
     if (this.twoControllers) this.peakTwo = Math.max(this.peakTwo, n);
     else this.peak = Math.max(this.peak, n);
