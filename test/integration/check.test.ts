@@ -13,10 +13,13 @@ import { repoRoot } from '../testbed/cache.js';
 import { JobSummarySchema, type JobSummary } from '../../src/shared/contract/summary.js';
 import { startHttpFixture } from '../fixtures/server-2026.js';
 import { startHttp2025Fixture } from '../fixtures/http-server-2025.js';
+import { RICH_TOOL } from '../fixtures/schema-2020-12.js';
+import { toolDigest } from '../../src/shared/contract/fingerprint.js';
 
 const MAIN = join(repoRoot, 'dist', 'job', 'main.js');
 const FIXTURE_2025 = join(repoRoot, 'dist', 'test', 'fixtures', 'mcp-server.js');
 const FIXTURE_2026 = join(repoRoot, 'dist', 'test', 'fixtures', 'mcp-server-2026.js');
+const SCHEMA_SERVER = join(repoRoot, 'dist', 'test', 'fixtures', 'schema-server.js');
 const dir = mkdtempSync(join(tmpdir(), 'mcp-job-check-'));
 
 /** Runs `mcp-job check <args>` and collects what it printed and its exit code. */
@@ -146,5 +149,28 @@ describe('a message pinned to the tools a user reviewed', () => {
     ]);
     assert.equal(r.code, 65);
     assert.deepEqual(summaryOf(r.stdout).servers!.fx!.toolsChanged, { added: ['send_mail'], removed: [], changed: [] });
+  });
+});
+
+describe("a tool's JSON Schema 2020-12 keywords, as the client receives them", () => {
+  // The conformance suite's json-schema-2020-12-preservation scenario checks this by a tools/call
+  // the job never makes; the digest shows it instead: computed from what the client kept, it
+  // equals the digest of the tool exactly as the server sent it only if nothing was dropped.
+  let remote: Awaited<ReturnType<typeof startHttpFixture>>;
+  before(async () => (remote = await startHttpFixture('reject', { tools: 0, rawTools: [RICH_TOOL] })));
+  after(async () => remote.close());
+
+  it('keeps $schema, $defs, $anchor, additionalProperties, allOf, anyOf and if/then/else in both generations, so the fingerprint covers them', async () => {
+    const config = file('schema.json', {
+      mcpServers: { old: { command: 'node', args: [SCHEMA_SERVER] }, new: { type: 'http', url: remote.url, protocol: '2026-07-28' } },
+    });
+    const r = await check(['--config', config, '--allowed-remote-hosts', '127.0.0.1']);
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    assert.deepEqual(row(r.stdout, 'new')?.slice(0, 4), ['new', 'initialized', '2026-07-28', '2026-07-28']);
+    const digests = [...r.stdout.matchAll(/^ {2}json_schema_2020_12_tool +([0-9a-f]{64})$/gm)].map((m) => m[1]);
+    assert.deepEqual(digests, [toolDigest(RICH_TOOL), toolDigest(RICH_TOOL)]);
+    // Not a digest that ignores the schema: without the anchor it differs.
+    const { $anchor: _, ...address } = RICH_TOOL.inputSchema.$defs.address;
+    assert.notEqual(toolDigest({ ...RICH_TOOL, inputSchema: { ...RICH_TOOL.inputSchema, $defs: { ...RICH_TOOL.inputSchema.$defs, address } } }), digests[0]);
   });
 });
