@@ -137,9 +137,12 @@ export function isQuotaExceeded(err: unknown): boolean {
 }
 
 /**
- * A create an admission controller refused: a validating webhook (Gatekeeper, Kyverno and every
- * controller-runtime webhook answer 403 with this wording) or a ValidatingAdmissionPolicy. The
- * same object is refused every time, unlike an RBAC 403, which names the user and the verb.
+ * A create an admission controller refused: a webhook (Gatekeeper, Kyverno, any other) or a
+ * ValidatingAdmissionPolicy. The wording is the API server's own, whatever the webhook answered
+ * (it prefixes `admission webhook "<name>" denied the request` to the webhook's message, or adds
+ * `without explanation`, and keeps the webhook's code, at least 400), so it is the same for every
+ * webhook framework. The same object is refused every time, unlike an RBAC 403, which names the
+ * user and the verb.
  */
 export function isAdmissionDenial(err: unknown): boolean {
   if (apiStatus(err) === undefined) return false;

@@ -68,6 +68,17 @@ describe('classifyApiError', () => {
     assert.match(e.message, /validation\.gatekeeper\.sh" denied the request: \[no-privileged\]/);
   });
 
+  it('dead-letters a Job any webhook denied, in every wording and code the API server gives a denial (job-rejected)', () => {
+    for (const [code, msg] of [
+      [403, 'admission webhook "deny.example.com" denied the request without explanation'],
+      [400, 'admission webhook "jobs.policy.example" denied the request: team label missing'],
+      [500, 'admission webhook "m.example" denied the request: internal policy error'],
+    ] as const) {
+      const e = classifyApiError(apiError(code, msg), 'create Job x');
+      assert.ok(e instanceof TerminalError && e.reason === 'job-rejected', `${code} ${msg}: ${String(e)}`);
+    }
+  });
+
   it('dead-letters a Job a ValidatingAdmissionPolicy denied with its default reason (422 Invalid) as job-rejected, not invalid-job', () => {
     const e = classifyApiError(
       apiError(422, "jobs.batch \"x\" is forbidden: ValidatingAdmissionPolicy 'p' with binding 'b' denied request: no such jobs"),
