@@ -214,7 +214,7 @@ export class MessageHandler {
     if (existing.metadata?.deletionTimestamp) {
       // A Job being deleted is no Job for the message: committing over it would leave the
       // message with neither a Job nor a record once it is gone. Wait for the name to be free.
-      const now = performance.now();
+      const now = (this.d.now ?? (() => new Date()))().getTime();
       terminating.since ??= now;
       const waitMs = this.d.terminatingWaitMs ?? TERMINATING_WAIT_MS;
       if (now - terminating.since < waitMs) {

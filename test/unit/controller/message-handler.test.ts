@@ -338,7 +338,9 @@ describe('MessageHandler, per-message refusals from the API server', () => {
   });
 
   it('dead-letters the message (job-terminating) when a Job being deleted holds its name past the bound', async () => {
-    const { handler, jobs } = setup({ terminatingWaitMs: 50 });
+    // The clock moves 10 s a reading: the bound (60 s) passes after a few retries, whatever the wall clock does.
+    let t = Date.parse('2026-01-01T00:00:00Z');
+    const { handler, jobs } = setup({ terminatingWaitMs: 60_000, now: () => new Date((t += 10_000)) });
     await handler.handle(valid(), at('7'), heartbeat);
     jobs.stored.get(jobName('mcp', 'work', 0, '7'))!.metadata!.deletionTimestamp = new Date();
     assert.deepEqual(await handler.handle(valid(), at('7'), heartbeat), { kind: 'dead-lettered', reason: 'job-terminating' });
