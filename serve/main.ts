@@ -11,6 +11,7 @@ import { hideBin } from 'yargs/helpers';
 import { ConfigError, describeError } from '../src/shared/errors.js';
 import { createKafka } from '../src/shared/kafka/kafka-client.js';
 import { kafkaConnection } from '../src/shared/kafka/kafka.js';
+import { KeyHashPartitioner } from '../src/shared/kafka/partitioner.js';
 import { createLogger } from '../src/shared/logger.js';
 import { PartitionReader } from '../src/shared/kafka/read-message.js';
 import { yargsOptions } from '../src/shared/settings.js';
@@ -53,7 +54,7 @@ try {
 
   const connection = kafkaConnection({ brokers: cfg.KAFKA_BROKERS, clientId: 'mcp-job-serve', log, level: cfg.LOG_LEVEL, security: cfg });
   const kafka = createKafka(connection);
-  const producer = kafka.producer({ allowAutoTopicCreation: false });
+  const producer = kafka.producer({ allowAutoTopicCreation: false, createPartitioner: KeyHashPartitioner });
   const admin = kafka.admin();
   const reader = new PartitionReader({ connection });
   await Promise.all([producer.connect(), admin.connect()]);

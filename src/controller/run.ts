@@ -1,8 +1,9 @@
 import * as k8s from '@kubernetes/client-node';
-import { Partitioners, type Admin, type Consumer, type EachBatchPayload, type Kafka, type Producer } from 'kafkajs';
+import type { Admin, Consumer, EachBatchPayload, Kafka, Producer } from 'kafkajs';
 import { classifyProduceError, describeError, FatalError, RetriableError, TerminalError } from '../shared/errors.js';
 import { unreportedJobSelector } from '../shared/contract/identity.js';
 import { createKafka } from '../shared/kafka/kafka-client.js';
+import { KeyHashPartitioner } from '../shared/kafka/partitioner.js';
 import type { KafkaConnection } from '../shared/kafka/kafka.js';
 import type { Logger } from '../shared/logger.js';
 import { PartitionReader, readOneMessage } from '../shared/kafka/read-message.js';
@@ -99,11 +100,13 @@ export class Controller {
     const crash = (err: unknown) => this.life.crash(err);
 
     // Idempotent, so a dead-letter or results send retried after a lost acknowledgement is written once.
+    // A dead-letter record keeps its message's key, which may be near the topic's limit: hashed
+    // by KeyHashPartitioner, as kafkajs' own hash takes minutes on such a key (see murmur2).
     const producer = (this.producer = kafka.producer({
       allowAutoTopicCreation: true,
       idempotent: true,
       maxInFlightRequests: 1,
-      createPartitioner: Partitioners.DefaultPartitioner,
+      createPartitioner: KeyHashPartitioner,
     }));
     const readerConnection = { ...connection, clientId: `${connection.clientId}-reader` };
     this.reader = new PartitionReader({ connection: readerConnection });

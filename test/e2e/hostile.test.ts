@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { after, describe, it } from 'node:test';
 import * as k8s from '@kubernetes/client-node';
 import kafkajs, { type Kafka } from 'kafkajs';
@@ -23,7 +23,7 @@ interface Setup {
 
 /** The records of a topic, headers as strings (values as bytes), read from the start. */
 async function readTopic(kafka: Kafka, topic: string, n: number) {
-  const got: { key: string | null; value: Buffer | null; headers: Record<string, Buffer>; offset: string }[] = [];
+  const got: { key: string | null; rawKey: Buffer | null; value: Buffer | null; headers: Record<string, Buffer>; offset: string }[] = [];
   const c = kafka.consumer({ groupId: uniqueName('reader'), maxBytes: 16 * 1024 * 1024 });
   await c.connect();
   await c.subscribe({ topic, fromBeginning: true });
@@ -31,6 +31,7 @@ async function readTopic(kafka: Kafka, topic: string, n: number) {
     eachMessage: async ({ message: m }) =>
       void got.push({
         key: m.key ? String(m.key) : null,
+        rawKey: m.key,
         value: m.value,
         offset: m.offset,
         headers: Object.fromEntries(Object.entries(m.headers ?? {}).map(([k, v]) => [k, Buffer.from(v as Buffer)])),
@@ -71,6 +72,19 @@ describe('hostile but legal inputs, on the test bed (real broker, real API serve
     };
     return { ns: ns.name, topic, env, group };
   }
+
+  /** The topic's `max.message.bytes` set to Kafka's default: the test bed's broker allows more (2 MiB) for other suites. */
+  const defaultRecordLimit = (topic: string) =>
+    admin.alterConfigs({
+      validateOnly: false,
+      resources: [
+        {
+          type: kafkajs.ConfigResourceTypes.TOPIC,
+          name: topic,
+          configEntries: [{ name: 'max.message.bytes', value: String(KAFKA_DEFAULT_MAX_MESSAGE_BYTES) }],
+        },
+      ],
+    });
 
   const committed = async (s: Setup): Promise<string> => {
     const [c] = await admin.fetchOffsets({ groupId: s.group, topics: [s.topic] });
@@ -233,17 +247,7 @@ describe('hostile but legal inputs, on the test bed (real broker, real API serve
 
   it("dead-letters a `{}` record with a ~1 MB incompressible header, accepted at the topic's default max.message.bytes, cutting the header, and does not crash", async () => {
     const s = await setup();
-    // Kafka's default, on the topic itself: the test bed's broker allows more (2 MiB) for other suites.
-    await admin.alterConfigs({
-      validateOnly: false,
-      resources: [
-        {
-          type: kafkajs.ConfigResourceTypes.TOPIC,
-          name: s.topic,
-          configEntries: [{ name: 'max.message.bytes', value: String(KAFKA_DEFAULT_MAX_MESSAGE_BYTES) }],
-        },
-      ],
-    });
+    await defaultRecordLimit(s.topic);
     const controller = new ControllerProcess(s.env).start();
     try {
       await controller.ready();
@@ -262,6 +266,68 @@ describe('hostile but legal inputs, on the test bed (real broker, real API serve
       assert.deepEqual(kept, blob.subarray(0, kept.length));
       assert.equal(dead!.value!.toString(), '{}');
       await waitFor(async () => (await committed(s)) === '2', { timeoutMs: 60_000, description: 'both messages committed' });
+      assert.ok(!controller.logs.some((l) => l.msg === 'controller cannot go on; exiting'), controller.tail());
+      assert.equal(controller.child!.exitCode, null, 'still running');
+    } finally {
+      await controller.kill();
+    }
+  });
+
+  it("handles records whose headers or key fill the topic's default max.message.bytes: each gets its Job or its cut dead-letter record, and the next message its Job", async () => {
+    const s = await setup();
+    await defaultRecordLimit(s.topic);
+    const controller = new ControllerProcess({ ...s.env, MAX_MESSAGE_BYTES: '524288' }).start();
+    try {
+      await controller.ready();
+      // Key, value and headers of 1,048,228 bytes land at Kafka's default limit with room for the
+      // framing of up to 16 headers; the dead-letter copy, with the controller's headers, does not.
+      const near = 1_048_420 - 16 * 12;
+      const big = (total: number) => {
+        const out: Record<string, Buffer> = {};
+        for (let i = 0, left = total; left > 8; i++) {
+          const name = `x-big-${String(i).padStart(2, '0')}`;
+          out[name] = randomBytes(Math.min(65_536, left - name.length));
+          left -= name.length + out[name].length;
+        }
+        return out;
+      };
+      const headerBytes = (h: Record<string, Buffer>) => Object.entries(h).reduce((n, [k, v]) => n + k.length + v.length, 0);
+      const bigHeaders = big(near);
+      const bigKey = randomBytes(near);
+      const tooLarge = { value: randomBytes(600_000), headers: big(near - 600_000) };
+      // Each alone, on a named partition: the test's own producer would hash the key with kafkajs' murmur2.
+      const send = (m: kafkajs.Message) => producer.send({ topic: s.topic, acks: -1, messages: [{ ...m, partition: 0 }] });
+      await send({ value: 'not json', headers: bigHeaders });
+      await send({ key: bigKey, value: 'not json' });
+      await send({ value: message('near-limit-headers'), headers: big(near - 1000) });
+      await send(tooLarge);
+      await send({ value: message('after-the-near-limit-ones') });
+
+      await waitFor(async () => (await committed(s)) === '5', { timeoutMs: 120_000, description: `all five committed; logs: ${controller.tail()}` });
+      const jobs = (await batch.listNamespacedJob({ namespace: s.ns, labelSelector: jobSelector(s.group) })).items;
+      assert.deepEqual(jobs.map((j) => j.metadata!.annotations![Annotation.jobID]).sort(), ['after-the-near-limit-ones', 'near-limit-headers']);
+      assert.deepEqual(jobs.map((j) => j.metadata!.name).sort(), [jobName('mcp', s.topic, 0, 2), jobName('mcp', s.topic, 0, 4)].sort());
+
+      const dead = await readTopic(kafka, `${s.topic}.dlq`, 3);
+      assert.deepEqual(
+        dead.map((d) => [String(d.headers[DlqHeader.offset]), String(d.headers[DlqHeader.reason]), String(d.headers[TruncatedHeader.truncated])]),
+        [
+          ['0', 'invalid-json', 'true'],
+          ['1', 'invalid-json', 'true'],
+          ['3', 'message-too-large', 'true'],
+        ],
+      );
+      const [headersCut, keyCut, valueCut] = dead;
+      assert.equal(String(headersCut!.headers[TruncatedHeader.headersSize]), String(headerBytes(bigHeaders)));
+      assert.equal(headersCut!.value!.toString(), 'not json');
+      assert.deepEqual(headersCut!.headers['x-big-00'], bigHeaders['x-big-00'], 'the first original header whole');
+      assert.equal(String(keyCut!.headers[TruncatedHeader.keySize]), String(bigKey.length));
+      assert.equal(String(keyCut!.headers[TruncatedHeader.keySha256]), createHash('sha256').update(bigKey).digest('hex'));
+      assert.ok(keyCut!.rawKey!.length > 0 && keyCut!.rawKey!.length < bigKey.length);
+      assert.deepEqual(keyCut!.rawKey, bigKey.subarray(0, keyCut!.rawKey!.length), 'a prefix of the key');
+      assert.equal(keyCut!.value!.toString(), 'not json');
+      assert.equal(String(valueCut!.headers[TruncatedHeader.originalSize]), '600000');
+      assert.deepEqual(valueCut!.value, tooLarge.value.subarray(0, valueCut!.value!.length), 'a prefix of the value');
       assert.ok(!controller.logs.some((l) => l.msg === 'controller cannot go on; exiting'), controller.tail());
       assert.equal(controller.child!.exitCode, null, 'still running');
     } finally {

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
-import { Partitioners, type Kafka } from 'kafkajs';
+import type { Kafka } from 'kafkajs';
+import { KeyHashPartitioner } from '../../shared/kafka/partitioner.js';
 import { TerminalError } from '../../shared/errors.js';
 import { parseMessage, type ValidationPolicy } from '../../shared/contract/message.js';
 import { ExitCode } from '../../shared/contract/exit-codes.js';
@@ -50,7 +51,7 @@ export async function produceLines(
   onProgress?: (sent: number, total: number) => void,
 ): Promise<{ partition: number; offset: string }[]> {
   const values = lines.filter((l) => l.trim());
-  const producer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner, allowAutoTopicCreation: true });
+  const producer = kafka.producer({ createPartitioner: KeyHashPartitioner, allowAutoTopicCreation: true });
   await producer.connect();
   const out: { partition: number; offset: string }[] = [];
   try {
