@@ -116,20 +116,24 @@ export async function packages(b: BenchLike): Promise<Record<string, number | st
 
   // The shared cache: a hostPath PersistentVolume the test bed's node keeps under its folder, warmed
   // by warm-cache in that folder before the first Job.
+  // A volume binds one claim: each way's namespace gets a volume of its own on the same folder.
   const pv = `bench-pkg-${Date.now().toString(36)}`;
   const core = b.kc.makeApiClient(k8s.CoreV1Api);
-  await core.createPersistentVolume({
-    body: {
-      metadata: { name: pv },
-      spec: { capacity: { storage: '2Gi' }, accessModes: ['ReadWriteMany'], storageClassName: '', hostPath: { path: `/var/cache/${pv}` } },
-    },
-  });
+  const pvs: string[] = [];
   extraSetup = async (_b, ns) => {
+    const name = `${pv}-${pvs.length}`;
+    pvs.push(name);
+    await core.createPersistentVolume({
+      body: {
+        metadata: { name },
+        spec: { capacity: { storage: '2Gi' }, accessModes: ['ReadWriteMany'], storageClassName: '', hostPath: { path: `/var/cache/${pv}` } },
+      },
+    });
     await core.createNamespacedPersistentVolumeClaim({
       namespace: ns,
       body: {
         metadata: { name: 'pkg' },
-        spec: { accessModes: ['ReadWriteMany'], storageClassName: '', volumeName: pv, resources: { requests: { storage: '2Gi' } } },
+        spec: { accessModes: ['ReadWriteMany'], storageClassName: '', volumeName: name, resources: { requests: { storage: '2Gi' } } },
       },
     });
     await waitFor(async () => (await core.readNamespacedPersistentVolumeClaim({ name: 'pkg', namespace: ns })).status?.phase === 'Bound', {
@@ -179,6 +183,6 @@ export async function packages(b: BenchLike): Promise<Record<string, number | st
     };
   } finally {
     rmSync(prefix, { recursive: true, force: true });
-    await core.deletePersistentVolume({ name: pv }).catch(() => undefined);
+    for (const name of pvs) await core.deletePersistentVolume({ name }).catch(() => undefined);
   }
 }
