@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 /**
  * `node dist/job/warm-cache.js`: fetches pinned packages into the shared package cache (the
- * CronJob in k8s/components/package-cache runs it in the job image). Exits 1 if any failed.
+ * CronJob in k8s/components/package-cache runs it in the job image), and installs each pinned npm
+ * package whole under installs/ for Jobs to run without npx. Exits 1 if any failed.
  */
 import { ConfigError, describeError } from '../src/shared/errors.js';
 import { createLogger } from '../src/shared/logger.js';
@@ -25,7 +26,7 @@ try {
   const list = warmList(cfg);
   if (!list.length) log.warn({}, 'nothing to warm: set WARM_PACKAGES or pinned ALLOWED_COMMAND_PATTERNS');
   for (const r of await warm(cfg.PACKAGE_CACHE_DIR, list)) {
-    if (r.ok) log.info({ tool: r.tool, spec: r.spec, source: r.source }, `warmed ${r.spec}: ${r.source.from}, ${r.source.ms ?? 0} ms`);
+    if (r.ok) log.info({ tool: r.tool, spec: r.spec, source: r.source, install: r.install }, `warmed ${r.spec}: ${r.source.from}, ${r.source.ms ?? 0} ms`);
     else {
       code = 1;
       log.error({ tool: r.tool, spec: r.spec, error: r.error }, `could not warm ${r.spec}`);

@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, renameSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as k8s from '@kubernetes/client-node';
@@ -103,8 +103,10 @@ let extraSetup: ((b: BenchLike, ns: string, extra: Record<string, string>) => Pr
 
 /**
  * `BENCH_ONLY=packages`: N Jobs (BENCH_PKG_JOBS, default 20) naming `npx -y <PINNED_SERVER>`,
- * three ways: each pod with an empty npm cache (no PACKAGE_CACHE_CLAIM); the shared cache on a
- * claim, warmed first by warm-cache; and the same server started from an installed path
+ * four ways: each pod with an empty npm cache (no PACKAGE_CACHE_CLAIM); the shared cache on a
+ * claim, warmed first by warm-cache, with its install of the package moved aside (npx runs,
+ * as before the job ran installs itself); the same cache with the install (the job runs the
+ * package's bin without npx); and the same server started from an installed path
  * (`node <path>/dist/index.js`), the floor.
  */
 export async function packages(b: BenchLike): Promise<Record<string, number | string>> {
@@ -114,20 +116,24 @@ export async function packages(b: BenchLike): Promise<Record<string, number | st
 
   // The shared cache: a hostPath PersistentVolume the test bed's node keeps under its folder, warmed
   // by warm-cache in that folder before the first Job.
+  // A volume binds one claim: each way's namespace gets a volume of its own on the same folder.
   const pv = `bench-pkg-${Date.now().toString(36)}`;
   const core = b.kc.makeApiClient(k8s.CoreV1Api);
-  await core.createPersistentVolume({
-    body: {
-      metadata: { name: pv },
-      spec: { capacity: { storage: '2Gi' }, accessModes: ['ReadWriteMany'], storageClassName: '', hostPath: { path: `/var/cache/${pv}` } },
-    },
-  });
+  const pvs: string[] = [];
   extraSetup = async (_b, ns) => {
+    const name = `${pv}-${pvs.length}`;
+    pvs.push(name);
+    await core.createPersistentVolume({
+      body: {
+        metadata: { name },
+        spec: { capacity: { storage: '2Gi' }, accessModes: ['ReadWriteMany'], storageClassName: '', hostPath: { path: `/var/cache/${pv}` } },
+      },
+    });
     await core.createNamespacedPersistentVolumeClaim({
       namespace: ns,
       body: {
         metadata: { name: 'pkg' },
-        spec: { accessModes: ['ReadWriteMany'], storageClassName: '', volumeName: pv, resources: { requests: { storage: '2Gi' } } },
+        spec: { accessModes: ['ReadWriteMany'], storageClassName: '', volumeName: name, resources: { requests: { storage: '2Gi' } } },
       },
     });
     await waitFor(async () => (await core.readNamespacedPersistentVolumeClaim({ name: 'pkg', namespace: ns })).status?.phase === 'Bound', {
@@ -139,6 +145,10 @@ export async function packages(b: BenchLike): Promise<Record<string, number | st
   mkdirSync(cacheDir, { recursive: true });
   const [warmed] = await warm(cacheDir, [{ tool: 'npm', spec: PINNED_SERVER }]);
   if (!warmed?.ok) throw new Error(`warm-cache failed: ${warmed?.error}`);
+  const installs = join(cacheDir, 'installs');
+  renameSync(installs, `${installs}.aside`);
+  const npxRun = await way(b, 'warmnpx', n, npx, { PACKAGE_CACHE_CLAIM: 'pkg' });
+  renameSync(`${installs}.aside`, installs);
   const warmRun = await way(b, 'warm', n, npx, { PACKAGE_CACHE_CLAIM: 'pkg' });
   extraSetup = undefined;
 
@@ -150,25 +160,29 @@ export async function packages(b: BenchLike): Promise<Record<string, number | st
     const from = (r: { summaries: JobSummary[] }) => [...new Set(r.summaries.map((s) => s.servers?.memory?.package?.from))].join('+');
     const cold50 = p50(cold.ms);
     const warm50 = p50(warmRun.ms);
+    const npx50 = p50(npxRun.ms);
     const inst50 = p50(installed.ms);
     return {
       jobs_per_way: n,
       server: PINNED_SERVER,
       pkg_cold_p50_ms: cold50,
       pkg_warm_p50_ms: warm50,
+      pkg_warm_npx_p50_ms: npx50,
       pkg_installed_p50_ms: inst50,
       pkg_warm_over_installed: Number((warm50 / inst50).toFixed(2)),
+      pkg_warm_npx_over_installed: Number((npx50 / inst50).toFixed(2)),
       pkg_cold_over_warm: Number((cold50 / warm50).toFixed(2)),
       // npm's own account (loglevel=http) of the tarballs it fetched from the registry during the warm run.
       registry_fetches: warmRun.summaries.reduce((s, x) => s + (x.servers?.memory?.package?.tarballs ?? 0), 0),
-      registry_requests_warm: warmRun.summaries.reduce((s, x) => s + (x.servers?.memory?.package?.requests ?? 0), 0),
+      registry_requests_warm: [...warmRun.summaries, ...npxRun.summaries].reduce((s, x) => s + (x.servers?.memory?.package?.requests ?? 0), 0),
+      registry_fetches_warm_npx: npxRun.summaries.reduce((s, x) => s + (x.servers?.memory?.package?.tarballs ?? 0), 0),
       registry_fetches_cold: cold.summaries.reduce((s, x) => s + (x.servers?.memory?.package?.tarballs ?? 0), 0),
       warm_cache_fill_ms: warmed.source.ms ?? 0,
-      sources: `cold=${from(cold)} warm=${from(warmRun)} installed=${from(installed)}`,
-      warm_fetch_p50_ms: p50(warmRun.summaries.map((s) => s.servers?.memory?.package?.ms ?? 0)),
+      sources: `cold=${from(cold)} warm_npx=${from(npxRun)} warm=${from(warmRun)} installed=${from(installed)}`,
+      warm_npx_fetch_p50_ms: p50(npxRun.summaries.map((s) => s.servers?.memory?.package?.ms ?? 0)),
     };
   } finally {
     rmSync(prefix, { recursive: true, force: true });
-    await core.deletePersistentVolume({ name: pv }).catch(() => undefined);
+    for (const name of pvs) await core.deletePersistentVolume({ name }).catch(() => undefined);
   }
 }

@@ -1,8 +1,12 @@
 import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { z } from 'zod';
 import { csv, parseConfig, semicolonList, settingsInput, type SettingsShape } from '../shared/settings.js';
 import type { PackageSource } from '../shared/contract/summary.js';
-import { FetchLog, openPackageCache, packageEnv, type PackageTool } from './mcp/package-source.js';
+import { FetchLog, openPackageCache, packageEnv, type PackageCache, type PackageTool } from './mcp/package-source.js';
+import { findPrebuilt, INSTALL_MARKER, installDir, installsRoot, NPM_PINNED, parsePinned, type PinnedPackage } from './mcp/prebuilt.js';
 
 /** `warm-cache`'s settings: the cache, the packages, and the command patterns whose pinned packages it adds. */
 export const WARM_SETTINGS = {
@@ -26,8 +30,6 @@ export interface WarmPackage {
   spec: string;
 }
 
-/** An npm spec naming one exact version (`name@1.2.3`, `@scope/name@1.2.3-rc.1`): a range or tag would go stale. */
-const NPM_PINNED = /^(@[a-z0-9][\w.-]*\/)?[a-z0-9][\w.-]*@\d+\.\d+\.\d+(-[\w.]+)?(\+[\w.]+)?$/i;
 /** A uv requirement with one exact version: `name==1.2.3` or uvx's `name@1.2.3`. */
 const UV_PINNED = /^[a-z0-9][\w.-]*(\[[\w,.-]+\])?(==|@)\d[\w.!+-]*$/i;
 
@@ -73,39 +75,124 @@ export function warmCommand(p: WarmPackage): [string, string[]] {
 export interface WarmResult extends WarmPackage {
   ok: boolean;
   source: PackageSource;
+  /** For a pinned npm package: its complete install on the cache (prebuilt.ts), made now or found there. */
+  install?: 'created' | 'present';
   error?: string;
 }
 
-/** Fetches each package into the cache, one after another (they share most dependencies). */
+interface Ran {
+  code: number | string;
+  source: PackageSource;
+  tail: string[];
+}
+
+/** Runs npx, npm or uvx against the cache, reading the package manager's account of what it fetched. */
+function runLogged(tool: PackageTool, cmd: string, args: string[], cache: PackageCache): Promise<Ran> {
+  const log = new FetchLog(tool);
+  const tail: string[] = [];
+  log.started(performance.now());
+  return new Promise((resolve) => {
+    const child = spawn(cmd, args, {
+      env: { PATH: process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin', HOME: process.env.HOME ?? '/tmp', ...packageEnv(tool, cache) },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    let buf = '';
+    child.stderr.on('data', (c: Buffer) => {
+      buf += c.toString('utf8');
+      let i: number;
+      while ((i = buf.indexOf('\n')) >= 0) {
+        const line = buf.slice(0, i);
+        buf = buf.slice(i + 1);
+        if (!log.line(line, performance.now())) tail.push(line);
+        if (tail.length > 5) tail.shift();
+      }
+    });
+    const done = (code: number | string) => resolve({ code, source: log.source(), tail });
+    child.once('error', (err) => done((err as NodeJS.ErrnoException).code ?? err.message));
+    child.once('close', (c) => done(c ?? 1));
+  });
+}
+
+/** A temporary folder or a replaced install older than this was left by a warmer that died: removed. */
+const STALE_MS = 60 * 60 * 1000;
+
+function sweep(root: string): void {
+  for (const e of readdirSync(root)) {
+    if (!/^\.(tmp|old)-/.test(e)) continue;
+    const p = join(root, e);
+    try {
+      if (Date.now() - statSync(p).mtimeMs > STALE_MS) rmSync(p, { recursive: true, force: true });
+    } catch {
+      // Another warmer removed it first.
+    }
+  }
+}
+
+/**
+ * Puts a complete `npm install` of one pinned package at installDir, for Jobs to run without
+ * npx. npm installs into a temporary folder beside it, the marker is written last, and a rename
+ * puts the folder in place: a Job or another warmer sees the whole install or none, never one
+ * npm is still writing. An install already there is kept (a published version never changes);
+ * a broken one is moved aside and replaced.
+ */
+export async function placeInstall(
+  cache: PackageCache & { dir: string },
+  pkg: PinnedPackage,
+): Promise<{ install: 'created' | 'present'; source: PackageSource } | { error: string }> {
+  if (findPrebuilt(cache.dir, pkg)) return { install: 'present', source: { from: 'cache', requests: 0, tarballs: 0 } };
+  const root = installsRoot(cache.dir);
+  mkdirSync(root, { recursive: true });
+  sweep(root);
+  const tmp = join(root, `.tmp-${randomBytes(6).toString('hex')}`);
+  mkdirSync(tmp);
+  try {
+    const spec = `${pkg.name}@${pkg.version}`;
+    const ran = await runLogged('npm', 'npm', ['install', '--prefix', tmp, '--no-audit', '--no-fund', '--no-update-notifier', spec], cache);
+    if (ran.code !== 0) return { error: `npm install exit ${ran.code}: ${ran.tail.join(' | ').slice(0, 500)}` };
+    writeFileSync(join(tmp, INSTALL_MARKER), `${JSON.stringify({ name: pkg.name, version: pkg.version, installedAt: new Date().toISOString() })}\n`);
+    const final = installDir(cache.dir, pkg);
+    mkdirSync(dirname(final), { recursive: true });
+    const swap = () => renameSync(tmp, final);
+    try {
+      swap();
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code !== 'ENOTEMPTY' && code !== 'EEXIST') throw err;
+      // Another warmer was quicker, or a broken install is in the way.
+      if (findPrebuilt(cache.dir, pkg)) return { install: 'present', source: ran.source };
+      const old = join(root, `.old-${randomBytes(6).toString('hex')}`);
+      renameSync(final, old);
+      swap();
+      rmSync(old, { recursive: true, force: true });
+    }
+    if (!findPrebuilt(cache.dir, pkg)) return { error: `installed ${spec}, but it has no bin that node runs` };
+    return { install: 'created', source: ran.source };
+  } catch (err) {
+    return { error: (err as Error).message };
+  } finally {
+    rmSync(tmp, { recursive: true, force: true });
+  }
+}
+
+/**
+ * Fetches each package into the cache, one after another (they share most dependencies); a
+ * pinned npm package is also installed whole for Jobs to run without npx (placeInstall).
+ */
 export async function warm(dir: string, list: readonly WarmPackage[]): Promise<WarmResult[]> {
   const cache = openPackageCache(dir, 0);
   if ('unavailable' in cache) throw new Error(`package cache ${cache.unavailable}`);
   const results: WarmResult[] = [];
   for (const p of list) {
     const [cmd, args] = warmCommand(p);
-    const log = new FetchLog(p.tool);
-    const tail: string[] = [];
-    log.started(performance.now());
-    const code = await new Promise<number | string>((resolve) => {
-      const child = spawn(cmd, args, {
-        env: { PATH: process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin', HOME: process.env.HOME ?? '/tmp', ...packageEnv(p.tool, cache) },
-        stdio: ['ignore', 'ignore', 'pipe'],
-      });
-      let buf = '';
-      child.stderr.on('data', (c: Buffer) => {
-        buf += c.toString('utf8');
-        let i: number;
-        while ((i = buf.indexOf('\n')) >= 0) {
-          const line = buf.slice(0, i);
-          buf = buf.slice(i + 1);
-          if (!log.line(line, performance.now())) tail.push(line);
-          if (tail.length > 5) tail.shift();
-        }
-      });
-      child.once('error', (err) => resolve((err as NodeJS.ErrnoException).code ?? err.message));
-      child.once('close', (c) => resolve(c ?? 1));
-    });
-    results.push({ ...p, ok: code === 0, source: log.source(), ...(code === 0 ? {} : { error: `exit ${code}: ${tail.join(' | ').slice(0, 500)}` }) });
+    const ran = await runLogged(p.tool, cmd, args, cache);
+    if (ran.code !== 0) {
+      results.push({ ...p, ok: false, source: ran.source, error: `exit ${ran.code}: ${ran.tail.join(' | ').slice(0, 500)}` });
+      continue;
+    }
+    const pinned = p.tool === 'npm' ? parsePinned(p.spec) : undefined;
+    const placed = pinned ? await placeInstall(cache, pinned) : undefined;
+    if (placed && 'error' in placed) results.push({ ...p, ok: false, source: ran.source, error: placed.error });
+    else results.push({ ...p, ok: true, source: ran.source, ...(placed ? { install: placed.install } : {}) });
   }
   return results;
 }

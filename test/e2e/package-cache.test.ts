@@ -1,16 +1,22 @@
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import * as k8s from '@kubernetes/client-node';
 import { jobName } from '../../src/shared/contract/naming.js';
 import { JobSummarySchema, type JobSummary } from '../../src/shared/contract/summary.js';
 import { brokers, freshNamespace, freshTopic, jobOutcome, kubeConfig, uniqueName, useKafka, waitFor } from '../helpers.js';
 import { applyControllerRbac, ControllerProcess, FIXTURE, serviceAccountKubeconfig } from '../support.js';
+import { repoRoot } from '../testbed/cache.js';
 
 /**
  * A small real package (no dependencies: one packument, one tarball), pinned, fetched by npx from
  * the real registry into the shared cache; the MCP server npx then runs is the test fixture.
  */
 const PACKAGE = 'is-number@7.0.0';
+
+/** A real pinned MCP server with one bin (`mcp-server-memory`), as the package-cache CronJob warms it. */
+const SERVER = '@modelcontextprotocol/server-memory@2026.8.31';
 
 describe('package cache: Jobs share one npm cache on a PersistentVolumeClaim', () => {
   const kc = kubeConfig();
@@ -21,6 +27,7 @@ describe('package cache: Jobs share one npm cache on a PersistentVolumeClaim', (
   let topic: string;
   let controller: ControllerProcess;
   const pvName = uniqueName('pkg-cache');
+  const fixtureServer = { command: 'npx', args: ['-y', `--package=${PACKAGE}`, '--', 'node', FIXTURE] };
 
   before(async () => {
     ns = await freshNamespace(kc, { 'pod-security.kubernetes.io/enforce': 'restricted' }, 'pkgcache');
@@ -69,8 +76,8 @@ describe('package cache: Jobs share one npm cache on a PersistentVolumeClaim', (
   });
 
   /** Sends `count` messages naming the same npx server at once; resolves each Job's summary. */
-  async function run(count: number, jobID: string): Promise<JobSummary[]> {
-    const payload = { mcpServers: { fixture: { command: 'npx', args: ['-y', `--package=${PACKAGE}`, '--', 'node', FIXTURE] } } };
+  async function run(count: number, jobID: string, server: { command: string; args: string[] } = fixtureServer): Promise<JobSummary[]> {
+    const payload = { mcpServers: { fixture: server } };
     const sent = await producer.send({
       topic,
       messages: Array.from({ length: count }, (_, i) => ({ value: JSON.stringify({ jobID: `${jobID}-${i}`, jobType: 'server-init', payload }) })),
@@ -110,5 +117,49 @@ describe('package cache: Jobs share one npm cache on a PersistentVolumeClaim', (
     assert.equal(later!.servers!.fixture!.status, 'initialized');
     assert.equal(later!.servers!.fixture!.package!.from, 'cache');
     assert.equal(later!.servers!.fixture!.package!.requests, 0);
+  });
+
+  /**
+   * The shipped CronJob's Job (k8s/components/package-cache/cronjob.yaml) with WARM_PACKAGES set
+   * to SERVER, on the same claim; with pods as host processes its `node dist/job/warm-cache.js`
+   * is this checkout's.
+   */
+  async function warmJob(): Promise<void> {
+    const [cron] = k8s.loadAllYaml(readFileSync(join(repoRoot, 'k8s', 'components', 'package-cache', 'cronjob.yaml'), 'utf8')) as k8s.V1CronJob[];
+    const spec = cron!.spec!.jobTemplate.spec!;
+    const c = spec.template.spec!.containers[0]!;
+    c.env = c.env!.map((e) => (e.name === 'WARM_PACKAGES' ? { name: e.name, value: SERVER } : e));
+    if (process.env.TESTBED_PODS !== 'image') c.command = [process.execPath, join(repoRoot, 'dist', 'job', 'warm-cache.js')];
+    const name = uniqueName('warm');
+    await batch.createNamespacedJob({ namespace: ns.name, body: { metadata: { name }, spec } });
+    const job = await waitFor(
+      async () => {
+        const j = await batch.readNamespacedJob({ name, namespace: ns.name });
+        return jobOutcome(j) ? j : undefined;
+      },
+      { timeoutMs: 240_000, intervalMs: 500, description: `warm Job ${name} to finish` },
+    );
+    const [pod] = (await core.listNamespacedPod({ namespace: ns.name, labelSelector: `job-name=${name}` })).items;
+    const log = pod ? await core.readNamespacedPodLog({ name: pod.metadata!.name!, namespace: ns.name }).catch(() => '') : '';
+    assert.equal(jobOutcome(job), 'Complete', log);
+    assert.match(log, /"install":"created"/, log);
+  }
+
+  it("runs a warmed pinned server's bin from the cache's install without npx, asking the registry nothing, and says so in its summary", async () => {
+    await warmJob();
+    const [s] = await run(1, 'pkg-prebuilt', { command: 'npx', args: ['-y', SERVER] });
+    assert.equal(s!.packageCache, 'shared');
+    const fixture = s!.servers!.fixture!;
+    assert.equal(fixture.status, 'initialized', JSON.stringify(fixture));
+    assert.match(fixture.server ?? '', /memory/i, JSON.stringify(fixture));
+    assert.equal(fixture.package!.from, 'prebuilt', JSON.stringify(fixture.package));
+    assert.match(fixture.package!.path!, /\/installs\/@modelcontextprotocol\/server-memory@2026\.8\.31$/);
+    assert.equal(fixture.package!.requests, 0);
+
+    // Another npx option in the command: npx runs it, from the cache the same warm Job filled.
+    const [viaNpx] = await run(1, 'pkg-npx', { command: 'npx', args: ['-y', `--package=${SERVER}`, '--', 'mcp-server-memory'] });
+    assert.equal(viaNpx!.servers!.fixture!.status, 'initialized', JSON.stringify(viaNpx!.servers!.fixture));
+    assert.equal(viaNpx!.servers!.fixture!.package!.from, 'cache', JSON.stringify(viaNpx!.servers!.fixture!.package));
+    assert.equal(viaNpx!.servers!.fixture!.package!.requests, 0);
   });
 });

@@ -14,11 +14,13 @@ export const SHORTENING_STEPS = ['lists', 'errors', 'details', 'reasons'] as con
  * src/job/mcp/package-source.ts): `cache` — npx/uvx found everything in the cache (no package
  * request reached the registry); `registry` — it fetched `requests` from the registry,
  * `tarballs` of them packages; `installed` — the command runs code already on disk (`path`);
+ * `prebuilt` — the command was `npx -y name@x.y.z` and the job ran that package's bin from the
+ * cache's complete install of it (`path`, made by warm-cache) without npx (src/job/mcp/prebuilt.ts);
  * `unknown` — npx/uvx printed nothing to go by. `ms`: from the spawn to the package manager's
  * last fetch or cache line (the fetch, not the server's own start).
  */
 export const PackageSourceSchema = z.object({
-  from: z.enum(['cache', 'registry', 'installed', 'unknown']),
+  from: z.enum(['cache', 'registry', 'installed', 'prebuilt', 'unknown']),
   ms: z.number().optional(),
   requests: z.number().optional(),
   tarballs: z.number().optional(),

@@ -7,6 +7,7 @@ import type { Transport } from '@modelcontextprotocol/client';
 import type { PackageSource } from '../../../shared/contract/summary.js';
 import { InitFailure } from '../failures.js';
 import { FetchLog, installedSource, packageEnv, packageTool } from '../package-source.js';
+import { prebuiltLaunch } from '../prebuilt.js';
 import { policyOf, type InitOptions, type ResponseGuard } from '../result.js';
 import { resolveSecretRefs } from '../secrets.js';
 
@@ -25,6 +26,8 @@ class InPlaceStdioClientTransport extends StdioClientTransport {
     /** npx/uvx's account of what it fetched, read from the child's stderr. */
     readonly fetches?: FetchLog,
     guard?: ResponseGuard,
+    /** Set when the job runs a pinned npx server's bin from the cache's install (prebuilt.ts). */
+    readonly prebuilt?: PackageSource,
   ) {
     super({ ...params, ...(guard ? { maxBufferSize: guard.maxBytes } : {}) });
     if (!guard) return;
@@ -51,6 +54,7 @@ class InPlaceStdioClientTransport extends StdioClientTransport {
 /** Where a stdio server's code came from: npx/uvx's own account, or the path of what it runs. */
 export function packageSourceOf(t: Transport | undefined, cfg: ServerConfig): PackageSource | undefined {
   if (!('command' in cfg)) return undefined;
+  if (t instanceof InPlaceStdioClientTransport && t.prebuilt) return t.prebuilt;
   if (t instanceof InPlaceStdioClientTransport && t.fetches) return t.fetches.source();
   return installedSource(cfg);
 }
@@ -83,24 +87,29 @@ export function stdioTransport(
     checkEnvFileKeys(cfg.envFile, Object.keys(fileEnv), policyOf(opts));
   }
   const tool = packageTool(cfg);
+  // Policy saw the message's own command (npx …) before this: the launch runs only the bin npx
+  // would have run for the exact version it names, or is undefined and npx runs as it would.
+  const prebuilt = tool === 'npm' && opts.packageCache && 'dir' in opts.packageCache ? prebuiltLaunch(cfg, opts.packageCache.dir) : undefined;
+  const env: Record<string, string> = {
+    ...getDefaultEnvironment(),
+    ...(process.env.TMPDIR ? { TMPDIR: process.env.TMPDIR } : {}),
+    // The image's (or operator's) extra CA bundle: behind a TLS-inspecting proxy npx cannot
+    // reach the registry without it, and the SDK's default environment leaves it out.
+    ...(process.env.NODE_EXTRA_CA_CERTS ? { NODE_EXTRA_CA_CERTS: process.env.NODE_EXTRA_CA_CERTS } : {}),
+    ...packageEnv(tool, opts.packageCache),
+    ...fileEnv,
+    ...resolveSecretRefs(cfg.env, false, opts, secrets),
+  };
+  if (prebuilt) env.PATH = env.PATH ? `${prebuilt.binPath}:${env.PATH}` : prebuilt.binPath;
   const params: StdioServerParameters = {
-    command: cfg.command,
-    args: cfg.args,
-    env: {
-      ...getDefaultEnvironment(),
-      ...(process.env.TMPDIR ? { TMPDIR: process.env.TMPDIR } : {}),
-      // The image's (or operator's) extra CA bundle: behind a TLS-inspecting proxy npx cannot
-      // reach the registry without it, and the SDK's default environment leaves it out.
-      ...(process.env.NODE_EXTRA_CA_CERTS ? { NODE_EXTRA_CA_CERTS: process.env.NODE_EXTRA_CA_CERTS } : {}),
-      ...packageEnv(tool, opts.packageCache),
-      ...fileEnv,
-      ...resolveSecretRefs(cfg.env, false, opts, secrets),
-    },
+    command: prebuilt?.command ?? cfg.command,
+    args: prebuilt?.args ?? cfg.args,
+    env,
     ...(cfg.cwd ? { cwd: cfg.cwd } : {}),
     stderr: 'pipe',
   };
-  const fetches = tool ? new FetchLog(tool) : undefined;
-  const t = new InPlaceStdioClientTransport(params, fetches, guard);
+  const fetches = tool && !prebuilt ? new FetchLog(tool) : undefined;
+  const t = new InPlaceStdioClientTransport(params, fetches, guard, prebuilt?.source);
   // Always read stderr, whoever calls: a pipe nobody reads fills (64 KiB on Linux) and a server
   // that logs that much while starting then blocks before it answers. Lines go to the fetch log
   // and onStderr when there are any, and are dropped otherwise; a line is kept to 8 KiB.
