@@ -76,7 +76,7 @@ export interface WarmResult extends WarmPackage {
   ok: boolean;
   source: PackageSource;
   /** For a pinned npm package: its complete install on the cache (prebuilt.ts), made now or found there. */
-  install?: 'created' | 'present';
+  install?: 'created' | 'present' | 'skipped';
   error?: string;
 }
 
@@ -133,12 +133,12 @@ function sweep(root: string): void {
  * npx. npm installs into a temporary folder beside it, the marker is written last, and a rename
  * puts the folder in place: a Job or another warmer sees the whole install or none, never one
  * npm is still writing. An install already there is kept (a published version never changes);
- * a broken one is moved aside and replaced.
+ * a broken one is moved aside and replaced; one without a bin node runs is removed ('skipped').
  */
 export async function placeInstall(
   cache: PackageCache & { dir: string },
   pkg: PinnedPackage,
-): Promise<{ install: 'created' | 'present'; source: PackageSource } | { error: string }> {
+): Promise<{ install: 'created' | 'present' | 'skipped'; source: PackageSource } | { error: string }> {
   if (findPrebuilt(cache.dir, pkg)) return { install: 'present', source: { from: 'cache', requests: 0, tarballs: 0 } };
   const root = installsRoot(cache.dir);
   mkdirSync(root, { recursive: true });
@@ -165,7 +165,12 @@ export async function placeInstall(
       swap();
       rmSync(old, { recursive: true, force: true });
     }
-    if (!findPrebuilt(cache.dir, pkg)) return { error: `installed ${spec}, but it has no bin that node runs` };
+    // No bin npx would pick and node runs (a library, several bins, a shell script): Jobs go
+    // through npx from the cache, which the warming above filled. Not a failure of the warm run.
+    if (!findPrebuilt(cache.dir, pkg)) {
+      rmSync(final, { recursive: true, force: true });
+      return { install: 'skipped', source: ran.source };
+    }
     return { install: 'created', source: ran.source };
   } catch (err) {
     return { error: (err as Error).message };

@@ -141,7 +141,7 @@ export function isQuotaExceeded(err: unknown): boolean {
  * ValidatingAdmissionPolicy. The wording is the API server's own, whatever the webhook answered
  * (it prefixes `admission webhook "<name>" denied the request` to the webhook's message, or adds
  * `without explanation`, and keeps the webhook's code, at least 400), so it is the same for every
- * webhook framework. The same object is refused every time, unlike an RBAC 403, which names the
+ * webhook framework. Only a 4xx denial other than 429 is taken as final (see classifyApiError). The same object is refused every time, unlike an RBAC 403, which names the
  * user and the verb.
  */
 export function isAdmissionDenial(err: unknown): boolean {
@@ -177,7 +177,9 @@ export function classifyApiError(err: unknown, what: string): RetriableError | T
   const code = apiStatus(err);
   const msg = statusMessage(err);
   // First: a ValidatingAdmissionPolicy answers with the code its validation's `reason` names (422 by default, 403 for Forbidden).
-  if (isAdmissionDenial(err)) return new TerminalError('job-rejected', `${what}: admission denied it (${code}): ${msg}`, { cause: err });
+  // A denial answered 429 or 5xx says the webhook is overloaded or broken, not that the object is wrong: retried below.
+  if (isAdmissionDenial(err) && code !== undefined && code < 500 && code !== 429)
+    return new TerminalError('job-rejected', `${what}: admission denied it (${code}): ${msg}`, { cause: err });
   if (code === 400 || code === 422) return new TerminalError('invalid-job', `${what}: the API server rejected it (${code}): ${msg}`, { cause: err });
   if (isObjectTooLarge(err)) return new TerminalError('job-rejected', `${what}: too large to store (${code}): ${msg}`, { cause: err });
   if (isQuotaExceeded(err)) return new RetriableError(`${what}: quota exceeded: ${msg}`, { cause: err });

@@ -58,6 +58,7 @@ export const SHAPE_WEIGHTS = {
   'not-a-config': 2,
   'over-max-bytes': 1,
   'big-header': 1,
+  'big-key': 1,
   'admission-denied': 3,
 } as const;
 export type Shape = keyof typeof SHAPE_WEIGHTS;

@@ -1,5 +1,5 @@
-import { closeSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
-import { basename, join, posix, sep } from 'node:path';
+import { closeSync, openSync, readFileSync, readSync, realpathSync, statSync } from 'node:fs';
+import { join, posix, sep } from 'node:path';
 import type { ServerConfig } from '../../shared/contract/servers.js';
 import type { PackageSource } from '../../shared/contract/summary.js';
 
@@ -41,12 +41,13 @@ export function installDir(cacheDir: string, pkg: PinnedPackage): string {
 }
 
 /**
- * The server a stdio command starts, when it is `npx` with `-y`/`--yes` and then one pinned
+ * The server a stdio command starts, when it is bare `npx` with `-y`/`--yes` and then one pinned
  * spec; the words after the spec are the server's own arguments, as npx passes them on. Any
  * other option (a registry, `--package`, `-c`, …) or an unpinned spec leaves the command to npx.
  */
 export function pinnedNpx(cfg: Extract<ServerConfig, { command: string }>): { pkg: PinnedPackage; args: string[] } | undefined {
-  if (basename(cfg.command) !== 'npx') return undefined;
+  // Bare `npx` only, the image's own: a path (`/opt/sandbox/npx`) may be an operator's wrapper that must run.
+  if (cfg.command !== 'npx') return undefined;
   const args = cfg.args ?? [];
   let i = 0;
   while (args[i] === '-y' || args[i] === '--yes') i++;
@@ -69,7 +70,8 @@ export function binOf(manifest: { name?: unknown; bin?: unknown }): string | und
   const bins = new Map<string, string>();
   for (const [key, value] of Object.entries(raw as Record<string, unknown>)) {
     if (typeof value !== 'string') continue;
-    const name = posix.basename(key.replace(/[\\:]/g, '/'));
+    // As npm-normalize-package-bin: `.` and `..` become empty names, dropped.
+    const name = posix.join('/', posix.basename(key.replace(/[\\:]/g, '/'))).slice(1);
     const path = posix.join('/', value.replace(/\\/g, '/')).slice(1);
     if (name && path) bins.set(name, path);
   }
@@ -104,7 +106,7 @@ function readJson(path: string): Record<string, unknown> | undefined {
 /**
  * The package's complete install on the cache, or undefined when it is missing or not what the
  * spec names: no marker (not warm-cache's, or not finished), a package.json of another name or
- * version, no bin npx would pick, a bin outside the package or that node does not run. A few
+ * version, no bin npx would pick, a bin outside the package (symlinks followed) or that node does not run. A few
  * small reads, well under a millisecond.
  */
 export function findPrebuilt(cacheDir: string, pkg: PinnedPackage): Prebuilt | undefined {
@@ -120,6 +122,8 @@ export function findPrebuilt(cacheDir: string, pkg: PinnedPackage): Prebuilt | u
   if (!bin.startsWith(pkgDir + sep)) return undefined;
   try {
     if (!statSync(bin).isFile()) return undefined;
+    // A symlink inside the package must not lead out of it.
+    if (!realpathSync(bin).startsWith(realpathSync(pkgDir) + sep)) return undefined;
     const fd = openSync(bin, 'r');
     try {
       const buf = Buffer.alloc(256);

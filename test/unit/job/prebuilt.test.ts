@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -17,7 +17,12 @@ describe('prebuilt: a pinned npx server run from the cache install without npx',
       pkg: { name: 'srv', version: '1.2.3-rc.1' },
       args: ['--port', '-y', 'x@1.0.0'],
     });
-    assert.deepEqual(pinnedNpx({ command: '/usr/local/bin/npx', args: ['-y', '-y', 'a@0.0.1'] })?.pkg, { name: 'a', version: '0.0.1' });
+    assert.deepEqual(pinnedNpx(npx('-y', '-y', 'a@0.0.1'))?.pkg, { name: 'a', version: '0.0.1' });
+  });
+
+  it("leaves an npx named by a path to itself: it may be an operator's wrapper that must run", () => {
+    assert.equal(pinnedNpx({ command: '/opt/sandbox/npx', args: ['-y', 'a@0.0.1'] }), undefined);
+    assert.equal(pinnedNpx({ command: '/usr/local/bin/npx', args: ['-y', 'a@0.0.1'] }), undefined);
   });
 
   it('leaves unpinned specs, other npx options, npm exec and other commands to npx', () => {
@@ -56,6 +61,9 @@ describe('prebuilt: a pinned npx server run from the cache install without npx',
   it("keeps a bin's path inside its package, as npm's bin linking does", () => {
     assert.equal(binOf({ name: 'srv', bin: '../../../etc/passwd' }), 'etc/passwd');
     assert.equal(binOf({ name: 'srv', bin: { 'a/../srv': '/abs/x.js' } }), 'abs/x.js');
+    // npm drops bin names that normalise to nothing, so npx finds no bin: neither does this.
+    assert.equal(binOf({ name: 'srv', bin: { '..': 'x.js' } }), undefined);
+    assert.equal(binOf({ name: 'srv', bin: { '.': 'x.js', srv: 'y.js' } }), 'y.js');
   });
 
   it('runs with node only a file whose first line is a plain node shebang', () => {
@@ -120,6 +128,17 @@ describe('prebuilt: a pinned npx server run from the cache install without npx',
         assert.equal(findPrebuilt(cache, pkg), undefined, why);
         assert.equal(prebuiltLaunch(npx('-y', '@s/srv@1.2.3'), cache), undefined, why);
       }
+    });
+
+    it('is not used when the bin is a symlink that leads out of the package', () => {
+      const cache = fresh();
+      const dir = install(cache);
+      const outside = join(cache, 'planted.js');
+      writeFileSync(outside, '#!/usr/bin/env node\n');
+      const bin = join(dir, 'node_modules', '@s', 'srv', 'dist', 'index.js');
+      unlinkSync(bin);
+      symlinkSync(outside, bin);
+      assert.equal(findPrebuilt(cache, pkg), undefined);
     });
   });
 });

@@ -72,10 +72,16 @@ describe('classifyApiError', () => {
     for (const [code, msg] of [
       [403, 'admission webhook "deny.example.com" denied the request without explanation'],
       [400, 'admission webhook "jobs.policy.example" denied the request: team label missing'],
-      [500, 'admission webhook "m.example" denied the request: internal policy error'],
     ] as const) {
       const e = classifyApiError(apiError(code, msg), 'create Job x');
       assert.ok(e instanceof TerminalError && e.reason === 'job-rejected', `${code} ${msg}: ${String(e)}`);
+    }
+  });
+
+  it('retries a denial a webhook answers with 429 or 5xx: the webhook is overloaded or broken, not the message', () => {
+    for (const code of [429, 500, 503]) {
+      const e = classifyApiError(apiError(code, 'admission webhook "m.example" denied the request: policy engine unavailable'), 'create Job x');
+      assert.ok(e instanceof RetriableError, `${code}: ${String(e)}`);
     }
   });
 
