@@ -7,7 +7,7 @@ import { createInterface } from 'node:readline';
 import { EventEmitter } from 'node:events';
 import * as k8s from '@kubernetes/client-node';
 import { sleep } from '../../src/shared/wait.js';
-import { scriptsDir } from './cache.js';
+import { repoRoot, scriptsDir } from './cache.js';
 import type { ImageConfig } from './images.js';
 import type { Pki } from './pki.js';
 
@@ -591,11 +591,15 @@ export class NodeAgent {
 
   /**
    * A container as a host process: container paths in its env, command and args are rewritten
-   * to the pod's folders, and an image's entrypoint is a host program already.
+   * to the pod's folders (paths into this checkout stay), and an image's entrypoint is a host
+   * program already.
    */
   private hostLaunch(run: PodRun, spec: k8s.V1Container, entry: string[], mounts: [string, string][], env: Record<string, string>): Launch {
     if ((spec.command ?? entry).length === 0) throw new Error(`a container of ${run.name} needs a command`);
     const rewrite = (s: string) => {
+      // A path into this checkout is the host's (process mode runs its code), even where a
+      // mount point covers it: a clone under /tmp would otherwise land in the pod's /tmp volume.
+      if (s === repoRoot || s.startsWith(`${repoRoot}/`)) return s;
       for (const [from, to] of [...mounts].sort((a, b) => b[0].length - a[0].length))
         if (s === from || s.startsWith(`${from}/`)) return to + s.slice(from.length);
       return s;
