@@ -6,7 +6,7 @@ import { z } from 'zod';
 import { csv, parseConfig, semicolonList, settingsInput, type SettingsShape } from '../shared/settings.js';
 import type { PackageSource } from '../shared/contract/summary.js';
 import { FetchLog, openPackageCache, packageEnv, type PackageCache, type PackageTool } from './mcp/package-source.js';
-import { findPrebuilt, INSTALL_MARKER, installDir, installsRoot, NPM_PINNED, parsePinned, type PinnedPackage } from './mcp/prebuilt.js';
+import { findPrebuilt, INSTALL_MARKER, installDir, installsRoot, NPM_PINNED, parsePinned, prebuiltIn, type PinnedPackage } from './mcp/prebuilt.js';
 
 /** `warm-cache`'s settings: the cache, the packages, and the command patterns whose pinned packages it adds. */
 export const WARM_SETTINGS = {
@@ -133,7 +133,7 @@ function sweep(root: string): void {
  * npx. npm installs into a temporary folder beside it, the marker is written last, and a rename
  * puts the folder in place: a Job or another warmer sees the whole install or none, never one
  * npm is still writing. An install already there is kept (a published version never changes);
- * a broken one is moved aside and replaced; one without a bin node runs is removed ('skipped').
+ * a broken one is moved aside and replaced; one without a bin node runs is never placed ('skipped').
  */
 export async function placeInstall(
   cache: PackageCache & { dir: string },
@@ -150,6 +150,9 @@ export async function placeInstall(
     const ran = await runLogged('npm', 'npm', ['install', '--prefix', tmp, '--no-audit', '--no-fund', '--no-update-notifier', spec], cache);
     if (ran.code !== 0) return { error: `npm install exit ${ran.code}: ${ran.tail.join(' | ').slice(0, 500)}` };
     writeFileSync(join(tmp, INSTALL_MARKER), `${JSON.stringify({ name: pkg.name, version: pkg.version, installedAt: new Date().toISOString() })}\n`);
+    // No bin npx would pick and node runs (a library, several bins, a shell script): Jobs go
+    // through npx from the cache, which the warming above filled. Not a failure of the warm run.
+    if (!prebuiltIn(tmp, pkg)) return { install: 'skipped', source: ran.source };
     const final = installDir(cache.dir, pkg);
     mkdirSync(dirname(final), { recursive: true });
     const swap = () => renameSync(tmp, final);
@@ -164,12 +167,6 @@ export async function placeInstall(
       renameSync(final, old);
       swap();
       rmSync(old, { recursive: true, force: true });
-    }
-    // No bin npx would pick and node runs (a library, several bins, a shell script): Jobs go
-    // through npx from the cache, which the warming above filled. Not a failure of the warm run.
-    if (!findPrebuilt(cache.dir, pkg)) {
-      rmSync(final, { recursive: true, force: true });
-      return { install: 'skipped', source: ran.source };
     }
     return { install: 'created', source: ran.source };
   } catch (err) {

@@ -141,8 +141,8 @@ export function isQuotaExceeded(err: unknown): boolean {
  * ValidatingAdmissionPolicy. The wording is the API server's own, whatever the webhook answered
  * (it prefixes `admission webhook "<name>" denied the request` to the webhook's message, or adds
  * `without explanation`, and keeps the webhook's code, at least 400), so it is the same for every
- * webhook framework. Only a 4xx denial other than 429 is taken as final (see classifyApiError). The same object is refused every time, unlike an RBAC 403, which names the
- * user and the verb.
+ * webhook framework. Only a 4xx denial other than 429 is taken as final (see classifyApiError).
+ * The same object is refused every time, unlike an RBAC 403, which names the user and the verb.
  */
 export function isAdmissionDenial(err: unknown): boolean {
   if (apiStatus(err) === undefined) return false;

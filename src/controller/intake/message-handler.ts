@@ -86,6 +86,11 @@ export class MessageHandler {
 
   constructor(private readonly d: HandlerDeps) {}
 
+  /** The injected clock (tests drive it), else the wall clock. */
+  private now(): Date {
+    return (this.d.now ?? (() => new Date()))();
+  }
+
   /**
    * Dead-letter records written for messages not yet committed — by a previous run (found at
    * start) or by another member that owned the partition before a rebalance (found on a join).
@@ -214,7 +219,7 @@ export class MessageHandler {
     if (existing.metadata?.deletionTimestamp) {
       // A Job being deleted is no Job for the message: committing over it would leave the
       // message with neither a Job nor a record once it is gone. Wait for the name to be free.
-      const now = (this.d.now ?? (() => new Date()))().getTime();
+      const now = this.now().getTime();
       terminating.since ??= now;
       const waitMs = this.d.terminatingWaitMs ?? TERMINATING_WAIT_MS;
       if (now - terminating.since < waitMs) {
@@ -244,7 +249,7 @@ export class MessageHandler {
       log.info({ ...at, reason: err.reason }, 'dead-letter record already written; not writing it twice');
       return { kind: 'dead-lettered', reason: err.reason };
     }
-    const record = buildDeadLetter(m, at, err.reason, err.message, (this.d.now ?? (() => new Date()))());
+    const record = buildDeadLetter(m, at, err.reason, err.message, this.now());
     await this.sendDeadLetter(record, at, heartbeat, signal);
     this.deadLettered.add(key);
     metrics.deadLettered.inc({ reason: err.reason });

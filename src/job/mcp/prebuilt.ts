@@ -110,7 +110,11 @@ function readJson(path: string): Record<string, unknown> | undefined {
  * small reads, well under a millisecond.
  */
 export function findPrebuilt(cacheDir: string, pkg: PinnedPackage): Prebuilt | undefined {
-  const dir = installDir(cacheDir, pkg);
+  return prebuiltIn(installDir(cacheDir, pkg), pkg);
+}
+
+/** {@link findPrebuilt} for an install at `dir`, wherever it is (warm-cache checks its own before placing it). */
+export function prebuiltIn(dir: string, pkg: PinnedPackage): Prebuilt | undefined {
   const marker = readJson(join(dir, INSTALL_MARKER));
   if (marker?.name !== pkg.name || marker.version !== pkg.version) return undefined;
   const pkgDir = join(dir, 'node_modules', pkg.name);
